@@ -1,0 +1,33 @@
+// What the audit trail records (contract §8). Entries carry raw refs only in memory: the
+// sink pseudonymizes subject and channel with a keyed hash before anything is written.
+import type { Channel } from "./Channel.ts"
+
+export type AuditEvent =
+  | "ticket.issued"
+  | "ticket.consumed"
+  | "ticket.rejected"
+  | "ws.rejected"
+  | "ws.opened"
+  | "ws.closed"
+  | "subscribe.allowed"
+  | "subscribe.denied"
+  | "event.published"
+  | "delivery.failed"
+  | "session.revoked"
+  | "relationship.granted"
+  | "relationship.ended"
+  | "rate.limited"
+
+export interface AuditEntry {
+  readonly event: AuditEvent
+  readonly jti?: string
+  /** Raw subject ref; hashed by the sink. */
+  readonly subject?: string
+  /** Raw channel; its ref is hashed by the sink. */
+  readonly channel?: Channel
+  readonly origin?: string
+  readonly result?: "ok" | "refused" | "failed"
+  /** A fixed code (an error tag or cause), never free text. */
+  readonly cause?: string
+  readonly close?: number
+}

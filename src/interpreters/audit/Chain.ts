@@ -1,0 +1,57 @@
+// Turns an audit entry into the record of contract §8: refs pseudonymized with a keyed
+// hash, then chained (`seq`, `prev`, `mac`) so removing, inserting, reordering or editing
+// any record breaks verification. Every sink writes what this produces.
+import { createHmac } from "node:crypto"
+import type { AuditEntry } from "../../domain/Audit.ts"
+
+export interface AuditRecord {
+  readonly ts: string
+  readonly node: string
+  readonly event: string
+  readonly jti?: string
+  readonly subject?: string
+  readonly channel?: string
+  readonly origin?: string
+  readonly result?: string
+  readonly cause?: string
+  readonly close?: number
+  readonly seq: number
+  readonly prev: string
+  readonly mac: string
+}
+
+const GENESIS = "0".repeat(64)
+
+/** Separate keys for pseudonyms and for the chain, both derived from the one audit key. */
+const derive = (key: Uint8Array, purpose: string) => createHmac("sha256", key).update(purpose).digest()
+
+export const pseudonymizer = (key: Uint8Array) => {
+  const subjectKey = derive(key, "tidings/audit/subject")
+  return (ref: string): string => createHmac("sha256", subjectKey).update(ref).digest("hex").slice(0, 32)
+}
+
+export const makeChain = (key: Uint8Array, node: string) => {
+  const pseudonym = pseudonymizer(key)
+  const macKey = derive(key, "tidings/audit/chain")
+  let seq = 0
+  let prev = GENESIS
+  return (entry: AuditEntry, nowMs: number): AuditRecord => {
+    const body = {
+      ts: new Date(nowMs).toISOString(),
+      node,
+      event: entry.event,
+      ...(entry.jti === undefined ? {} : { jti: entry.jti }),
+      ...(entry.subject === undefined ? {} : { subject: pseudonym(entry.subject) }),
+      ...(entry.channel === undefined ? {} : { channel: `${entry.channel._tag}:${pseudonym(entry.channel.ref)}` }),
+      ...(entry.origin === undefined ? {} : { origin: entry.origin }),
+      ...(entry.result === undefined ? {} : { result: entry.result }),
+      ...(entry.cause === undefined ? {} : { cause: entry.cause }),
+      ...(entry.close === undefined ? {} : { close: entry.close }),
+      seq: ++seq,
+      prev
+    }
+    const mac = createHmac("sha256", macKey).update(prev).update(JSON.stringify(body)).digest("hex")
+    prev = mac
+    return { ...body, mac }
+  }
+}

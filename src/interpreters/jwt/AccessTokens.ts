@@ -1,0 +1,52 @@
+// Access tokens from the hospital's issuer, checked against its JWKS: pinned asymmetric
+// algorithms (RS256, ES256, EdDSA), `iss`, `aud`, `exp`, `nbf` with 30 s tolerance. Keys come
+// only from the configured JWKS: a token's own `jku`, `x5u` or embedded `jwk` is never used.
+import { Effect, Layer } from "effect"
+import { createLocalJWKSet, createRemoteJWKSet, errors, type JSONWebKeySet, jwtVerify } from "jose"
+import { Unauthenticated } from "../../domain/Errors.ts"
+import { fromClaims } from "../../domain/Principal.ts"
+import { AccessTokens } from "../../services/AccessTokens.ts"
+
+export const ALGORITHMS = ["RS256", "ES256", "EdDSA"]
+export const CLOCK_TOLERANCE_S = 30
+
+export type JwksSource =
+  | { readonly _tag: "Local"; readonly jwks: JSONWebKeySet }
+  | { readonly _tag: "Remote"; readonly url: URL }
+
+export interface IssuerOptions {
+  readonly issuer: string
+  readonly audience: string
+  readonly jwks: JwksSource
+}
+
+export const make = (options: IssuerOptions) => {
+  const keys = options.jwks._tag === "Local"
+    ? createLocalJWKSet(options.jwks.jwks)
+    : createRemoteJWKSet(options.jwks.url, { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 })
+  return AccessTokens.of({
+    verify: (token, nowMs) =>
+      Effect.tryPromise({
+        try: () =>
+          jwtVerify(token, keys, {
+            issuer: options.issuer,
+            audience: options.audience,
+            algorithms: ALGORITHMS,
+            clockTolerance: CLOCK_TOLERANCE_S,
+            currentDate: new Date(nowMs),
+            requiredClaims: ["exp"]
+          }),
+        catch: (error) => new Unauthenticated({ cause: error instanceof errors.JWTExpired ? "expired" : "invalid" })
+      }).pipe(
+        Effect.flatMap(({ payload }) => {
+          const principal = fromClaims(payload)
+          if (principal === undefined || payload.exp === undefined) {
+            return Effect.fail(new Unauthenticated({ cause: "unknown_principal" }))
+          }
+          return Effect.succeed({ principal, expiresAt: payload.exp })
+        })
+      )
+  })
+}
+
+export const layer = (options: IssuerOptions) => Layer.sync(AccessTokens, () => make(options))

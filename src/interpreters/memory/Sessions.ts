@@ -1,0 +1,48 @@
+// In-memory session registry for a single node, which is then the whole gateway: the
+// per-subject cap counts local sessions, and a revocation ends them directly.
+import { Clock, Effect, Layer } from "effect"
+import { SessionRevoked, TooManySessions } from "../../domain/Errors.ts"
+import { REVOCATION_TTL_S } from "../../domain/Limits.ts"
+import { type LiveSession, Sessions } from "../../services/Sessions.ts"
+import { Settings } from "../../services/Settings.ts"
+
+export const layer = Layer.effect(
+  Sessions,
+  Effect.gen(function*() {
+    const settings = yield* Settings
+    const live = new Map<string, Set<LiveSession>>()
+    const revoked = new Map<string, number>()
+    return Sessions.of({
+      register: (session) =>
+        Effect.acquireRelease(
+          Effect.suspend(() => {
+            const mine = live.get(session.subject) ?? new Set()
+            if (mine.size >= settings.maxSessionsPerSubject) return Effect.fail(new TooManySessions())
+            mine.add(session)
+            live.set(session.subject, mine)
+            return Effect.void
+          }),
+          () =>
+            Effect.sync(() => {
+              const mine = live.get(session.subject)
+              mine?.delete(session)
+              if (mine?.size === 0) live.delete(session.subject)
+            })
+        ),
+      revoke: (subject, atMs) =>
+        Effect.sync(() => {
+          revoked.set(subject, atMs)
+          for (const session of live.get(subject) ?? []) session.end(new SessionRevoked())
+        }),
+      revokedAt: (subject) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const at = revoked.get(subject)
+          if (at === undefined) return undefined
+          if (at + REVOCATION_TTL_S * 1000 > now) return at
+          revoked.delete(subject)
+          return undefined
+        }),
+      local: (subject) => [...(live.get(subject) ?? [])]
+    })
+  })
+)

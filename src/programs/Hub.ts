@@ -1,0 +1,100 @@
+// This node's fan-out: channel → local subscribers. The first local subscriber subscribes
+// the bus, the last one leaving releases it. An event is encoded once, then offered to each
+// subscriber without waiting on any socket: a slow one cannot slow the others or the publisher.
+import { Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
+import { type Channel, print } from "../domain/Channel.ts"
+import type { Event } from "../domain/Event.ts"
+import type { Unavailable } from "../domain/Errors.ts"
+import * as Wire from "../domain/Wire.ts"
+import { EventBus } from "../services/EventBus.ts"
+
+/** One socket's interest in one channel; `push` must not block. */
+export interface Subscriber {
+  readonly push: (event: Event, frame: string) => void
+}
+
+interface Entry {
+  readonly subscribers: Set<Subscriber>
+  readonly ready: Deferred.Deferred<void, Unavailable>
+  readonly scope: Scope.Closeable
+  /** Joins in progress or done and not yet left: the bus is released when it drops to 0. */
+  holders: number
+}
+
+export class Hub extends Context.Service<Hub, {
+  /** Receives the channel's events while the scope is open. */
+  readonly join: (channel: Channel, subscriber: Subscriber) => Effect.Effect<void, Unavailable, Scope.Scope>
+  readonly stats: () => { readonly channels: number; readonly subscribers: number }
+}>()("tidings/Hub") {
+  static readonly layer = Layer.effect(
+    Hub,
+    Effect.gen(function*() {
+      const bus = yield* EventBus
+      const channels = new Map<string, Entry>()
+
+      const deliver = (entry: Entry) => (event: Event) => {
+        if (entry.subscribers.size === 0) return
+        const frame = Wire.event(event)
+        for (const subscriber of entry.subscribers) subscriber.push(event, frame)
+      }
+
+      const release = (key: string, entry: Entry) =>
+        Effect.suspend(() => {
+          entry.holders -= 1
+          if (entry.holders > 0) return Effect.void
+          if (channels.get(key) === entry) channels.delete(key)
+          return Scope.close(entry.scope, Exit.void)
+        })
+
+      const acquire = (channel: Channel, key: string) =>
+        Effect.suspend((): Effect.Effect<Entry, Unavailable> => {
+          const existing = channels.get(key)
+          if (existing !== undefined) {
+            existing.holders += 1
+            return Deferred.await(existing.ready).pipe(
+              Effect.as(existing),
+              Effect.onError(() => release(key, existing))
+            )
+          }
+          const entry: Entry = {
+            subscribers: new Set(),
+            ready: Deferred.makeUnsafe<void, Unavailable>(),
+            scope: Scope.makeUnsafe(),
+            holders: 1
+          }
+          channels.set(key, entry)
+          return bus.subscribe(channel, deliver(entry)).pipe(
+            Scope.provide(entry.scope),
+            Effect.exit,
+            Effect.flatMap((exit) => {
+              Deferred.doneUnsafe(entry.ready, exit)
+              return Exit.isSuccess(exit)
+                ? Effect.succeed(entry)
+                : Effect.andThen(release(key, entry), Effect.failCause(exit.cause))
+            })
+          )
+        })
+
+      return Hub.of({
+        join: (channel, subscriber) => {
+          const key = print(channel)
+          return Effect.acquireRelease(
+            Effect.map(acquire(channel, key), (entry) => {
+              entry.subscribers.add(subscriber)
+              return entry
+            }),
+            (entry) => Effect.suspend(() => {
+              entry.subscribers.delete(subscriber)
+              return release(key, entry)
+            })
+          ).pipe(Effect.asVoid)
+        },
+        stats: () => {
+          let subscribers = 0
+          for (const entry of channels.values()) subscribers += entry.subscribers.size
+          return { channels: channels.size, subscribers }
+        }
+      })
+    })
+  )
+}

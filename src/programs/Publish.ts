@@ -1,0 +1,35 @@
+// A service publishes an event: scope check, kind allowlist, rate limit, then id and time,
+// and the bus assigns `seq` atomically. The answer means accepted, not yet delivered.
+import { Clock, Effect } from "effect"
+import type { Accepted, PublishRequest } from "../domain/Event.ts"
+import { Forbidden, MalformedInput } from "../domain/Errors.ts"
+import { hasScope, type Principal, Scope } from "../domain/Principal.ts"
+import { AuditLog } from "../services/AuditLog.ts"
+import { EventBus } from "../services/EventBus.ts"
+import { RateLimiter } from "../services/RateLimiter.ts"
+import { Settings } from "../services/Settings.ts"
+import * as Ids from "./Ids.ts"
+
+export const publish = Effect.fn("Publish.publish")(function*(principal: Principal, request: PublishRequest) {
+  if (principal._tag !== "Service" || !hasScope(principal, Scope.publish)) return yield* new Forbidden()
+  const settings = yield* Settings
+  if (!settings.eventKinds.has(request.kind)) return yield* new MalformedInput()
+  yield* (yield* RateLimiter).consume(`publish:${principal.clientId}`, settings.rates.publishes)
+  const now = yield* Clock.currentTimeMillis
+  const published = yield* (yield* EventBus).publish({
+    id: request.id ?? Ids.eventId(),
+    channel: request.channel,
+    kind: request.kind,
+    ref: request.ref,
+    at: new Date(now).toISOString()
+  })
+  if (published.fresh) {
+    yield* (yield* AuditLog).append({
+      event: "event.published",
+      channel: published.channel,
+      cause: request.kind,
+      result: "ok"
+    })
+  }
+  return { id: published.id, channel: published.channel, seq: published.seq } satisfies Accepted
+})

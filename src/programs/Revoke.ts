@@ -1,0 +1,60 @@
+// Taking access away: an admin revokes a subject (every session closes 4409, older tickets
+// are refused), and a service grants or ends a care relationship (an ended one removes the
+// clinician's live subscription to that patient on every node).
+import { Clock, Effect, Layer } from "effect"
+import * as Channel from "../domain/Channel.ts"
+import { Forbidden } from "../domain/Errors.ts"
+import { hasScope, type Principal, Scope } from "../domain/Principal.ts"
+import type { ClinicianRef, PatientRef, SubjectRef } from "../domain/Ref.ts"
+import { AuditLog } from "../services/AuditLog.ts"
+import { CareRelationships } from "../services/CareRelationships.ts"
+import { Sessions } from "../services/Sessions.ts"
+
+export const revokeSubject = Effect.fn("Revoke.revokeSubject")(function*(principal: Principal, subject: SubjectRef) {
+  if (principal._tag !== "Admin" || !hasScope(principal, Scope.revoke)) return yield* new Forbidden()
+  yield* (yield* Sessions).revoke(subject, yield* Clock.currentTimeMillis)
+  yield* (yield* AuditLog).append({ event: "session.revoked", subject, result: "ok" })
+})
+
+export interface CareRequest {
+  readonly clinician: ClinicianRef
+  readonly patient: PatientRef
+}
+
+const requireRelationshipsScope = (principal: Principal) =>
+  principal._tag === "Service" && hasScope(principal, Scope.relationships) ? Effect.void : Effect.fail(new Forbidden())
+
+export const grantCare = Effect.fn("Revoke.grantCare")(function*(
+  principal: Principal,
+  request: CareRequest,
+  untilMs: number | undefined
+) {
+  yield* requireRelationshipsScope(principal)
+  yield* (yield* CareRelationships).grant(request.clinician, request.patient, untilMs)
+  yield* (yield* AuditLog).append({
+    event: "relationship.granted",
+    subject: request.clinician,
+    channel: Channel.patient(request.patient),
+    result: "ok"
+  })
+})
+
+export const endCare = Effect.fn("Revoke.endCare")(function*(principal: Principal, request: CareRequest) {
+  yield* requireRelationshipsScope(principal)
+  yield* (yield* CareRelationships).end(request.clinician, request.patient)
+  yield* (yield* AuditLog).append({
+    event: "relationship.ended",
+    subject: request.clinician,
+    channel: Channel.patient(request.patient),
+    result: "ok"
+  })
+})
+
+/** Per node: when any node ends a care relationship, drop the clinician's local subscriptions. */
+export const CareWatcher = Layer.effectDiscard(Effect.gen(function*() {
+  const sessions = yield* Sessions
+  yield* (yield* CareRelationships).onEnded((clinician, patient) => {
+    const channel = Channel.patient(patient)
+    for (const session of sessions.local(clinician as string as SubjectRef)) session.loseChannel(channel)
+  })
+}))

@@ -1,0 +1,225 @@
+// One WebSocket session, from ticket to close: consume the ticket, register the session,
+// then answer client messages until the socket ends, the session expires or is revoked.
+// The session fails with the error that ended it; the edge maps that to a close code.
+import { Clock, Deferred, Effect, Exit, FiberSet, Result, Scope } from "effect"
+import { type Channel, print } from "../domain/Channel.ts"
+import { frameCodeFor } from "../domain/Close.ts"
+import type { Event } from "../domain/Event.ts"
+import {
+  type ClosedNormally, type MessageTooBig, ProtocolViolation, RepeatedDenials, SessionExpired,
+  type SessionRevoked, SubscriptionDenied, type TicketRejected, type TooSlow, type Unavailable
+} from "../domain/Errors.ts"
+import * as Limits from "../domain/Limits.ts"
+import * as Policy from "../domain/Policy.ts"
+import { subjectOf, type User } from "../domain/Principal.ts"
+import type { Jti } from "../domain/Ref.ts"
+import * as Wire from "../domain/Wire.ts"
+import { AuditLog } from "../services/AuditLog.ts"
+import { CareRelationships } from "../services/CareRelationships.ts"
+import { EventBus } from "../services/EventBus.ts"
+import { type LiveSession, Sessions } from "../services/Sessions.ts"
+import { Settings } from "../services/Settings.ts"
+import { Hub, type Subscriber } from "./Hub.ts"
+import * as Ids from "./Ids.ts"
+import * as Tickets from "./Tickets.ts"
+
+/** A connection's way out. `offer` never waits; false means the client's window is full. */
+export interface Outbox {
+  readonly offer: (frame: string) => boolean
+}
+
+/** How the socket itself can end a session. */
+export type TransportEnd = ClosedNormally | MessageTooBig | TooSlow
+
+/** What a session needs from its socket; the edge builds it from `ws`. */
+export interface Transport {
+  readonly origin: string
+  readonly ticket: string | undefined
+  /** The next text frame; fails once the socket has ended. */
+  readonly receive: Effect.Effect<string, TransportEnd>
+  readonly outbox: Outbox
+}
+
+/** A subscription that holds back live events until its `subscribed` answer is out. */
+interface Subscription extends Subscriber {
+  readonly scope: Scope.Closeable
+  /** Sends what was held back after `subscribed` (and any replay), then goes live. */
+  readonly settle: (lastSeq: number, replay: ReadonlyArray<Event>) => void
+}
+
+const makeSubscription = (outbox: Outbox, scope: Scope.Closeable): Subscription => {
+  let held: Array<readonly [Event, string]> | undefined = []
+  let seq = 0
+  const forward = (event: Event, frame: string) => {
+    // The bus may hand over an event the replay already sent: seq makes it idempotent.
+    if (event.seq <= seq) return
+    seq = event.seq
+    outbox.offer(frame)
+  }
+  return {
+    scope,
+    push: (event, frame) => (held === undefined ? forward(event, frame) : held.push([event, frame])),
+    settle: (lastSeq, replay) => {
+      for (const event of replay) forward(event, Wire.event(event))
+      seq = Math.max(seq, lastSeq)
+      const pending = held ?? []
+      held = undefined
+      for (const [event, frame] of pending) forward(event, frame)
+    }
+  }
+}
+
+export type SessionEnd =
+  | TransportEnd | TicketRejected | Unavailable | SessionRevoked | SessionExpired | ProtocolViolation | RepeatedDenials
+  | import("../domain/Errors.ts").TooManySessions
+
+export const run = Effect.fn("Session.run")(function*(transport: Transport) {
+  const claims = yield* Tickets.consume(transport.ticket, transport.origin)
+  const settings = yield* Settings
+  const audit = yield* AuditLog
+  const bus = yield* EventBus
+  const hub = yield* Hub
+  const care = yield* CareRelationships
+  const user = claims.user
+  const subject = subjectOf(user)
+  const outbox = transport.outbox
+  const runFork = yield* FiberSet.makeRuntime<never>()
+
+  const opened = yield* Clock.currentTimeMillis
+  const state = {
+    deadline: Math.min(claims.sessionExpiresAt, opened + settings.sessionMaxS * 1000),
+    lastActive: opened,
+    malformed: 0,
+    denied: 0,
+    jti: claims.jti as Jti,
+    subscriptions: new Map<string, Subscription>()
+  }
+  const stop = yield* Deferred.make<never, SessionRevoked>()
+
+  const drop = (key: string) => {
+    const subscription = state.subscriptions.get(key)
+    if (subscription === undefined) return Effect.void
+    state.subscriptions.delete(key)
+    return Scope.close(subscription.scope, Exit.void)
+  }
+
+  const live: LiveSession = {
+    id: Ids.sessionId(),
+    subject,
+    end: (reason) => Deferred.doneUnsafe(stop, Exit.fail(reason)),
+    loseChannel: (channel) => {
+      const key = print(channel)
+      if (!state.subscriptions.has(key)) return
+      outbox.offer(Wire.error(undefined, "forbidden", channel))
+      runFork(drop(key))
+    }
+  }
+  yield* (yield* Sessions).register(live)
+  yield* audit.append({ event: "ws.opened", jti: state.jti, subject, origin: transport.origin, result: "ok" })
+  yield* Effect.addFinalizer(() =>
+    Effect.forEach([...state.subscriptions.keys()], drop, { discard: true })
+  )
+
+  const deny = Effect.fn("Session.deny")(function*(id: string, channel: Channel) {
+    state.denied += 1
+    yield* audit.append({ event: "subscribe.denied", subject, channel, result: "refused" })
+    if (state.denied > Limits.DENIALS_BEFORE_CLOSE) return yield* new RepeatedDenials()
+    outbox.offer(Wire.error(id, frameCodeFor(new SubscriptionDenied())))
+  })
+
+  const allowed = Effect.fn("Session.allowed")(function*(channel: Channel) {
+    const decision = Policy.canSubscribe(user, channel)
+    switch (decision._tag) {
+      case "Allow":
+        return true
+      case "Deny":
+        return false
+      case "IfCareRelationship":
+        return yield* care.isActive(decision.clinician, decision.patient, yield* Clock.currentTimeMillis)
+    }
+  })
+
+  const subscribe = Effect.fn("Session.subscribe")(function*(message: Wire.Subscribe) {
+    const key = print(message.channel)
+    if (!(yield* allowed(message.channel))) return yield* deny(message.id, message.channel)
+    const existing = state.subscriptions.get(key)
+    if (existing === undefined && state.subscriptions.size >= Limits.SUBSCRIPTIONS_PER_CONNECTION) {
+      outbox.offer(Wire.error(message.id, "rate_limited"))
+      return
+    }
+    if (existing !== undefined) yield* drop(key)
+    const scope = yield* Scope.make()
+    const subscription = makeSubscription(outbox, scope)
+    state.subscriptions.set(key, subscription)
+    const joined = yield* Effect.gen(function*() {
+      yield* hub.join(message.channel, subscription).pipe(Scope.provide(scope))
+      const lastSeq = yield* bus.lastSeq(message.channel)
+      const replay = message.since === undefined || message.since > lastSeq
+        ? undefined
+        : yield* bus.since(message.channel, message.since)
+      return { lastSeq, replay }
+    }).pipe(Effect.result)
+    if (Result.isFailure(joined)) {
+      yield* drop(key)
+      outbox.offer(Wire.error(message.id, frameCodeFor(joined.failure)))
+      return
+    }
+    const { lastSeq, replay } = joined.success
+    outbox.offer(Wire.subscribed(message.id, message.channel, lastSeq, replay !== undefined))
+    subscription.settle(lastSeq, replay ?? [])
+    yield* audit.append({ event: "subscribe.allowed", subject, channel: message.channel, result: "ok" })
+  })
+
+  const refresh = Effect.fn("Session.refresh")(function*(id: string, ticket: string) {
+    const renewed = yield* Tickets.consume(ticket, transport.origin).pipe(Effect.result)
+    if (Result.isFailure(renewed) || !sameUser(renewed.success.user, user)) {
+      outbox.offer(Wire.error(id, "forbidden"))
+      return
+    }
+    const now = yield* Clock.currentTimeMillis
+    state.deadline = Math.min(renewed.success.sessionExpiresAt, now + settings.sessionMaxS * 1000)
+    state.jti = renewed.success.jti
+    outbox.offer(Wire.refreshed(id, new Date(state.deadline)))
+  })
+
+  const handle = Effect.fn("Session.handle")(function*(text: string) {
+    state.lastActive = yield* Clock.currentTimeMillis
+    const decoded = Wire.decodeClientMessage(text)
+    if (Result.isFailure(decoded)) {
+      state.malformed += 1
+      if (state.malformed > Limits.MALFORMED_BEFORE_CLOSE) return yield* new ProtocolViolation()
+      outbox.offer(Wire.error(undefined, "bad_request"))
+      return
+    }
+    const message = decoded.success
+    switch (message.type) {
+      case "subscribe":
+        return yield* subscribe(message)
+      case "unsubscribe":
+        yield* drop(print(message.channel))
+        outbox.offer(Wire.unsubscribed(message.id, message.channel))
+        return
+      case "refresh":
+        return yield* refresh(message.id, message.ticket)
+      case "ping":
+        outbox.offer(Wire.pong(message.id))
+        return
+    }
+  })
+
+  // Ends the session at its deadline (token expiry or TIDINGS_SESSION_MAX_S) or when idle.
+  const watchdog = Effect.gen(function*() {
+    while (true) {
+      const now = yield* Clock.currentTimeMillis
+      const until = Math.min(state.deadline, state.lastActive + settings.idleTimeoutS * 1000)
+      if (now >= until) return yield* new SessionExpired()
+      yield* Effect.sleep(until - now)
+    }
+  })
+
+  const loop = Effect.forever(Effect.flatMap(transport.receive, handle))
+
+  return yield* Effect.raceAllFirst([loop, watchdog, Deferred.await(stop)])
+})
+
+const sameUser = (a: User, b: User): boolean => a._tag === b._tag && a.ref === b.ref

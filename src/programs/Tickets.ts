@@ -1,0 +1,73 @@
+// Issue and consume one-time tickets: the only place a session's principal comes into
+// being. A ticket is signed, lives 60 s, and its jti can be taken from the store once.
+import { Clock, Duration, Effect } from "effect"
+import { Forbidden, TicketRejected } from "../domain/Errors.ts"
+import { subjectOf } from "../domain/Principal.ts"
+import { TICKET_TTL_S } from "../domain/Limits.ts"
+import type { TicketClaims } from "../domain/Ticket.ts"
+import type { AccessGrant } from "../services/AccessTokens.ts"
+import { AuditLog } from "../services/AuditLog.ts"
+import { RateLimiter } from "../services/RateLimiter.ts"
+import { Sessions } from "../services/Sessions.ts"
+import { Settings } from "../services/Settings.ts"
+import { TicketSigner } from "../services/TicketSigner.ts"
+import { TicketStore } from "../services/TicketStore.ts"
+import * as Ids from "./Ids.ts"
+
+export interface IssuedTicket {
+  readonly ticket: string
+  readonly expiresIn: number
+}
+
+export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant) {
+  const user = grant.principal
+  if (user._tag !== "Patient" && user._tag !== "Clinician") return yield* new Forbidden()
+  const settings = yield* Settings
+  yield* (yield* RateLimiter).consume(`ticket:${user.ref}`, settings.rates.tickets)
+  const now = yield* Clock.currentTimeMillis
+  const claims: TicketClaims = {
+    jti: Ids.jti(),
+    user,
+    issuedAt: now,
+    expiresAt: now + TICKET_TTL_S * 1000,
+    sessionExpiresAt: grant.expiresAt * 1000
+  }
+  const ticket = yield* (yield* TicketSigner).sign(claims)
+  yield* (yield* TicketStore).put(claims.jti, Duration.seconds(TICKET_TTL_S))
+  yield* (yield* AuditLog).append({ event: "ticket.issued", jti: claims.jti, subject: user.ref, result: "ok" })
+  return { ticket, expiresIn: TICKET_TTL_S } satisfies IssuedTicket
+})
+
+/**
+ * Checks signature, audience and expiry, then takes the jti (so even a refused ticket is
+ * burned), then refuses tickets issued before the subject's last revocation.
+ */
+export const consume = Effect.fn("Tickets.consume")(function*(ticket: string | undefined, origin?: string) {
+  const audit = yield* AuditLog
+  const outcome = yield* Effect.gen(function*() {
+    if (ticket === undefined) return yield* new TicketRejected({ cause: "missing" })
+    const now = yield* Clock.currentTimeMillis
+    const claims = yield* (yield* TicketSigner).verify(ticket, now)
+    if (!(yield* (yield* TicketStore).take(claims.jti))) return yield* new TicketRejected({ cause: "used" })
+    const revokedAt = yield* (yield* Sessions).revokedAt(subjectOf(claims.user))
+    if (revokedAt !== undefined && claims.issuedAt <= revokedAt) return yield* new TicketRejected({ cause: "revoked" })
+    return claims
+  }).pipe(
+    Effect.tapError((error) =>
+      audit.append({
+        event: "ticket.rejected",
+        result: "refused",
+        cause: error._tag === "TicketRejected" ? error.cause : error._tag,
+        ...(origin === undefined ? {} : { origin })
+      })
+    )
+  )
+  yield* audit.append({
+    event: "ticket.consumed",
+    jti: outcome.jti,
+    subject: outcome.user.ref,
+    result: "ok",
+    ...(origin === undefined ? {} : { origin })
+  })
+  return outcome
+})

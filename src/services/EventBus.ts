@@ -1,0 +1,25 @@
+// Carries events to every node with a subscriber on their channel, the publishing node
+// included. Publishing is one atomic step: idempotency on `id`, the next `seq` of the
+// channel, the history for `since` recovery, and the fan-out, so `seq` order is delivery order.
+import { Context, type Effect, type Scope } from "effect"
+import type { Channel } from "../domain/Channel.ts"
+import type { Accepted, Event, EventDraft } from "../domain/Event.ts"
+import type { Unavailable } from "../domain/Errors.ts"
+
+export interface Published extends Accepted {
+  /** False when the `id` was already published within the idempotency window. */
+  readonly fresh: boolean
+}
+
+/** Called for each event of the channel, in `seq` order; must not block. */
+export type EventListener = (event: Event) => void
+
+export class EventBus extends Context.Service<EventBus, {
+  readonly publish: (draft: EventDraft) => Effect.Effect<Published, Unavailable>
+  /** Delivers the channel's events to `listener` while the scope is open. */
+  readonly subscribe: (channel: Channel, listener: EventListener) => Effect.Effect<void, Unavailable, Scope.Scope>
+  /** The channel's latest `seq` (0 before its first event). */
+  readonly lastSeq: (channel: Channel) => Effect.Effect<number, Unavailable>
+  /** The events after `seq`, or undefined when the history no longer reaches back that far. */
+  readonly since: (channel: Channel, seq: number) => Effect.Effect<ReadonlyArray<Event> | undefined, Unavailable>
+}>()("tidings/EventBus") {}

@@ -1,0 +1,27 @@
+// The live sessions of every subject, across nodes: the per-subject cap, revocation, and
+// this node's own sessions so an ended care relationship can reach them.
+import { Context, type Effect, type Scope } from "effect"
+import type { Channel } from "../domain/Channel.ts"
+import type { SessionRevoked, TooManySessions, Unavailable } from "../domain/Errors.ts"
+import type { SubjectRef } from "../domain/Ref.ts"
+
+/** What the registry may do to a session it holds. */
+export interface LiveSession {
+  readonly id: string
+  readonly subject: SubjectRef
+  /** Ends the session from outside (revocation); the session closes with the error's code. */
+  readonly end: (reason: SessionRevoked) => void
+  /** Drops one channel the session may no longer see, telling the client `forbidden`. */
+  readonly loseChannel: (channel: Channel) => void
+}
+
+export class Sessions extends Context.Service<Sessions, {
+  /** Holds the session while the scope is open; refuses a subject over its cap. */
+  readonly register: (session: LiveSession) => Effect.Effect<void, TooManySessions | Unavailable, Scope.Scope>
+  /** Ends every session of the subject on every node, and remembers when. */
+  readonly revoke: (subject: SubjectRef, atMs: number) => Effect.Effect<void, Unavailable>
+  /** When the subject was last revoked (ms), if within the revocation window. */
+  readonly revokedAt: (subject: SubjectRef) => Effect.Effect<number | undefined, Unavailable>
+  /** This node's sessions of the subject. */
+  readonly local: (subject: SubjectRef) => ReadonlyArray<LiveSession>
+}>()("tidings/Sessions") {}

@@ -1,0 +1,12 @@
+// Where issued tickets wait to be consumed. The guarantee that makes a ticket single-use
+// lives here: `take` answers true at most once per jti, across every node, before its TTL.
+import { Context, type Duration, type Effect } from "effect"
+import type { Unavailable } from "../domain/Errors.ts"
+import type { Jti } from "../domain/Ref.ts"
+
+export class TicketStore extends Context.Service<TicketStore, {
+  /** Remembers a fresh jti for `ttl`. */
+  readonly put: (jti: Jti, ttl: Duration.Duration) => Effect.Effect<void, Unavailable>
+  /** Removes the jti and says whether it was there: true at most once per jti. */
+  readonly take: (jti: Jti) => Effect.Effect<boolean, Unavailable>
+}>()("tidings/TicketStore") {}
