@@ -1,0 +1,86 @@
+// Composition: from a parsed AppConfig to the whole gateway as one Layer (interpreters,
+// keys, programs' per-node state, the server). main.ts launches it; tests build it too.
+import { Effect, Layer } from "effect"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { dirname } from "node:path"
+import { randomBytes } from "node:crypto"
+import type { AppConfig } from "./Config.ts"
+import * as DevSeed from "./DevSeed.ts"
+import * as FileSink from "./interpreters/audit/FileSink.ts"
+import * as AccessTokens from "./interpreters/jwt/AccessTokens.ts"
+import * as DevIssuer from "./interpreters/jwt/DevIssuer.ts"
+import * as Keys from "./interpreters/jwt/Keys.ts"
+import * as TicketSigner from "./interpreters/jwt/TicketSigner.ts"
+import * as MemoryAudit from "./interpreters/memory/AuditLog.ts"
+import * as Memory from "./interpreters/memory/Memory.ts"
+import { Hub } from "./programs/Hub.ts"
+import { CareWatcher } from "./programs/Revoke.ts"
+import * as Server from "./server/Server.ts"
+import * as Tls from "./server/Tls.ts"
+import * as Settings from "./services/Settings.ts"
+
+/** Where audit records go; tests pass "memory" to read them back. */
+export type AuditChoice = "configured" | "memory"
+
+const auditKey = (config: AppConfig): Uint8Array => {
+  if (config.auditKeyFile === undefined) return randomBytes(32)
+  const key = readFileSync(config.auditKeyFile)
+  if (key.length < 32) throw new Error("TIDINGS_AUDIT_KEY_FILE must hold at least 32 bytes")
+  return key
+}
+
+const keysLayer = (config: AppConfig) =>
+  Layer.unwrap(Effect.promise(async () => {
+    const ticketKey = config.ticketKeyFile === undefined
+      ? await Keys.generate()
+      : await Keys.fromPem(readFileSync(config.ticketKeyFile, "utf8"))
+    const auth = config.auth._tag === "DevIssuer"
+      ? DevIssuer.layer(await Keys.generate())
+      : AccessTokens.layer({
+        issuer: config.auth.issuer,
+        audience: config.auth.audience,
+        jwks: config.auth.jwks._tag === "Url"
+          ? { _tag: "Remote", url: config.auth.jwks.url }
+          : { _tag: "Local", jwks: JSON.parse(readFileSync(config.auth.jwks.file, "utf8")) }
+      })
+    return Layer.mergeAll(TicketSigner.layer(ticketKey), auth)
+  }))
+
+/** Where dev mode leaves its self-signed certificate, so curl and the demo can verify TLS. */
+export const DEV_CERT_FILE = ".data/dev-cert.pem"
+
+const certificate = (config: AppConfig, options: { readonly devCertFile?: string | undefined }) => {
+  const material = Tls.load(config.tls)
+  if (config.tls._tag === "SelfSigned" && options.devCertFile !== undefined) {
+    mkdirSync(dirname(options.devCertFile), { recursive: true })
+    writeFileSync(options.devCertFile, material.cert)
+  }
+  return material
+}
+
+export const layer = (
+  config: AppConfig,
+  options: { readonly audit?: AuditChoice; readonly devCertFile?: string | undefined } = {}
+) => {
+  const key = auditKey(config)
+  const settings = Settings.layer(config.settings)
+  const audit = options.audit === "memory" || config.auditSink._tag !== "File"
+    ? MemoryAudit.layer(key)
+    : FileSink.layer({ directory: config.auditSink.directory, key })
+  const services = Layer.mergeAll(Memory.layer(key), audit).pipe(Layer.provideMerge(settings))
+  const perNode = Layer.mergeAll(Hub.layer, CareWatcher, config.mode === "dev" ? DevSeed.layer : Layer.empty)
+  const server = Server.layer({
+    host: config.listen.host,
+    port: config.listen.port,
+    tls: certificate(config, options),
+    dev: config.auth._tag === "DevIssuer",
+    allowedOrigins: config.allowedOrigins,
+    heartbeatS: config.heartbeatS,
+    window: { frames: config.settings.outboxFrames, bytes: config.settings.outboxBytes }
+  })
+  return server.pipe(
+    Layer.provideMerge(perNode),
+    Layer.provideMerge(services),
+    Layer.provideMerge(keysLayer(config))
+  )
+}

@@ -1,0 +1,203 @@
+// Every TIDINGS_* setting (contract §7), parsed once at start by a pure function so that a
+// bad or missing setting is one clear line and exit code 78, before anything listens.
+// Secrets are never read here: only the paths of the files that hold them.
+import { Redacted, Result } from "effect"
+import { DEFAULT_EVENT_KINDS } from "./domain/Event.ts"
+import * as Limits from "./domain/Limits.ts"
+import type { SettingsShape } from "./services/Settings.ts"
+import { defaults } from "./services/Settings.ts"
+import type { CertificateSource } from "./server/Tls.ts"
+
+export type Mode = "dev" | "production"
+
+export type AuthSource =
+  | { readonly _tag: "DevIssuer" }
+  | {
+    readonly _tag: "Issuer"
+    readonly issuer: string
+    readonly audience: string
+    readonly jwks: { readonly _tag: "Url"; readonly url: URL } | { readonly _tag: "File"; readonly file: string }
+  }
+
+export type AuditSink = { readonly _tag: "File"; readonly directory: string } | { readonly _tag: "Redis" }
+
+export interface AppConfig {
+  readonly mode: Mode
+  readonly listen: { readonly host: string; readonly port: number }
+  readonly tls: CertificateSource
+  readonly allowedOrigins: ReadonlySet<string>
+  readonly redisUrl: Redacted.Redacted<string> | undefined
+  readonly auth: AuthSource
+  readonly ticketKeyFile: string | undefined
+  readonly auditKeyFile: string | undefined
+  readonly auditSink: AuditSink
+  readonly heartbeatS: number
+  readonly metricsListen: { readonly host: string; readonly port: number }
+  readonly logLevel: "Debug" | "Info" | "Warn" | "Error"
+  readonly settings: SettingsShape
+}
+
+/** A setting that stops the start: its name and what is wrong, never its value. */
+export interface ConfigProblem {
+  readonly setting: string
+  readonly problem: string
+}
+
+export const EXIT_CONFIG = 78
+
+type Env = Readonly<Record<string, string | undefined>>
+
+class Problem {
+  readonly setting: string
+  readonly problem: string
+  constructor(setting: string, problem: string) {
+    this.setting = setting
+    this.problem = problem
+  }
+}
+
+const fail = (setting: string, problem: string): never => {
+  throw new Problem(setting, problem)
+}
+
+const read = (env: Env, name: string): string | undefined => {
+  const value = env[name]?.trim()
+  return value === undefined || value === "" ? undefined : value
+}
+
+const required = (env: Env, name: string, mode: Mode): string | undefined => {
+  const value = read(env, name)
+  if (value === undefined && mode === "production") fail(name, "is required in production")
+  return value
+}
+
+const int = (env: Env, name: string, fallback: number, min: number, max: number): number => {
+  const text = read(env, name)
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < min || value > max) fail(name, `must be a whole number from ${min} to ${max}`)
+  return value
+}
+
+const hostPort = (env: Env, name: string, fallback: string) => {
+  const text = read(env, name) ?? fallback
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text)
+  const port = Number(match?.[2])
+  if (match === null || port < 1 || port > 65535) return fail(name, "must be host:port")
+  return { host: match[1]!.replace(/^\[|\]$/g, ""), port }
+}
+
+const origins = (env: Env, name: string, fallback: ReadonlyArray<string>): ReadonlySet<string> => {
+  const text = read(env, name)
+  const list = text === undefined ? fallback : text.split(",").map((o) => o.trim()).filter((o) => o.length > 0)
+  for (const origin of list) {
+    // An origin is scheme://host[:port] exactly: no path, no wildcard, never "null".
+    if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(origin)) fail(name, "must be a comma list of origins like https://app.example.org")
+  }
+  return new Set(list)
+}
+
+const DEV_ORIGINS = ["https://localhost:8443", "http://localhost:3000", "http://localhost:5173"]
+const LOG_LEVELS = { debug: "Debug", info: "Info", warn: "Warn", error: "Error" } as const
+
+export const parse = (env: Env): Result.Result<AppConfig, ConfigProblem> => {
+  try {
+    return Result.succeed(parseOrThrow(env))
+  } catch (error) {
+    if (error instanceof Problem) return Result.fail({ setting: error.setting, problem: error.problem })
+    throw error
+  }
+}
+
+const parseOrThrow = (env: Env): AppConfig => {
+  const modeText = read(env, "TIDINGS_MODE") ?? "dev"
+  if (modeText !== "dev" && modeText !== "production") fail("TIDINGS_MODE", "must be dev or production")
+  const mode = modeText as Mode
+
+  // Production listens on every interface; dev only on loopback, because its token issuer
+  // hands out admin tokens to anyone who asks.
+  const listen = hostPort(env, "TIDINGS_LISTEN", mode === "production" ? "0.0.0.0:8443" : "127.0.0.1:8443")
+
+  const certFile = required(env, "TIDINGS_TLS_CERT_FILE", mode)
+  const keyFile = required(env, "TIDINGS_TLS_KEY_FILE", mode)
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    fail(certFile === undefined ? "TIDINGS_TLS_CERT_FILE" : "TIDINGS_TLS_KEY_FILE", "must be set together with its pair")
+  }
+  const tls: CertificateSource = certFile !== undefined && keyFile !== undefined
+    ? { _tag: "Files", certFile, keyFile }
+    : { _tag: "SelfSigned" }
+
+  const allowedOrigins = origins(env, "TIDINGS_ALLOWED_ORIGINS", mode === "production" ? [] : DEV_ORIGINS)
+  if (mode === "production" && allowedOrigins.size === 0) fail("TIDINGS_ALLOWED_ORIGINS", "is required in production")
+
+  const redisText = required(env, "TIDINGS_REDIS_URL", mode)
+  if (redisText !== undefined && !/^rediss?:\/\//.test(redisText)) fail("TIDINGS_REDIS_URL", "must be a redis:// or rediss:// URL")
+
+  const devIssuer = read(env, "TIDINGS_DEV_ISSUER")
+  if (devIssuer !== undefined && !["true", "false"].includes(devIssuer)) fail("TIDINGS_DEV_ISSUER", "must be true or false")
+  if (mode === "production" && devIssuer === "true") fail("TIDINGS_DEV_ISSUER", "must not be enabled in production")
+
+  const issuer = required(env, "TIDINGS_AUTH_ISSUER", mode)
+  let auth: AuthSource = { _tag: "DevIssuer" }
+  if (issuer !== undefined && devIssuer !== "true") {
+    const audience = read(env, "TIDINGS_AUTH_AUDIENCE") ?? fail("TIDINGS_AUTH_AUDIENCE", "is required with TIDINGS_AUTH_ISSUER")
+    const url = read(env, "TIDINGS_AUTH_JWKS_URL")
+    const file = read(env, "TIDINGS_AUTH_JWKS_FILE")
+    if (url === undefined && file === undefined) fail("TIDINGS_AUTH_JWKS_URL", "or TIDINGS_AUTH_JWKS_FILE is required with TIDINGS_AUTH_ISSUER")
+    if (url !== undefined && !/^https:\/\//.test(url)) fail("TIDINGS_AUTH_JWKS_URL", "must be an https:// URL")
+    auth = {
+      _tag: "Issuer",
+      issuer,
+      audience,
+      jwks: url !== undefined ? { _tag: "Url", url: new URL(url) } : { _tag: "File", file: file! }
+    }
+  }
+
+  const ticketKeyFile = required(env, "TIDINGS_TICKET_KEY_FILE", mode)
+  const auditKeyFile = required(env, "TIDINGS_AUDIT_KEY_FILE", mode)
+
+  const sinkText = read(env, "TIDINGS_AUDIT_SINK") ?? "file:.data/audit"
+  let auditSink: AuditSink
+  if (sinkText === "redis") auditSink = { _tag: "Redis" }
+  else if (sinkText.startsWith("file:") && sinkText.length > 5) auditSink = { _tag: "File", directory: sinkText.slice(5) }
+  else auditSink = fail("TIDINGS_AUDIT_SINK", "must be file:<directory> or redis")
+
+  const kindsText = read(env, "TIDINGS_EVENT_KINDS")
+  const eventKinds = kindsText === undefined ? DEFAULT_EVENT_KINDS : kindsText.split(",").map((k) => k.trim()).filter((k) => k.length > 0)
+  for (const kind of eventKinds) {
+    if (!/^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){1,3}$/.test(kind)) fail("TIDINGS_EVENT_KINDS", "must be a comma list of kinds like appointment.updated")
+  }
+
+  const level = (read(env, "TIDINGS_LOG_LEVEL") ?? "info").toLowerCase()
+  if (!(level in LOG_LEVELS)) fail("TIDINGS_LOG_LEVEL", "must be debug, info, warn or error")
+
+  return {
+    mode,
+    listen,
+    tls,
+    allowedOrigins,
+    redisUrl: redisText === undefined ? undefined : Redacted.make(redisText),
+    auth,
+    ticketKeyFile,
+    auditKeyFile,
+    auditSink,
+    heartbeatS: int(env, "TIDINGS_HEARTBEAT_S", 25, 5, 3600),
+    metricsListen: hostPort(env, "TIDINGS_METRICS_LISTEN", "127.0.0.1:9464"),
+    logLevel: LOG_LEVELS[level as keyof typeof LOG_LEVELS],
+    settings: {
+      nodeId: read(env, "TIDINGS_NODE_ID") ?? defaults.nodeId,
+      eventKinds: new Set(eventKinds),
+      sessionMaxS: int(env, "TIDINGS_SESSION_MAX_S", defaults.sessionMaxS, 60, 7 * 86_400),
+      idleTimeoutS: int(env, "TIDINGS_IDLE_TIMEOUT_S", defaults.idleTimeoutS, 30, 86_400),
+      maxSessionsPerSubject: int(env, "TIDINGS_MAX_SESSIONS_PER_SUBJECT", defaults.maxSessionsPerSubject, 1, 1000),
+      outboxFrames: int(env, "TIDINGS_OUTBOX_FRAMES", Limits.OUTBOX_FRAMES, Limits.ACK_EVERY_FRAMES * 2, 1_000_000),
+      outboxBytes: defaults.outboxBytes,
+      rates: {
+        messages: { ...defaults.rates.messages, limit: int(env, "TIDINGS_RATE_MESSAGES_PER_S", defaults.rates.messages.limit, 1, 100_000) },
+        subscribes: { ...defaults.rates.subscribes, limit: int(env, "TIDINGS_RATE_SUBSCRIBES_PER_MIN", defaults.rates.subscribes.limit, 1, 1_000_000) },
+        tickets: { ...defaults.rates.tickets, limit: int(env, "TIDINGS_RATE_TICKETS_PER_MIN", defaults.rates.tickets.limit, 1, 1_000_000) },
+        publishes: { ...defaults.rates.publishes, limit: int(env, "TIDINGS_RATE_PUBLISHES_PER_S", defaults.rates.publishes.limit, 1, 10_000_000) }
+      }
+    }
+  }
+}

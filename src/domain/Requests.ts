@@ -1,0 +1,48 @@
+// Bodies of the HTTPS endpoints (contract §2), decoded strictly: unknown fields, wrong types
+// and malformed values are a 400 before any other work.
+import { Result, Schema } from "effect"
+import { MalformedInput } from "./Errors.ts"
+import { PublishRequest } from "./Event.ts"
+import { Role } from "./Principal.ts"
+import { ClinicianRef, PatientRef, REF_PATTERN, SubjectRef } from "./Ref.ts"
+import { isInvalidJson, parseJson } from "./Wire.ts"
+
+const IsoTime = Schema.String.check(
+  Schema.isPattern(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/),
+  Schema.makeFilter((s: string) => !Number.isNaN(Date.parse(s)) || "expected an ISO time")
+)
+
+/** `POST /v1/tickets`: empty or `{}`. */
+export const TicketRequest = Schema.Struct({})
+
+export const CareGrant = Schema.Struct({
+  clinician: ClinicianRef,
+  patient: PatientRef,
+  until: Schema.optionalKey(IsoTime)
+})
+export type CareGrant = typeof CareGrant.Type
+
+export const CareEnd = Schema.Struct({ clinician: ClinicianRef, patient: PatientRef })
+export type CareEnd = typeof CareEnd.Type
+
+export const Revocation = Schema.Struct({ subject: SubjectRef })
+
+export const DevTokenRequest = Schema.Struct({
+  role: Role,
+  ref: Schema.String.check(Schema.isPattern(REF_PATTERN))
+})
+
+export { PublishRequest }
+
+/**
+ * JSON text → the schema's type, or MalformedInput. An empty body counts as `{}` so that
+ * endpoints taking no fields accept both.
+ */
+export const decodeBody = <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) => {
+  const decode = Schema.decodeUnknownResult(schema, { onExcessProperty: "error" })
+  return (text: string): Result.Result<S["Type"], MalformedInput> => {
+    const json = text.length === 0 ? {} : parseJson(text)
+    if (isInvalidJson(json)) return Result.fail(new MalformedInput())
+    return Result.mapError(decode(json), () => new MalformedInput())
+  }
+}

@@ -1,0 +1,110 @@
+// A `ws` socket as a session Transport: inbound frames through a queue (pausing the socket
+// when it fills), outbound frames through a bounded window. The window counts frames the
+// client has not yet acknowledged: every ACK_EVERY frames we send a ping numbered with the
+// frames sent so far, and the automatic pong tells us how far the client has read. The
+// kernel can absorb megabytes for a stalled reader; the pongs cannot lie (docs/decisions/0003).
+import { Cause, Effect, Queue } from "effect"
+import { type RawData, WebSocket } from "ws"
+import { ClosedNormally, MessageTooBig, TooSlow } from "../domain/Errors.ts"
+import { ACK_EVERY_FRAMES } from "../domain/Limits.ts"
+import type { Transport, TransportEnd } from "../programs/Session.ts"
+
+export interface WindowLimits {
+  /** Frames sent but not yet acknowledged by a pong. */
+  readonly frames: number
+  /** Bytes `ws` holds because the kernel would not take them. */
+  readonly bytes: number
+}
+
+/** Inbound frames queued before the socket stops reading (backpressure on a flooding client). */
+const INBOUND_HIGH_WATER = 32
+
+// The hub hands every subscriber of a channel the same frame string in a row, so one
+// cached encoding turns N string→bytes conversions per event into one.
+let cachedFrame = ""
+let cachedBytes = Buffer.alloc(0)
+const bytesOf = (frame: string): Buffer => {
+  if (frame !== cachedFrame) {
+    cachedFrame = frame
+    cachedBytes = Buffer.from(frame, "utf8")
+  }
+  return cachedBytes
+}
+
+export interface Connection {
+  readonly transport: Transport
+  /** Whether a pong came since the last heartbeat ping. */
+  alive: boolean
+  /** Heartbeat: a numbered ping, so it also acknowledges the window. */
+  readonly ping: () => void
+  readonly terminate: () => void
+}
+
+export const make = (
+  ws: WebSocket,
+  options: { readonly origin: string; readonly ticket: string | undefined; readonly window: WindowLimits }
+): Connection => {
+  const inbound = Effect.runSync(Queue.unbounded<string, TransportEnd>())
+  let ended = false
+  let sent = 0
+  let acked = 0
+  let pingedAt = 0
+
+  const end = (reason: TransportEnd) => {
+    if (ended) return
+    ended = true
+    Queue.failCauseUnsafe(inbound, Cause.fail(reason))
+  }
+
+  ws.on("message", (data: RawData, isBinary: boolean) => {
+    if (ended) return
+    // Binary frames are not part of the protocol: decode them as text and let the session
+    // answer bad_request like any other malformed message.
+    Queue.offerUnsafe(inbound, isBinary ? "\u0000" : data.toString())
+    if (Queue.sizeUnsafe(inbound) >= INBOUND_HIGH_WATER) ws.pause()
+  })
+  ws.on("pong", (data: Buffer) => {
+    connection.alive = true
+    const upTo = Number(data.toString("latin1"))
+    if (Number.isSafeInteger(upTo) && upTo > acked && upTo <= sent) acked = upTo
+  })
+  ws.on("error", (error: Error & { code?: string }) => {
+    if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") end(new MessageTooBig())
+  })
+  ws.once("close", () => end(new ClosedNormally()))
+
+  const ping = () => {
+    pingedAt = sent
+    ws.ping(String(sent))
+  }
+
+  const connection: Connection = {
+    alive: true,
+    ping,
+    terminate: () => ws.terminate(),
+    transport: {
+      origin: options.origin,
+      ticket: options.ticket,
+      receive: Queue.take(inbound).pipe(
+        Effect.map((text) => {
+          if (ws.isPaused && Queue.sizeUnsafe(inbound) < INBOUND_HIGH_WATER / 2) ws.resume()
+          return text
+        })
+      ),
+      outbox: {
+        offer: (frame) => {
+          if (ended || ws.readyState !== WebSocket.OPEN) return false
+          if (sent - acked >= options.window.frames || ws.bufferedAmount > options.window.bytes) {
+            end(new TooSlow())
+            return false
+          }
+          ws.send(bytesOf(frame), { binary: false })
+          sent += 1
+          if (sent - pingedAt >= ACK_EVERY_FRAMES) ping()
+          return true
+        }
+      }
+    }
+  }
+  return connection
+}

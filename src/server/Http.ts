@@ -1,0 +1,236 @@
+// The HTTPS routes of contract §2: read and decode the body (400 before any other work),
+// authenticate, call one program, encode its answer. Every response carries the security
+// headers; every error is a fixed code from domain/Close.ts and never echoes input.
+import { Cause, Clock, Effect, Exit, Option, Result } from "effect"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import { httpFor } from "../domain/Close.ts"
+import { type GatewayError, MalformedInput, NotFound, Unauthenticated } from "../domain/Errors.ts"
+import { BODY_BYTES } from "../domain/Limits.ts"
+import { print } from "../domain/Channel.ts"
+import * as Requests from "../domain/Requests.ts"
+import * as Publish from "../programs/Publish.ts"
+import * as Revoke from "../programs/Revoke.ts"
+import * as Tickets from "../programs/Tickets.ts"
+import { AccessTokens } from "../services/AccessTokens.ts"
+import { DevIssuer } from "../services/DevIssuer.ts"
+import { Health } from "../services/Health.ts"
+
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "strict-transport-security": "max-age=31536000; includeSubDomains",
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY"
+}
+
+const CORS_PATH = "/v1/tickets"
+const BEARER = /^Bearer ([A-Za-z0-9_-]{1,4096}\.[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{0,4096})$/
+
+export interface Reply {
+  readonly status: number
+  readonly body?: unknown
+}
+
+interface Request {
+  readonly body: string
+  readonly headers: IncomingMessage["headers"]
+}
+
+/** A route: its body decoder, then the program it calls. */
+interface Route<R> {
+  readonly handle: (request: Request) => Effect.Effect<Reply, GatewayError, R>
+}
+
+const authenticate = (request: Request) =>
+  Effect.gen(function*() {
+    const match = BEARER.exec(request.headers.authorization ?? "")
+    if (match === null) return yield* new Unauthenticated({ cause: "missing" })
+    return yield* (yield* AccessTokens).verify(match[1]!, yield* Clock.currentTimeMillis)
+  })
+
+const decoded = <A>(result: Result.Result<A, MalformedInput>) =>
+  Result.isSuccess(result) ? Effect.succeed(result.success) : Effect.fail(result.failure)
+
+const body = <S extends Parameters<typeof Requests.decodeBody>[0]>(schema: S) => {
+  const decode = Requests.decodeBody(schema)
+  return (request: Request) => decoded(decode(request.body))
+}
+
+const ticketBody = body(Requests.TicketRequest)
+const publishBody = body(Requests.PublishRequest)
+const grantBody = body(Requests.CareGrant)
+const endBody = body(Requests.CareEnd)
+const revocationBody = body(Requests.Revocation)
+const devTokenBody = body(Requests.DevTokenRequest)
+
+/** What the routes' programs need from the environment. */
+export type Requirements =
+  | AccessTokens
+  | Health
+  | Effect.Services<ReturnType<typeof Tickets.issue>>
+  | Effect.Services<ReturnType<typeof Publish.publish>>
+  | Effect.Services<ReturnType<typeof Revoke.grantCare>>
+  | Effect.Services<ReturnType<typeof Revoke.endCare>>
+  | Effect.Services<ReturnType<typeof Revoke.revokeSubject>>
+
+const routes = (dev: boolean) => {
+  const table: Record<string, Route<Requirements>> = {
+    "POST /v1/tickets": {
+      handle: (request) =>
+        Effect.gen(function*() {
+          yield* ticketBody(request)
+          const issued = yield* Tickets.issue(yield* authenticate(request))
+          return { status: 201, body: issued }
+        })
+    },
+    "POST /v1/events": {
+      handle: (request) =>
+        Effect.gen(function*() {
+          const event = yield* publishBody(request)
+          const accepted = yield* Publish.publish((yield* authenticate(request)).principal, event)
+          return { status: 202, body: { id: accepted.id, channel: print(accepted.channel), seq: accepted.seq } }
+        })
+    },
+    "PUT /v1/care-relationships": {
+      handle: (request) =>
+        Effect.gen(function*() {
+          const grant = yield* grantBody(request)
+          const untilMs = grant.until === undefined ? undefined : Date.parse(grant.until)
+          yield* Revoke.grantCare((yield* authenticate(request)).principal, grant, untilMs)
+          return { status: 204 }
+        })
+    },
+    "DELETE /v1/care-relationships": {
+      handle: (request) =>
+        Effect.gen(function*() {
+          const end = yield* endBody(request)
+          yield* Revoke.endCare((yield* authenticate(request)).principal, end)
+          return { status: 204 }
+        })
+    },
+    "POST /v1/admin/revocations": {
+      handle: (request) =>
+        Effect.gen(function*() {
+          const { subject } = yield* revocationBody(request)
+          yield* Revoke.revokeSubject((yield* authenticate(request)).principal, subject)
+          return { status: 202 }
+        })
+    },
+    "GET /healthz": { handle: () => Effect.succeed({ status: 200, body: { status: "ok" } }) },
+    "GET /readyz": {
+      handle: () =>
+        Effect.map(Effect.flatMap(Health, (health) => health.ready), (ready) =>
+          ready ? { status: 200, body: { status: "ready" } } : { status: 503, body: { error: "unavailable" } })
+    }
+  }
+  if (dev) {
+    table["POST /dev/token"] = {
+      handle: (request) =>
+        Effect.gen(function*() {
+          const { role, ref } = yield* devTokenBody(request)
+          // Present only when main built the dev issuer; production has none to find.
+          const issuer = yield* Effect.serviceOption(DevIssuer)
+          if (Option.isNone(issuer)) return yield* new NotFound()
+          return { status: 200, body: { accessToken: yield* issuer.value.mint(role, ref) } }
+        })
+    }
+  }
+  return table
+}
+
+export interface HttpOptions {
+  readonly dev: boolean
+  readonly allowedOrigins: ReadonlySet<string>
+  /** Logs a defect (a bug): the message is left out, as it could hold input. */
+  readonly onDefect: (cause: Cause.Cause<unknown>) => void
+}
+
+const send = (res: ServerResponse, reply: Reply, extra: Record<string, string> = {}) => {
+  if (res.headersSent) return
+  const payload = reply.body === undefined ? undefined : JSON.stringify(reply.body)
+  res.writeHead(reply.status, {
+    ...extra,
+    ...(payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) })
+  })
+  res.end(payload)
+}
+
+const corsHeaders = (origin: string, preflight: boolean): Record<string, string> => ({
+  "access-control-allow-origin": origin,
+  ...(preflight
+    ? {
+      "access-control-allow-methods": "POST",
+      "access-control-allow-headers": "authorization, content-type",
+      "access-control-max-age": "600"
+    }
+    : {})
+})
+
+const isJson = (contentType: string | undefined) =>
+  contentType !== undefined && /^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(contentType)
+
+/** Reads at most `limit` bytes; undefined when the body is larger. */
+const readBody = (req: IncomingMessage, limit: number): Promise<string | undefined> =>
+  new Promise((resolve) => {
+    const declared = Number(req.headers["content-length"] ?? 0)
+    if (declared > limit) return resolve(undefined)
+    const chunks: Array<Buffer> = []
+    let size = 0
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        req.removeAllListeners("data")
+        return resolve(undefined)
+      }
+      chunks.push(chunk)
+    })
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+    req.on("error", () => resolve(undefined))
+  })
+
+export const makeHandler = (
+  options: HttpOptions,
+  run: <A>(effect: Effect.Effect<A, GatewayError, Requirements>) => Promise<Exit.Exit<A, GatewayError>>
+) => {
+  const table = routes(options.dev)
+  const failed = (error: GatewayError): Reply => {
+    const { status, error: code } = httpFor(error)
+    return { status, body: { error: code } }
+  }
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    for (const name in SECURITY_HEADERS) res.setHeader(name, SECURITY_HEADERS[name]!)
+    const path = (req.url ?? "/").split("?", 1)[0]!
+    const origin = req.headers.origin
+    const cors = path === CORS_PATH && origin !== undefined && options.allowedOrigins.has(origin)
+    if (path === CORS_PATH) res.setHeader("vary", "Origin")
+
+    if (req.method === "OPTIONS" && path === CORS_PATH) {
+      return send(res, { status: 204 }, cors ? corsHeaders(origin, true) : {})
+    }
+    const route = table[`${req.method} ${path}`]
+    const extra = cors ? corsHeaders(origin, false) : {}
+    if (route === undefined) {
+      req.resume()
+      return send(res, failed(new NotFound()), extra)
+    }
+    void readBody(req, BODY_BYTES).then((text) => {
+      if (text === undefined || (text.length > 0 && !isJson(req.headers["content-type"]))) {
+        res.setHeader("connection", "close")
+        res.once("finish", () => req.destroy())
+        return send(res, failed(new MalformedInput()), extra)
+      }
+      return run(route.handle({ body: text, headers: req.headers })).then((exit) => {
+        if (Exit.isSuccess(exit)) return send(res, exit.value, extra)
+        const error = Option.getOrUndefined(Cause.findErrorOption(exit.cause))
+        if (error === undefined) {
+          options.onDefect(exit.cause)
+          return send(res, { status: 500, body: { error: "internal" } }, extra)
+        }
+        const retry = error._tag === "RateLimited" ? { "retry-after": String(Math.ceil(error.retryAfterMs / 1000)) } : {}
+        return send(res, failed(error), { ...extra, ...retry })
+      })
+    })
+  }
+}

@@ -1,0 +1,166 @@
+// The one listener: an HTTPS server we own, with the routes on 'request' and the WebSocket
+// gate on 'upgrade' (ws in noServer mode, so outbound backpressure stays visible), a session
+// fiber per socket, and one node-wide heartbeat. Closing the layer closes every socket 1001.
+import { Cause, Context, Effect, Exit, FiberSet, Layer } from "effect"
+import { createServer } from "node:https"
+import type { AddressInfo } from "node:net"
+import { WebSocket, WebSocketServer } from "ws"
+import { closeFor } from "../domain/Close.ts"
+import { ClosedNormally, type GatewayError, InternalError, ShuttingDown } from "../domain/Errors.ts"
+import { FRAME_BYTES, PONG_TIMEOUT_S, SUBPROTOCOL } from "../domain/Limits.ts"
+import * as Session from "../programs/Session.ts"
+import { AuditLog } from "../services/AuditLog.ts"
+import * as Connection from "./Connection.ts"
+import * as Http from "./Http.ts"
+import * as Tls from "./Tls.ts"
+import * as Upgrade from "./Upgrade.ts"
+
+export interface ServerOptions {
+  readonly host: string
+  readonly port: number
+  readonly tls: Tls.TlsMaterial
+  readonly dev: boolean
+  readonly allowedOrigins: ReadonlySet<string>
+  readonly heartbeatS: number
+  readonly window: Connection.WindowLimits
+}
+
+export class ServerAddress extends Context.Service<ServerAddress, { readonly host: string; readonly port: number }>()(
+  "tidings/ServerAddress"
+) {}
+
+/** How a session ended, as the error the close code is read from. */
+const endOf = (exit: Exit.Exit<unknown, GatewayError>): GatewayError => {
+  if (Exit.isSuccess(exit)) return new ClosedNormally()
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "Some") return error.value
+  return Cause.hasInterruptsOnly(exit.cause) ? new ShuttingDown() : new InternalError()
+}
+
+const logDefect = (cause: Cause.Cause<unknown>) =>
+  Effect.logError("defect").pipe(
+    // Only the error's name and stack frames: its message could hold caller input.
+    Effect.annotateLogs({
+      error: Cause.squash(cause) instanceof Error ? (Cause.squash(cause) as Error).name : "unknown",
+      stack: Cause.squash(cause) instanceof Error
+        ? ((Cause.squash(cause) as Error).stack ?? "").split("\n").slice(1, 8).join("\n")
+        : ""
+    })
+  )
+
+export const layer = (options: ServerOptions) =>
+  Layer.effect(
+    ServerAddress,
+    Effect.gen(function*() {
+      const context = yield* Effect.context<Effect.Services<ReturnType<typeof Session.run>> | Http.Requirements>()
+      const runPromiseExit = Effect.runPromiseExitWith(context)
+      const runSync = Effect.runSyncWith(context)
+      const audit = yield* AuditLog
+      const server = createServer({
+        ...Tls.serverOptions(options.tls),
+        // Slow or idle clients cannot hold a connection open forever.
+        headersTimeout: 10_000,
+        requestTimeout: 15_000,
+        keepAliveTimeout: 5_000
+      })
+
+      yield* Effect.acquireRelease(
+        Effect.callback<void, Error>((resume) => {
+          server.once("error", (error) => resume(Effect.fail(error)))
+          server.listen(options.port, options.host, () => resume(Effect.void))
+        }),
+        () =>
+          Effect.callback<void>((resume) => {
+            server.close(() => resume(Effect.void))
+            server.closeIdleConnections()
+            // Sockets still finishing their close handshake get a moment, then are cut.
+            setTimeout(() => server.closeAllConnections(), 1_000).unref()
+          })
+      )
+
+      server.on(
+        "request",
+        Http.makeHandler(
+          { dev: options.dev, allowedOrigins: options.allowedOrigins, onDefect: (cause) => runSync(logDefect(cause)) },
+          runPromiseExit
+        )
+      )
+
+      const wss = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          new WebSocketServer({
+            noServer: true,
+            maxPayload: FRAME_BYTES,
+            perMessageDeflate: false,
+            clientTracking: false,
+            handleProtocols: () => SUBPROTOCOL
+          })
+        ),
+        (wss) => Effect.callback<void>((resume) => wss.close(() => resume(Effect.void)))
+      )
+
+      const connections = new Set<Connection.Connection>()
+      const runSession = yield* FiberSet.makeRuntime<Effect.Services<ReturnType<typeof Session.run>>>()
+
+      const serve = (accepted: Upgrade.Accepted, connection: Connection.Connection) =>
+        Session.run(connection.transport).pipe(
+          Effect.scoped,
+          Effect.onExit((exit) =>
+            Effect.suspend(() => {
+              connections.delete(connection)
+              const error = endOf(exit)
+              const close = closeFor(error)
+              if (accepted.ws.readyState === WebSocket.OPEN) accepted.ws.close(close.code, close.reason)
+              const logged = error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
+              return Effect.andThen(
+                logged,
+                audit.append({ event: "ws.closed", origin: accepted.origin, close: close.code, cause: error._tag })
+              )
+            })
+          )
+        )
+
+      server.on(
+        "upgrade",
+        Upgrade.makeHandler({
+          allowedOrigins: options.allowedOrigins,
+          wss,
+          onAccepted: (accepted) => {
+            const connection = Connection.make(accepted.ws, {
+              origin: accepted.origin,
+              ticket: accepted.ticket,
+              window: options.window
+            })
+            connections.add(connection)
+            runSession(serve(accepted, connection))
+          },
+          onRejected: (reason, origin) =>
+            runSync(audit.append({
+              event: "ws.rejected",
+              result: "refused",
+              cause: reason,
+              ...(origin === undefined ? {} : { origin })
+            }))
+        })
+      )
+
+      // One timer for every socket: ping, then cut those that did not answer in time.
+      yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          setInterval(() => {
+            for (const connection of connections) {
+              connection.alive = false
+              connection.ping()
+            }
+            setTimeout(() => {
+              for (const connection of connections) if (!connection.alive) connection.terminate()
+            }, PONG_TIMEOUT_S * 1000).unref()
+          }, options.heartbeatS * 1000)
+        ),
+        (timer) => Effect.sync(() => clearInterval(timer))
+      )
+
+      const address = server.address() as AddressInfo
+      return { host: address.address, port: address.port }
+    })
+  )

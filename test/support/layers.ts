@@ -1,0 +1,20 @@
+// The program test bed: every service on its memory interpreter, a fresh ticket key, the
+// dev issuer, and the hub, with settings a test may override.
+import { Effect, Layer } from "effect"
+import * as DevIssuer from "../../src/interpreters/jwt/DevIssuer.ts"
+import * as Keys from "../../src/interpreters/jwt/Keys.ts"
+import * as TicketSigner from "../../src/interpreters/jwt/TicketSigner.ts"
+import * as Memory from "../../src/interpreters/memory/Memory.ts"
+import { Hub } from "../../src/programs/Hub.ts"
+import { CareWatcher } from "../../src/programs/Revoke.ts"
+import * as Settings from "../../src/services/Settings.ts"
+
+const keys = Layer.unwrap(Effect.promise(async () => {
+  const [ticketKey, issuerKey] = await Promise.all([Keys.generate(), Keys.generate()])
+  return Layer.mergeAll(TicketSigner.layer(ticketKey), DevIssuer.layer(issuerKey))
+}))
+
+export const memoryLayer = (overrides: Partial<Settings.SettingsShape> = {}) => {
+  const services = Memory.layer().pipe(Layer.provideMerge(Settings.layer(overrides)))
+  return Layer.mergeAll(Hub.layer, CareWatcher).pipe(Layer.provideMerge(services), Layer.provideMerge(keys))
+}
