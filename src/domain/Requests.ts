@@ -12,8 +12,11 @@ const IsoTime = Schema.String.check(
   Schema.makeFilter((s: string) => !Number.isNaN(Date.parse(s)) || "expected an ISO time")
 )
 
-/** `POST /v1/tickets`: empty or `{}`. */
-export const TicketRequest = Schema.Struct({})
+/**
+ * `POST /v1/tickets`: empty or `{}`. Not `Struct({})`, which accepts any object, array or
+ * string whatever the excess-property option says.
+ */
+export const TicketRequest = Schema.Record(Schema.String, Schema.Never)
 
 export const CareGrant = Schema.Struct({
   clinician: ClinicianRef,

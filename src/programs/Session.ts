@@ -47,14 +47,18 @@ interface Subscription extends Subscriber {
   readonly settle: (lastSeq: number, replay: ReadonlyArray<Event>) => void
 }
 
-const makeSubscription = (outbox: Outbox, scope: Scope.Closeable): Subscription => {
+const makeSubscription = (
+  outbox: Outbox,
+  scope: Scope.Closeable,
+  onRefused: (event: Event) => void
+): Subscription => {
   let held: Array<readonly [Event, string]> | undefined = []
   let seq = 0
   const forward = (event: Event, frame: string) => {
     // The bus may hand over an event the replay already sent: seq makes it idempotent.
     if (event.seq <= seq) return
     seq = event.seq
-    outbox.offer(frame)
+    if (!outbox.offer(frame)) onRefused(event)
   }
   return {
     scope,
@@ -95,6 +99,13 @@ export const run = Effect.fn("Session.run")(function*(transport: Transport) {
     subscriptions: new Map<string, Subscription>()
   }
   const stop = yield* Deferred.make<never, SessionRevoked>()
+
+  // A refused frame means the socket is ending as too slow. Nothing waits on it here (the
+  // publisher and the other subscribers carry on); it is audited once, as the session ends.
+  let refused: Channel | undefined
+  const onRefused = (event: Event) => {
+    refused ??= event.channel
+  }
 
   const drop = (key: string) => {
     const subscription = state.subscriptions.get(key)
@@ -149,7 +160,7 @@ export const run = Effect.fn("Session.run")(function*(transport: Transport) {
     }
     if (existing !== undefined) yield* drop(key)
     const scope = yield* Scope.make()
-    const subscription = makeSubscription(outbox, scope)
+    const subscription = makeSubscription(outbox, scope, onRefused)
     state.subscriptions.set(key, subscription)
     const joined = yield* Effect.gen(function*() {
       yield* hub.join(message.channel, subscription).pipe(Scope.provide(scope))
@@ -219,7 +230,13 @@ export const run = Effect.fn("Session.run")(function*(transport: Transport) {
 
   const loop = Effect.forever(Effect.flatMap(transport.receive, handle))
 
-  return yield* Effect.raceAllFirst([loop, watchdog, Deferred.await(stop)])
+  return yield* Effect.raceAllFirst([loop, watchdog, Deferred.await(stop)]).pipe(
+    Effect.tapError((error) =>
+      error._tag === "TooSlow" && refused !== undefined
+        ? audit.append({ event: "delivery.failed", subject, channel: refused, result: "failed", cause: error._tag })
+        : Effect.void
+    )
+  )
 })
 
 const sameUser = (a: User, b: User): boolean => a._tag === b._tag && a.ref === b.ref

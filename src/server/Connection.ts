@@ -53,7 +53,9 @@ export const make = (
   const end = (reason: TransportEnd) => {
     if (ended) return
     ended = true
-    Queue.failCauseUnsafe(inbound, Cause.fail(reason))
+    // Failing the queue can resume the session fiber at once; a microtask lets the caller
+    // (an offer in the middle of a fan-out) finish first.
+    queueMicrotask(() => Queue.failCauseUnsafe(inbound, Cause.fail(reason)))
   }
 
   ws.on("message", (data: RawData, isBinary: boolean) => {

@@ -260,19 +260,37 @@ describe("decodeClientMessage", () => {
         fc.string(),
         fc.anything()
       )
-      const message = fc.record(
-        {
-          type: fc.constantFrom("subscribe", "unsubscribe", "refresh", "ping", "pong"),
-          id: field,
-          channel: field,
-          since: field,
-          ticket: field,
-          extra: field
-        },
-        { requiredKeys: ["type"] }
-      ).map((record) =>
-        Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as Record<string, unknown>
+      const keys = ["type", "id", "channel", "since", "ticket", "extra"]
+      const refArb = fc.stringMatching(/^[A-Za-z0-9_-]{8,64}$/)
+      const idArb = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/)
+      const channelArb = fc.tuple(fc.constantFrom("patient", "clinician"), refArb).map(([k, r]) => `${k}:${r}`)
+      const ticketArb = fc.tuple(
+        fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/),
+        fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/),
+        fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/)
+      ).map((parts) => parts.join("."))
+      const validMessage: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
+        fc.record(
+          { type: fc.constant("subscribe"), id: idArb, channel: channelArb, since: fc.maxSafeNat() },
+          { requiredKeys: ["type", "id", "channel"] }
+        ),
+        fc.record({ type: fc.constant("unsubscribe"), id: idArb, channel: channelArb }),
+        fc.record({ type: fc.constant("refresh"), id: idArb, ticket: ticketArb }),
+        fc.record({ type: fc.constant("ping"), id: idArb })
       )
+      /** A valid message with one to three keys replaced, removed or added. */
+      const nearlyValid = fc.tuple(
+        validMessage,
+        fc.array(fc.tuple(fc.constantFrom(...keys), field), { minLength: 1, maxLength: 3 })
+      ).map(([base, changes]) => {
+        const m: Record<string, unknown> = { ...base }
+        for (const [key, value] of changes) {
+          if (value === undefined) delete m[key]
+          else m[key] = value
+        }
+        return m
+      })
+      const message = fc.oneof(validMessage, nearlyValid)
       const isId = (v: unknown) => typeof v === "string" && ID.test(v)
       const isChannel = (v: unknown) => typeof v === "string" && /^(patient|clinician):[A-Za-z0-9_-]{8,64}$/.test(v)
       const isSeq = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0
@@ -296,6 +314,7 @@ describe("decodeClientMessage", () => {
         }
       }
       let accepted = 0
+      let refused = 0
       fc.assert(
         fc.property(message, (m) => {
           const text = JSON.stringify(m)
@@ -303,10 +322,12 @@ describe("decodeClientMessage", () => {
           const result = decode(text)
           expect(Result.isSuccess(result)).toBe(valid(roundTripped))
           if (Result.isSuccess(result)) accepted += 1
+          else refused += 1
         }),
         { numRuns: 10_000 }
       )
-      expect(accepted).toBeGreaterThan(0)
+      expect(accepted).toBeGreaterThan(1_000)
+      expect(refused).toBeGreaterThan(1_000)
     })
   })
 })

@@ -1,0 +1,585 @@
+// Specifies one WebSocket session (contract §3, §5, §6) end to end on the memory services, driven
+// through a fake transport: subscriptions, live delivery, recovery, authorization, limits and every end.
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Fiber, Queue } from "effect"
+import { TestClock } from "effect/testing"
+import * as Channel from "../../src/domain/Channel.ts"
+import { ClosedNormally } from "../../src/domain/Errors.ts"
+import type { ClinicianRef, EventId, EventRef, PatientRef, SubjectRef } from "../../src/domain/Ref.ts"
+import type { Principal } from "../../src/domain/Principal.ts"
+import { DENIALS_BEFORE_CLOSE, MALFORMED_BEFORE_CLOSE, SUBSCRIPTIONS_PER_CONNECTION } from "../../src/domain/Limits.ts"
+import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
+import { Hub } from "../../src/programs/Hub.ts"
+import * as Publish from "../../src/programs/Publish.ts"
+import * as Revoke from "../../src/programs/Revoke.ts"
+import * as Session from "../../src/programs/Session.ts"
+import * as Tickets from "../../src/programs/Tickets.ts"
+import type { AccessGrant } from "../../src/services/AccessTokens.ts"
+import { EventBus } from "../../src/services/EventBus.ts"
+import { memoryLayer } from "../support/layers.ts"
+
+const ALICE = "pt_alice_0001" as PatientRef
+const BOB = "pt_bob_00002" as PatientRef
+const CAROL = "cl_carol_001" as ClinicianRef
+const ORIGIN = "https://app.example"
+
+const aliceChannel = "patient:pt_alice_0001"
+const bobChannel = "patient:pt_bob_00002"
+const carolChannel = "clinician:cl_carol_001"
+
+const service: Principal = { _tag: "Service", clientId: "svc_backend_01", scopes: ["events:publish", "relationships:write"] }
+const admin: Principal = { _tag: "Admin", ref: "ad_root_0001" as SubjectRef, scopes: ["sessions:revoke"] }
+
+const patient = (ref: PatientRef = ALICE, expiresAtS = 3_600): AccessGrant => ({
+  principal: { _tag: "Patient", ref },
+  expiresAt: expiresAtS
+})
+const clinician = (ref: ClinicianRef = CAROL, expiresAtS = 3_600): AccessGrant => ({
+  principal: { _tag: "Clinician", ref },
+  expiresAt: expiresAtS
+})
+
+/** Lets other fibers and pending promises (ticket signature checks) run; no timer involved. */
+const tick = Effect.andThen(Effect.yieldNow, Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))))
+
+/** Polls until `check` holds. The wall-clock bound only turns a hang into a clear failure. */
+const eventually = (check: () => boolean, what: () => string) =>
+  Effect.gen(function*() {
+    const giveUpAt = Date.now() + 10_000
+    while (!check()) {
+      if (Date.now() > giveUpAt) return yield* Effect.die(new Error(`gave up waiting for ${what()}`))
+      yield* tick
+    }
+  })
+
+const settle = Effect.repeat(tick, { times: 20 })
+
+const publish = (channel: string, ref = "apt_00000001", kind = "appointment.updated") =>
+  Publish.publish(service, { channel: Channel.parse(channel)!, kind, ref: ref as EventRef })
+
+/** A client on a fake socket: what it sends goes through a queue, what it gets lands in `frames`. */
+const connectWith = (
+  ticket: string | undefined,
+  around: <A, E, R>(session: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> = (session) => session
+) =>
+  Effect.gen(function*() {
+    const inbox = yield* Queue.unbounded<string, ClosedNormally>()
+    const frames: Array<string> = []
+    const transport: Session.Transport = {
+      origin: ORIGIN,
+      ticket,
+      receive: Queue.take(inbox),
+      outbox: {
+        offer: (frame) => {
+          frames.push(frame)
+          return true
+        }
+      }
+    }
+    const fiber = yield* Effect.forkChild(Effect.scoped(around(Session.run(transport))))
+    let cursor = 0
+    const client = {
+      frames,
+      fiber,
+      send: (message: unknown) => Queue.offer(inbox, typeof message === "string" ? message : JSON.stringify(message)),
+      close: Queue.fail(inbox, new ClosedNormally()),
+      /** The next frame, parsed, once it has arrived. */
+      next: Effect.suspend(() =>
+        eventually(() => frames.length > cursor, () => `frame #${cursor + 1} (have ${JSON.stringify(frames)})`).pipe(
+          Effect.map(() => JSON.parse(frames[cursor++]!) as Record<string, unknown>)
+        )
+      ),
+      /** Frames not yet read with `next`. */
+      unread: () => frames.slice(cursor).map((f) => JSON.parse(f) as Record<string, unknown>),
+      isOpen: () => fiber.pollUnsafe() === undefined,
+      /** The error that ended the session, once it has ended. */
+      ended: Effect.suspend(() =>
+        eventually(() => fiber.pollUnsafe() !== undefined, () => "the session to end").pipe(
+          Effect.andThen(Effect.flip(Fiber.join(fiber)))
+        )
+      ),
+      /** Round trip: a ping answered by its pong proves every earlier message was handled. */
+      ping: (id: string) =>
+        Effect.gen(function*() {
+          yield* client.send({ type: "ping", id })
+          expect(yield* client.next).toEqual({ type: "pong", id })
+        })
+    }
+    return client
+  })
+
+const connect = (grant: AccessGrant) => Effect.flatMap(Tickets.issue(grant), ({ ticket }) => connectWith(ticket))
+
+/** Connects and proves the session is registered and answering. */
+const open = (grant: AccessGrant) =>
+  Effect.tap(connect(grant), (client) => client.ping("hello"))
+
+const subscribeOk = (
+  client: Effect.Success<ReturnType<typeof open>>,
+  id: string,
+  channel: string,
+  seq: number,
+  extra: { since?: number; recovered?: boolean } = {}
+) =>
+  Effect.gen(function*() {
+    yield* client.send({
+      type: "subscribe",
+      id,
+      channel,
+      ...(extra.since === undefined ? {} : { since: extra.since })
+    })
+    expect(yield* client.next).toEqual({ type: "subscribed", id, channel, seq, recovered: extra.recovered ?? false })
+  })
+
+const eventFrame = (channel: string, seq: number, ref = "apt_00000001", kind = "appointment.updated") => ({
+  type: "event",
+  channel,
+  seq,
+  id: expect.stringMatching(/^evt_[A-Za-z0-9_-]+$/),
+  kind,
+  ref,
+  at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+})
+
+describe("Session.run", () => {
+  describe("subscriptions", () => {
+    it.effect("gives a patient its own channel: `subscribed` with the channel's seq, then live events in order", () =>
+      Effect.gen(function*() {
+        yield* publish(aliceChannel, "apt_before_01")
+        yield* publish(aliceChannel, "apt_before_02")
+        const alice = yield* open(patient())
+        yield* subscribeOk(alice, "c1", aliceChannel, 2)
+        yield* TestClock.adjust(Duration.seconds(5))
+        const accepted = yield* publish(aliceChannel, "apt_live_0001", "message.received")
+        yield* publish(bobChannel, "apt_other_001")
+        yield* publish(aliceChannel, "apt_live_0002")
+        yield* publish(aliceChannel, "apt_live_0003")
+        expect(yield* alice.next).toEqual({
+          type: "event",
+          channel: aliceChannel,
+          seq: 3,
+          id: accepted.id,
+          kind: "message.received",
+          ref: "apt_live_0001",
+          at: "1970-01-01T00:00:05.000Z"
+        })
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 4, "apt_live_0002"))
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 5, "apt_live_0003"))
+        yield* alice.ping("p1")
+        expect(alice.unread()).toEqual([])
+        const records = (yield* MemoryAuditRecords).all()
+        expect(records.map((r) => r.event)).toEqual(expect.arrayContaining(["ws.opened", "subscribe.allowed"]))
+        expect(JSON.stringify(records)).not.toContain(ALICE)
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("refuses a patient another patient's channel with `forbidden` and stays open", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        yield* alice.send({ type: "subscribe", id: "c1", channel: bobChannel })
+        expect(yield* alice.next).toEqual({ type: "error", id: "c1", code: "forbidden" })
+        yield* alice.send({ type: "subscribe", id: "c2", channel: carolChannel })
+        expect(yield* alice.next).toEqual({ type: "error", id: "c2", code: "forbidden" })
+        yield* alice.ping("c3")
+        yield* publish(bobChannel)
+        yield* alice.ping("c4")
+        expect(alice.isOpen()).toBe(true)
+        expect((yield* Hub).stats()).toEqual({ channels: 0, subscribers: 0 })
+        const denied = (yield* MemoryAuditRecords).all().filter((r) => r.event === "subscribe.denied")
+        expect(denied).toHaveLength(2)
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("refuses a clinician a patient's channel until a care relationship is granted", () =>
+      Effect.gen(function*() {
+        const carol = yield* open(clinician())
+        yield* carol.send({ type: "subscribe", id: "c1", channel: aliceChannel })
+        expect(yield* carol.next).toEqual({ type: "error", id: "c1", code: "forbidden" })
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        yield* subscribeOk(carol, "c2", aliceChannel, 0)
+        yield* publish(aliceChannel)
+        expect(yield* carol.next).toEqual(eventFrame(aliceChannel, 1))
+        // Its own channel needs nothing; another patient is still refused.
+        yield* subscribeOk(carol, "c3", carolChannel, 0)
+        yield* carol.send({ type: "subscribe", id: "c4", channel: bobChannel })
+        expect(yield* carol.next).toEqual({ type: "error", id: "c4", code: "forbidden" })
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("refuses a clinician once the care relationship's end time has passed", () =>
+      Effect.gen(function*() {
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
+        const carol = yield* open(clinician())
+        yield* subscribeOk(carol, "c1", aliceChannel, 0)
+        yield* TestClock.adjust(Duration.seconds(60))
+        yield* carol.send({ type: "subscribe", id: "c2", channel: aliceChannel })
+        expect(yield* carol.next).toEqual({ type: "error", id: "c2", code: "forbidden" })
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("ends a clinician's live subscription when the care relationship ends", () =>
+      Effect.gen(function*() {
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        const carol = yield* open(clinician())
+        yield* subscribeOk(carol, "c1", aliceChannel, 0)
+        yield* subscribeOk(carol, "c2", carolChannel, 0)
+        yield* publish(aliceChannel)
+        expect(yield* carol.next).toEqual(eventFrame(aliceChannel, 1))
+        yield* Revoke.endCare(service, { clinician: CAROL, patient: ALICE })
+        // Published at once, before the session had any chance to run: must not be delivered.
+        yield* publish(aliceChannel, "apt_after_end1")
+        expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
+        yield* publish(aliceChannel, "apt_after_end2")
+        yield* publish(carolChannel, "apt_carol_0001")
+        expect(yield* carol.next).toEqual(eventFrame(carolChannel, 1, "apt_carol_0001"))
+        yield* carol.ping("p1")
+        expect(carol.unread()).toEqual([])
+        expect(carol.isOpen()).toBe(true)
+        // And it cannot subscribe again.
+        yield* carol.send({ type: "subscribe", id: "c3", channel: aliceChannel })
+        expect(yield* carol.next).toEqual({ type: "error", id: "c3", code: "forbidden" })
+        expect((yield* Hub).stats()).toEqual({ channels: 1, subscribers: 1 })
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("does not disturb the patient's own subscription when a clinician's care ends", () =>
+      Effect.gen(function*() {
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        const alice = yield* open(patient())
+        const carol = yield* open(clinician())
+        yield* subscribeOk(alice, "a1", aliceChannel, 0)
+        yield* subscribeOk(carol, "c1", aliceChannel, 0)
+        expect((yield* Hub).stats()).toEqual({ channels: 1, subscribers: 2 })
+        yield* Revoke.endCare(service, { clinician: CAROL, patient: ALICE })
+        expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
+        yield* publish(aliceChannel)
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 1))
+        yield* carol.ping("p1")
+        expect(carol.unread()).toEqual([])
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("unsubscribe answers `unsubscribed` and stops delivery", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        yield* subscribeOk(alice, "c1", aliceChannel, 0)
+        yield* publish(aliceChannel)
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 1))
+        yield* alice.send({ type: "unsubscribe", id: "c2", channel: aliceChannel })
+        expect(yield* alice.next).toEqual({ type: "unsubscribed", id: "c2", channel: aliceChannel })
+        yield* publish(aliceChannel)
+        yield* alice.ping("p1")
+        expect(alice.unread()).toEqual([])
+        expect((yield* Hub).stats()).toEqual({ channels: 0, subscribers: 0 })
+        // Unsubscribing from a channel it never had is answered the same way.
+        yield* alice.send({ type: "unsubscribe", id: "c3", channel: bobChannel })
+        expect(yield* alice.next).toEqual({ type: "unsubscribed", id: "c3", channel: bobChannel })
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("subscribing twice to one channel delivers each event once", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        yield* subscribeOk(alice, "c1", aliceChannel, 0)
+        yield* subscribeOk(alice, "c2", aliceChannel, 0)
+        yield* publish(aliceChannel)
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 1))
+        yield* alice.ping("p1")
+        expect(alice.unread()).toEqual([])
+        expect((yield* Hub).stats()).toEqual({ channels: 1, subscribers: 1 })
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect(`refuses more than ${SUBSCRIPTIONS_PER_CONNECTION} channels on one socket with rate_limited`, () =>
+      Effect.gen(function*() {
+        const patients = Array.from({ length: SUBSCRIPTIONS_PER_CONNECTION }, (_, i) => `pt_many_${String(i).padStart(4, "0")}` as PatientRef)
+        for (const p of patients) yield* Revoke.grantCare(service, { clinician: CAROL, patient: p }, undefined)
+        const carol = yield* open(clinician())
+        for (const [i, p] of patients.entries()) yield* subscribeOk(carol, `s${i}`, `patient:${p}`, 0)
+        yield* carol.send({ type: "subscribe", id: "over", channel: carolChannel })
+        expect(yield* carol.next).toEqual({ type: "error", id: "over", code: "rate_limited" })
+        // Re-subscribing to a held channel is still fine.
+        yield* subscribeOk(carol, "again", `patient:${patients[0]}`, 0)
+        expect((yield* Hub).stats().channels).toBe(SUBSCRIPTIONS_PER_CONNECTION)
+      }).pipe(Effect.provide(memoryLayer())))
+  })
+
+  describe("since recovery", () => {
+    it.effect("replays the events after `since` right after `subscribed`, then goes live", () =>
+      Effect.gen(function*() {
+        for (const ref of ["apt_00000001", "apt_00000002", "apt_00000003"]) yield* publish(aliceChannel, ref)
+        const alice = yield* open(patient())
+        yield* subscribeOk(alice, "c1", aliceChannel, 3, { since: 1, recovered: true })
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 2, "apt_00000002"))
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 3, "apt_00000003"))
+        yield* publish(aliceChannel, "apt_00000004")
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 4, "apt_00000004"))
+        yield* alice.ping("p1")
+        expect(alice.unread()).toEqual([])
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("delivers an event published while the subscription is being set up exactly once", () =>
+      Effect.gen(function*() {
+        for (const ref of ["apt_00000001", "apt_00000002", "apt_00000003"]) yield* publish(aliceChannel, ref)
+        const bus = yield* EventBus
+        let raced = false
+        // A bus on which another publisher gets in between reading lastSeq and reading the history.
+        const racing = EventBus.of({
+          ...bus,
+          since: (channel, seq) =>
+            Effect.suspend(() => {
+              if (raced) return bus.since(channel, seq)
+              raced = true
+              return Effect.andThen(
+                bus.publish({
+                  id: "evt_race_000001" as EventId,
+                  channel,
+                  kind: "appointment.updated",
+                  ref: "apt_00000004" as EventRef,
+                  at: "1970-01-01T00:00:00.000Z"
+                }),
+                bus.since(channel, seq)
+              )
+            })
+        })
+        const { ticket } = yield* Tickets.issue(patient())
+        const alice = yield* connectWith(ticket, Effect.provideService(EventBus, racing))
+        yield* alice.ping("hello")
+        yield* subscribeOk(alice, "c1", aliceChannel, 3, { since: 1, recovered: true })
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 2, "apt_00000002"))
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 3, "apt_00000003"))
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 4, "apt_00000004"))
+        yield* alice.ping("p1")
+        expect(raced).toBe(true)
+        expect(alice.unread()).toEqual([])
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("answers recovered with nothing to replay when the client is up to date", () =>
+      Effect.gen(function*() {
+        yield* publish(aliceChannel)
+        yield* publish(aliceChannel)
+        const alice = yield* open(patient())
+        yield* subscribeOk(alice, "c1", aliceChannel, 2, { since: 2, recovered: true })
+        yield* alice.ping("p1")
+        expect(alice.unread()).toEqual([])
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("answers recovered: false when `since` is ahead of the channel", () =>
+      Effect.gen(function*() {
+        yield* publish(aliceChannel)
+        const alice = yield* open(patient())
+        yield* subscribeOk(alice, "c1", aliceChannel, 1, { since: 10, recovered: false })
+        yield* alice.ping("p1")
+        expect(alice.unread()).toEqual([])
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("answers recovered: false, replaying nothing, when the history no longer reaches back", () =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 150; i++) yield* publish(aliceChannel)
+        const alice = yield* open(patient())
+        yield* subscribeOk(alice, "c1", aliceChannel, 150, { since: 1, recovered: false })
+        yield* alice.ping("p1")
+        expect(alice.unread()).toEqual([])
+        yield* publish(aliceChannel)
+        expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 151))
+      }).pipe(Effect.provide(memoryLayer())))
+  })
+
+  describe("protocol abuse", () => {
+    it.effect(`answers malformed frames bad_request and fails with ProtocolViolation after ${MALFORMED_BEFORE_CLOSE}`, () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        const bad = ["not json", "{}", '{"type":"ping"}', '{"type":"subscribe","id":"c1","channel":"patient:*"}', "[]"]
+        for (let i = 0; i < MALFORMED_BEFORE_CLOSE; i++) {
+          yield* alice.send(bad[i]!)
+          expect(yield* alice.next).toEqual({ type: "error", code: "bad_request" })
+          yield* alice.ping(`p${i}`)
+        }
+        expect(alice.isOpen()).toBe(true)
+        yield* alice.send(bad[MALFORMED_BEFORE_CLOSE]!)
+        expect((yield* alice.ended)._tag).toBe("ProtocolViolation")
+        expect(alice.unread()).toEqual([])
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect(`fails with RepeatedDenials after ${DENIALS_BEFORE_CLOSE} denied subscriptions`, () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        for (let i = 0; i < DENIALS_BEFORE_CLOSE; i++) {
+          const channel = `patient:pt_other_${String(i).padStart(4, "0")}`
+          yield* alice.send({ type: "subscribe", id: `d${i}`, channel })
+          expect(yield* alice.next).toEqual({ type: "error", id: `d${i}`, code: "forbidden" })
+        }
+        yield* alice.ping("still-open")
+        yield* alice.send({ type: "subscribe", id: "last", channel: bobChannel })
+        expect((yield* alice.ended)._tag).toBe("RepeatedDenials")
+        expect(alice.unread()).toEqual([])
+      }).pipe(Effect.provide(memoryLayer())))
+  })
+
+  describe("ends", () => {
+    it.effect("fails with TicketRejected, sending nothing, for a missing, forged or reused ticket", () =>
+      Effect.gen(function*() {
+        const missing = yield* connectWith(undefined)
+        expect(yield* missing.ended).toMatchObject({ _tag: "TicketRejected", cause: "missing" })
+        const forged = yield* connectWith("a.b.c")
+        expect(yield* forged.ended).toMatchObject({ _tag: "TicketRejected", cause: "invalid" })
+        const { ticket } = yield* Tickets.issue(patient())
+        const first = yield* connectWith(ticket)
+        yield* first.ping("p1")
+        const second = yield* connectWith(ticket)
+        expect(yield* second.ended).toMatchObject({ _tag: "TicketRejected", cause: "used" })
+        for (const client of [missing, forged, second]) expect(client.frames).toEqual([])
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("fails with ClosedNormally when the client closes, releasing its channels", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        yield* subscribeOk(alice, "c1", aliceChannel, 0)
+        yield* alice.close
+        expect((yield* alice.ended)._tag).toBe("ClosedNormally")
+        expect((yield* Hub).stats()).toEqual({ channels: 0, subscribers: 0 })
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("fails with SessionRevoked when its subject is revoked; other subjects stay", () =>
+      Effect.gen(function*() {
+        const alice1 = yield* open(patient())
+        const alice2 = yield* open(patient())
+        const bob = yield* open(patient(BOB))
+        yield* subscribeOk(alice1, "c1", aliceChannel, 0)
+        yield* subscribeOk(bob, "c1", bobChannel, 0)
+        yield* Revoke.revokeSubject(admin, ALICE as string as SubjectRef)
+        expect((yield* alice1.ended)._tag).toBe("SessionRevoked")
+        expect((yield* alice2.ended)._tag).toBe("SessionRevoked")
+        yield* bob.ping("p1")
+        expect((yield* Hub).stats()).toEqual({ channels: 1, subscribers: 1 })
+        // A ticket issued after the revocation opens a new session.
+        yield* TestClock.adjust(Duration.millis(1))
+        yield* open(patient())
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("refuses a third session of one subject with TooManySessions (cap 2)", () =>
+      Effect.gen(function*() {
+        const first = yield* open(patient())
+        yield* open(patient())
+        const third = yield* connect(patient())
+        expect((yield* third.ended)._tag).toBe("TooManySessions")
+        expect(third.frames).toEqual([])
+        // Other subjects have their own cap.
+        yield* open(patient(BOB))
+        // Closing one makes room again.
+        yield* first.close
+        yield* first.ended
+        yield* open(patient())
+      }).pipe(Effect.provide(memoryLayer({ maxSessionsPerSubject: 2 }))))
+
+    it.effect("fails with SessionExpired after the idle timeout without client messages", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        yield* TestClock.adjust(Duration.seconds(899))
+        yield* settle
+        expect(alice.isOpen()).toBe(true)
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect((yield* alice.ended)._tag).toBe("SessionExpired")
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("counts idleness from the last client message", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        yield* TestClock.adjust(Duration.seconds(600))
+        yield* alice.ping("p1")
+        yield* TestClock.adjust(Duration.seconds(899))
+        yield* settle
+        expect(alice.isOpen()).toBe(true)
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect((yield* alice.ended)._tag).toBe("SessionExpired")
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("fails with SessionExpired at the access token's expiry, however active", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient(ALICE, 120))
+        yield* TestClock.adjust(Duration.seconds(60))
+        yield* alice.ping("p1")
+        yield* TestClock.adjust(Duration.seconds(59))
+        yield* alice.ping("p2")
+        expect(alice.isOpen()).toBe(true)
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect((yield* alice.ended)._tag).toBe("SessionExpired")
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("fails with SessionExpired at the session maximum (TIDINGS_SESSION_MAX_S)", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        for (let i = 1; i <= 2; i++) {
+          yield* TestClock.adjust(Duration.seconds(100))
+          yield* alice.ping(`p${i}`)
+        }
+        yield* TestClock.adjust(Duration.seconds(99))
+        yield* settle
+        expect(alice.isOpen()).toBe(true)
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect((yield* alice.ended)._tag).toBe("SessionExpired")
+      }).pipe(Effect.provide(memoryLayer({ sessionMaxS: 300 }))))
+  })
+
+  describe("refresh", () => {
+    it.effect("with a new ticket for the same user answers `refreshed` and extends the deadline", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient(ALICE, 120))
+        yield* TestClock.adjust(Duration.seconds(100))
+        const { ticket } = yield* Tickets.issue(patient(ALICE, 600))
+        yield* alice.send({ type: "refresh", id: "r1", ticket })
+        expect(yield* alice.next).toEqual({ type: "refreshed", id: "r1", expiresAt: "1970-01-01T00:10:00.000Z" })
+        yield* TestClock.adjust(Duration.seconds(400))
+        yield* alice.ping("p1")
+        yield* TestClock.adjust(Duration.seconds(99))
+        yield* alice.ping("p2")
+        expect(alice.isOpen()).toBe(true)
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect((yield* alice.ended)._tag).toBe("SessionExpired")
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("with a ticket for another user, a used or a bad ticket answers `forbidden` and changes nothing", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient(ALICE, 120))
+        yield* TestClock.adjust(Duration.seconds(100))
+        const bobs = (yield* Tickets.issue(patient(BOB, 600))).ticket
+        yield* alice.send({ type: "refresh", id: "r1", ticket: bobs })
+        expect(yield* alice.next).toEqual({ type: "error", id: "r1", code: "forbidden" })
+        // Same ref string, other kind of user.
+        const sameRefClinician = (yield* Tickets.issue(clinician(ALICE as string as ClinicianRef, 600))).ticket
+        yield* alice.send({ type: "refresh", id: "r2", ticket: sameRefClinician })
+        expect(yield* alice.next).toEqual({ type: "error", id: "r2", code: "forbidden" })
+        const used = (yield* Tickets.issue(patient(ALICE, 600))).ticket
+        yield* Tickets.consume(used)
+        yield* alice.send({ type: "refresh", id: "r3", ticket: used })
+        expect(yield* alice.next).toEqual({ type: "error", id: "r3", code: "forbidden" })
+        yield* alice.send({ type: "refresh", id: "r4", ticket: "aaaa.bbbb.cccc" })
+        expect(yield* alice.next).toEqual({ type: "error", id: "r4", code: "forbidden" })
+        yield* alice.ping("p1")
+        yield* TestClock.adjust(Duration.seconds(20))
+        expect((yield* alice.ended)._tag).toBe("SessionExpired")
+      }).pipe(Effect.provide(memoryLayer())))
+  })
+
+  describe("hub", () => {
+    it.effect("releases every channel once the sessions end", () =>
+      Effect.gen(function*() {
+        const hub = yield* Hub
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        const alice = yield* open(patient())
+        const carol = yield* open(clinician())
+        const bob = yield* open(patient(BOB))
+        yield* subscribeOk(alice, "c1", aliceChannel, 0)
+        yield* subscribeOk(carol, "c1", aliceChannel, 0)
+        yield* subscribeOk(carol, "c2", carolChannel, 0)
+        yield* subscribeOk(bob, "c1", bobChannel, 0)
+        expect(hub.stats()).toEqual({ channels: 3, subscribers: 4 })
+        yield* alice.close
+        yield* alice.ended
+        expect(hub.stats()).toEqual({ channels: 3, subscribers: 3 })
+        yield* carol.close
+        yield* carol.ended
+        expect(hub.stats()).toEqual({ channels: 1, subscribers: 1 })
+        yield* Revoke.revokeSubject(admin, BOB as string as SubjectRef)
+        yield* bob.ended
+        expect(hub.stats()).toEqual({ channels: 0, subscribers: 0 })
+        // Nothing is left listening: a later subscriber starts from a clean hub.
+        yield* publish(aliceChannel)
+        const again = yield* open(patient())
+        yield* subscribeOk(again, "c1", aliceChannel, 1)
+        expect(hub.stats()).toEqual({ channels: 1, subscribers: 1 })
+      }).pipe(Effect.provide(memoryLayer())))
+  })
+})
