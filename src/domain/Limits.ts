@@ -24,6 +24,8 @@ export const SUBSCRIPTIONS_PER_CONNECTION = 64
 export const MALFORMED_BEFORE_CLOSE = 3
 /** Denied subscriptions tolerated (each answered `forbidden`) before 4403. */
 export const DENIALS_BEFORE_CLOSE = 10
+/** Rate-limited messages tolerated (each answered `rate_limited`) before 4429. */
+export const LIMITED_BEFORE_CLOSE = 10
 
 /** Frames the client may leave unacknowledged (see docs/decisions/0003) before 4508. */
 export const OUTBOX_FRAMES = 1024

@@ -6,10 +6,11 @@ import { type Channel, print } from "../domain/Channel.ts"
 import { frameCodeFor } from "../domain/Close.ts"
 import type { Event } from "../domain/Event.ts"
 import {
-  type ClosedNormally, type MessageTooBig, ProtocolViolation, RepeatedDenials, SessionExpired,
+  type ClosedNormally, type MessageTooBig, ProtocolViolation, RateLimited, RepeatedDenials, SessionExpired,
   type SessionRevoked, SubscriptionDenied, type TicketRejected, type TooSlow, type Unavailable
 } from "../domain/Errors.ts"
 import * as Limits from "../domain/Limits.ts"
+import * as TokenBucket from "../domain/TokenBucket.ts"
 import * as Policy from "../domain/Policy.ts"
 import { subjectOf, type User } from "../domain/Principal.ts"
 import type { Jti } from "../domain/Ref.ts"
@@ -17,6 +18,7 @@ import * as Wire from "../domain/Wire.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { CareRelationships } from "../services/CareRelationships.ts"
 import { EventBus } from "../services/EventBus.ts"
+import { RateLimiter } from "../services/RateLimiter.ts"
 import { type LiveSession, Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
 import { Hub, type Subscriber } from "./Hub.ts"
@@ -75,7 +77,7 @@ const makeSubscription = (
 
 export type SessionEnd =
   | TransportEnd | TicketRejected | Unavailable | SessionRevoked | SessionExpired | ProtocolViolation | RepeatedDenials
-  | import("../domain/Errors.ts").TooManySessions
+  | RateLimited | import("../domain/Errors.ts").TooManySessions
 
 export const run = Effect.fn("Session.run")(function*(transport: Transport) {
   const claims = yield* Tickets.consume(transport.ticket, transport.origin)
@@ -84,6 +86,7 @@ export const run = Effect.fn("Session.run")(function*(transport: Transport) {
   const bus = yield* EventBus
   const hub = yield* Hub
   const care = yield* CareRelationships
+  const limiter = yield* RateLimiter
   const user = claims.user
   const subject = subjectOf(user)
   const outbox = transport.outbox
@@ -95,6 +98,10 @@ export const run = Effect.fn("Session.run")(function*(transport: Transport) {
     lastActive: opened,
     malformed: 0,
     denied: 0,
+    limited: 0,
+    // Messages per connection are limited here, not in the shared RateLimiter: they need no
+    // agreement between nodes, and a round trip per message would be the wrong price.
+    messages: TokenBucket.full(settings.rates.messages, opened),
     jti: claims.jti as Jti,
     subscriptions: new Map<string, Subscription>()
   }
@@ -131,6 +138,13 @@ export const run = Effect.fn("Session.run")(function*(transport: Transport) {
     Effect.forEach([...state.subscriptions.keys()], drop, { discard: true })
   )
 
+  const limited = Effect.fn("Session.limited")(function*(error: RateLimited, id?: string) {
+    state.limited += 1
+    if (state.limited === 1) yield* audit.append({ event: "rate.limited", subject, cause: error.scope, result: "refused" })
+    if (state.limited > Limits.LIMITED_BEFORE_CLOSE) return yield* error
+    outbox.offer(Wire.error(id, "rate_limited"))
+  })
+
   const deny = Effect.fn("Session.deny")(function*(id: string, channel: Channel) {
     state.denied += 1
     yield* audit.append({ event: "subscribe.denied", subject, channel, result: "refused" })
@@ -152,6 +166,12 @@ export const run = Effect.fn("Session.run")(function*(transport: Transport) {
 
   const subscribe = Effect.fn("Session.subscribe")(function*(message: Wire.Subscribe) {
     const key = print(message.channel)
+    const admitted = yield* limiter.consume(`subscribe:${subject}`, settings.rates.subscribes).pipe(Effect.result)
+    if (Result.isFailure(admitted)) {
+      if (admitted.failure._tag === "RateLimited") return yield* limited(admitted.failure, message.id)
+      outbox.offer(Wire.error(message.id, "unavailable"))
+      return
+    }
     if (!(yield* allowed(message.channel))) return yield* deny(message.id, message.channel)
     const existing = state.subscriptions.get(key)
     if (existing === undefined && state.subscriptions.size >= Limits.SUBSCRIPTIONS_PER_CONNECTION) {
@@ -194,7 +214,11 @@ export const run = Effect.fn("Session.run")(function*(transport: Transport) {
   })
 
   const handle = Effect.fn("Session.handle")(function*(text: string) {
-    state.lastActive = yield* Clock.currentTimeMillis
+    const now = yield* Clock.currentTimeMillis
+    state.lastActive = now
+    const taken = TokenBucket.take(state.messages, settings.rates.messages, now)
+    state.messages = taken.bucket
+    if (!taken.ok) return yield* limited(new RateLimited({ scope: "message", retryAfterMs: taken.retryAfterMs }))
     const decoded = Wire.decodeClientMessage(text)
     if (Result.isFailure(decoded)) {
       state.malformed += 1

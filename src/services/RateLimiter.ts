@@ -1,5 +1,6 @@
-// Shared rate limits: a token bucket per key, refilled continuously. Keys are built by the
-// programs (scope + pseudonymous id), so one limit holds across every node.
+// Shared rate limits: a token bucket per key, refilled continuously, so one limit holds
+// across every node. Keys are `scope:subject`; an interpreter that stores them outside the
+// process (Redis) must store them hashed, never as raw refs.
 import { Context, type Effect } from "effect"
 import type { RateLimited, RateScope, Unavailable } from "../domain/Errors.ts"
 

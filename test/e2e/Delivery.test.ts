@@ -14,6 +14,7 @@ beforeAll(async () => {
     // window is set below the event count so the stalled reader must overflow it.
     TIDINGS_MAX_SESSIONS_PER_SUBJECT: "1000",
     TIDINGS_RATE_TICKETS_PER_MIN: "100000",
+    TIDINGS_RATE_SUBSCRIBES_PER_MIN: "100000",
     TIDINGS_OUTBOX_FRAMES: "256"
   })
 })

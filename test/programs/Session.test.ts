@@ -7,7 +7,8 @@ import * as Channel from "../../src/domain/Channel.ts"
 import { ClosedNormally } from "../../src/domain/Errors.ts"
 import type { ClinicianRef, EventId, EventRef, PatientRef, SubjectRef } from "../../src/domain/Ref.ts"
 import type { Principal } from "../../src/domain/Principal.ts"
-import { DENIALS_BEFORE_CLOSE, MALFORMED_BEFORE_CLOSE, SUBSCRIPTIONS_PER_CONNECTION } from "../../src/domain/Limits.ts"
+import { DENIALS_BEFORE_CLOSE, LIMITED_BEFORE_CLOSE, MALFORMED_BEFORE_CLOSE, SUBSCRIPTIONS_PER_CONNECTION } from "../../src/domain/Limits.ts"
+import { defaults } from "../../src/services/Settings.ts"
 import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
 import { Hub } from "../../src/programs/Hub.ts"
 import * as Publish from "../../src/programs/Publish.ts"
@@ -22,6 +23,8 @@ const ALICE = "pt_alice_0001" as PatientRef
 const BOB = "pt_bob_00002" as PatientRef
 const CAROL = "cl_carol_001" as ClinicianRef
 const ORIGIN = "https://app.example"
+/** For tests that send more messages in one instant than a client may. */
+const generousRates = { ...defaults.rates, messages: { scope: "message" as const, limit: 1_000, windowMs: 1_000 } }
 
 const aliceChannel = "patient:pt_alice_0001"
 const bobChannel = "patient:pt_bob_00002"
@@ -293,7 +296,50 @@ describe("Session.run", () => {
         // Re-subscribing to a held channel is still fine.
         yield* subscribeOk(carol, "again", `patient:${patients[0]}`, 0)
         expect((yield* Hub).stats().channels).toBe(SUBSCRIPTIONS_PER_CONNECTION)
+      }).pipe(Effect.provide(memoryLayer({ rates: generousRates }))))
+  })
+
+  describe("rate limits", () => {
+    it.effect("answers rate_limited past the message burst, then closes with RateLimited when it goes on", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        const burst = defaults.rates.messages.limit
+        // `open` spent one message on its ping.
+        for (let i = 1; i < burst; i++) yield* alice.ping(`p${i}`)
+        yield* alice.send({ type: "ping", id: "over" })
+        expect(yield* alice.next).toEqual({ type: "error", code: "rate_limited" })
+        expect(alice.isOpen()).toBe(true)
+        for (let i = 0; i < LIMITED_BEFORE_CLOSE; i++) yield* alice.send({ type: "ping", id: `flood${i}` })
+        const ended = yield* alice.ended
+        expect(ended).toMatchObject({ _tag: "RateLimited", scope: "message" })
+        const records = (yield* MemoryAuditRecords).all()
+        expect(records.filter((r) => r.event === "rate.limited" && r.cause === "message")).toHaveLength(1)
       }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("lets a client that slows down carry on as the bucket refills", () =>
+      Effect.gen(function*() {
+        const alice = yield* open(patient())
+        for (let i = 1; i < defaults.rates.messages.limit; i++) yield* alice.ping(`p${i}`)
+        yield* alice.send({ type: "ping", id: "over" })
+        expect(yield* alice.next).toEqual({ type: "error", code: "rate_limited" })
+        yield* TestClock.adjust(Duration.seconds(1))
+        yield* alice.ping("after-a-second")
+        expect(alice.isOpen()).toBe(true)
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("limits subscribes per subject across all of its sessions", () =>
+      Effect.gen(function*() {
+        const first = yield* open(patient())
+        const second = yield* open(patient())
+        yield* subscribeOk(first, "a", aliceChannel, 0)
+        yield* subscribeOk(second, "b", aliceChannel, 0)
+        yield* second.send({ type: "subscribe", id: "c", channel: aliceChannel })
+        expect(yield* second.next).toEqual({ type: "error", id: "c", code: "rate_limited" })
+        yield* TestClock.adjust(Duration.seconds(30))
+        yield* subscribeOk(second, "d", aliceChannel, 0)
+      }).pipe(Effect.provide(memoryLayer({
+        rates: { ...defaults.rates, subscribes: { scope: "subscribe", limit: 2, windowMs: 60_000 } }
+      }))))
   })
 
   describe("since recovery", () => {
