@@ -181,7 +181,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     ticketKeyFile,
     auditKeyFile,
     auditSink,
-    heartbeatS: int(env, "TIDINGS_HEARTBEAT_S", 25, 5, 3600),
+    heartbeatS: int(env, "TIDINGS_HEARTBEAT_S", 25, 1, 3600),
     metricsListen: hostPort(env, "TIDINGS_METRICS_LISTEN", "127.0.0.1:9464"),
     logLevel: LOG_LEVELS[level as keyof typeof LOG_LEVELS],
     settings: {

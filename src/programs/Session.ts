@@ -1,12 +1,12 @@
 // One WebSocket session, from ticket to close: consume the ticket, register the session,
 // then answer client messages until the socket ends, the session expires or is revoked.
 // The session fails with the error that ended it; the edge maps that to a close code.
-import { Clock, Deferred, Effect, Exit, FiberSet, Result, Scope } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, FiberSet, Result, Scope } from "effect"
 import { type Channel, print } from "../domain/Channel.ts"
-import { frameCodeFor } from "../domain/Close.ts"
+import { closeFor, frameCodeFor } from "../domain/Close.ts"
 import type { Event } from "../domain/Event.ts"
 import {
-  type ClosedNormally, type MessageTooBig, ProtocolViolation, RateLimited, RepeatedDenials, SessionExpired,
+  ClosedNormally, type GatewayError, InternalError, type MessageTooBig, ShuttingDown, ProtocolViolation, RateLimited, RepeatedDenials, SessionExpired,
   type SessionRevoked, SubscriptionDenied, type TicketRejected, type TooSlow, type Unavailable
 } from "../domain/Errors.ts"
 import * as Limits from "../domain/Limits.ts"
@@ -79,8 +79,43 @@ export type SessionEnd =
   | TransportEnd | TicketRejected | Unavailable | SessionRevoked | SessionExpired | ProtocolViolation | RepeatedDenials
   | RateLimited | import("../domain/Errors.ts").TooManySessions
 
-export const run = Effect.fn("Session.run")(function*(transport: Transport) {
+/** How a session ended, as the error its close code is read from. */
+export const endOf = (exit: Exit.Exit<unknown, GatewayError>): GatewayError => {
+  if (Exit.isSuccess(exit)) return new ClosedNormally()
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "Some") return error.value
+  return Cause.hasInterruptsOnly(exit.cause) ? new ShuttingDown() : new InternalError()
+}
+
+/** Who the session turned out to be, once its ticket was consumed: for the closing record. */
+interface Known {
+  subject?: string
+  jti?: string
+}
+
+/** Runs one session and audits how it ended, whether or not it ever got past the ticket. */
+export const run = (transport: Transport) => {
+  const known: Known = {}
+  return live(transport, known).pipe(
+    Effect.onExit((exit) => {
+      const error = endOf(exit)
+      return AuditLog.use((audit) =>
+        audit.append({
+          event: "ws.closed",
+          ...known,
+          origin: transport.origin,
+          close: closeFor(error).code,
+          cause: error._tag
+        })
+      )
+    })
+  )
+}
+
+const live = Effect.fn("Session.run")(function*(transport: Transport, known: Known) {
   const claims = yield* Tickets.consume(transport.ticket, transport.origin)
+  known.subject = claims.user.ref
+  known.jti = claims.jti
   const settings = yield* Settings
   const audit = yield* AuditLog
   const bus = yield* EventBus

@@ -33,9 +33,9 @@ const bytesOf = (frame: string): Buffer => {
 
 export interface Connection {
   readonly transport: Transport
-  /** Whether a pong came since the last heartbeat ping. */
-  alive: boolean
-  /** Heartbeat: a numbered ping, so it also acknowledges the window. */
+  /** When the unanswered heartbeat ping went out; undefined once any pong came back. */
+  awaitingPongSince: number | undefined
+  /** Heartbeat: a numbered ping, so its pong also acknowledges the window. */
   readonly ping: () => void
   readonly terminate: () => void
 }
@@ -66,7 +66,7 @@ export const make = (
     if (Queue.sizeUnsafe(inbound) >= INBOUND_HIGH_WATER) ws.pause()
   })
   ws.on("pong", (data: Buffer) => {
-    connection.alive = true
+    connection.awaitingPongSince = undefined
     const upTo = Number(data.toString("latin1"))
     if (Number.isSafeInteger(upTo) && upTo > acked && upTo <= sent) acked = upTo
   })
@@ -81,7 +81,7 @@ export const make = (
   }
 
   const connection: Connection = {
-    alive: true,
+    awaitingPongSince: undefined,
     ping,
     terminate: () => ws.terminate(),
     transport: {

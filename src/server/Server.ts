@@ -6,7 +6,6 @@ import { createServer } from "node:https"
 import type { AddressInfo } from "node:net"
 import { WebSocket, WebSocketServer } from "ws"
 import { closeFor } from "../domain/Close.ts"
-import { ClosedNormally, type GatewayError, InternalError, ShuttingDown } from "../domain/Errors.ts"
 import { FRAME_BYTES, PONG_TIMEOUT_S, SUBPROTOCOL } from "../domain/Limits.ts"
 import * as Session from "../programs/Session.ts"
 import { AuditLog } from "../services/AuditLog.ts"
@@ -28,14 +27,6 @@ export interface ServerOptions {
 export class ServerAddress extends Context.Service<ServerAddress, { readonly host: string; readonly port: number }>()(
   "tidings/ServerAddress"
 ) {}
-
-/** How a session ended, as the error the close code is read from. */
-const endOf = (exit: Exit.Exit<unknown, GatewayError>): GatewayError => {
-  if (Exit.isSuccess(exit)) return new ClosedNormally()
-  const error = Cause.findErrorOption(exit.cause)
-  if (error._tag === "Some") return error.value
-  return Cause.hasInterruptsOnly(exit.cause) ? new ShuttingDown() : new InternalError()
-}
 
 const logDefect = (cause: Cause.Cause<unknown>) =>
   Effect.logError("defect").pipe(
@@ -108,14 +99,10 @@ export const layer = (options: ServerOptions) =>
           Effect.onExit((exit) =>
             Effect.suspend(() => {
               connections.delete(connection)
-              const error = endOf(exit)
+              const error = Session.endOf(exit)
               const close = closeFor(error)
               if (accepted.ws.readyState === WebSocket.OPEN) accepted.ws.close(close.code, close.reason)
-              const logged = error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
-              return Effect.andThen(
-                logged,
-                audit.append({ event: "ws.closed", origin: accepted.origin, close: close.code, cause: error._tag })
-              )
+              return error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
             })
           )
         )
@@ -144,16 +131,24 @@ export const layer = (options: ServerOptions) =>
         })
       )
 
-      // One timer for every socket: ping, then cut those that did not answer in time.
+      // One timer for every socket: ping those not already waiting, and 10 s later cut those
+      // whose ping is still unanswered.
       yield* Effect.acquireRelease(
         Effect.sync(() =>
           setInterval(() => {
+            const now = Date.now()
             for (const connection of connections) {
-              connection.alive = false
+              if (connection.awaitingPongSince !== undefined) continue
+              connection.awaitingPongSince = now
               connection.ping()
             }
             setTimeout(() => {
-              for (const connection of connections) if (!connection.alive) connection.terminate()
+              const deadline = Date.now() - PONG_TIMEOUT_S * 1000
+              for (const connection of connections) {
+                if (connection.awaitingPongSince !== undefined && connection.awaitingPongSince <= deadline) {
+                  connection.terminate()
+                }
+              }
             }, PONG_TIMEOUT_S * 1000).unref()
           }, options.heartbeatS * 1000)
         ),
