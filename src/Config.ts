@@ -144,7 +144,9 @@ const parseOrThrow = (env: Env): AppConfig => {
     const url = read(env, "TIDINGS_AUTH_JWKS_URL")
     const file = read(env, "TIDINGS_AUTH_JWKS_FILE")
     if (url === undefined && file === undefined) fail("TIDINGS_AUTH_JWKS_URL", "or TIDINGS_AUTH_JWKS_FILE is required with TIDINGS_AUTH_ISSUER")
-    if (url !== undefined && !/^https:\/\//.test(url)) fail("TIDINGS_AUTH_JWKS_URL", "must be an https:// URL")
+    if (url !== undefined && (!/^https:\/\//.test(url) || !URL.canParse(url))) {
+      fail("TIDINGS_AUTH_JWKS_URL", "must be an https:// URL")
+    }
     auth = {
       _tag: "Issuer",
       issuer,

@@ -1,5 +1,7 @@
 // A service publishes an event: scope check, kind allowlist, rate limit, then id and time,
 // and the bus assigns `seq` atomically. The answer means accepted, not yet delivered.
+// Idempotency is per publishing service: another service reusing an `id` publishes its own
+// event and never learns which channel the first one went to.
 import { Clock, Effect } from "effect"
 import type { Accepted, PublishRequest } from "../domain/Event.ts"
 import { Forbidden, MalformedInput } from "../domain/Errors.ts"
@@ -16,13 +18,14 @@ export const publish = Effect.fn("Publish.publish")(function*(principal: Princip
   if (!settings.eventKinds.has(request.kind)) return yield* new MalformedInput()
   yield* (yield* RateLimiter).consume(`publish:${principal.clientId}`, settings.rates.publishes)
   const now = yield* Clock.currentTimeMillis
+  const id = request.id ?? Ids.eventId()
   const published = yield* (yield* EventBus).publish({
-    id: request.id ?? Ids.eventId(),
+    id,
     channel: request.channel,
     kind: request.kind,
     ref: request.ref,
     at: new Date(now).toISOString()
-  })
+  }, `${principal.clientId}/${id}`)
   if (published.fresh) {
     yield* (yield* AuditLog).append({
       event: "event.published",

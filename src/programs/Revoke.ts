@@ -50,11 +50,11 @@ export const endCare = Effect.fn("Revoke.endCare")(function*(principal: Principa
   })
 })
 
-/** Per node: when any node ends a care relationship, drop the clinician's local subscriptions. */
+/** Per node: when any node changes a care relationship, re-check the clinician's local subscriptions. */
 export const CareWatcher = Layer.effectDiscard(Effect.gen(function*() {
   const sessions = yield* Sessions
-  yield* (yield* CareRelationships).onEnded((clinician, patient) => {
+  yield* (yield* CareRelationships).onChanged((clinician, patient) => {
     const channel = Channel.patient(patient)
-    for (const session of sessions.local(clinician as string as SubjectRef)) session.loseChannel(channel)
+    for (const session of sessions.local(clinician as string as SubjectRef)) session.reauthorize(channel)
   })
 }))

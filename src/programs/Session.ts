@@ -1,7 +1,7 @@
 // One WebSocket session, from ticket to close: consume the ticket, register the session,
 // then answer client messages until the socket ends, the session expires or is revoked.
 // The session fails with the error that ended it; the edge maps that to a close code.
-import { Cause, Clock, Deferred, Effect, Exit, FiberSet, Result, Scope } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, type Fiber, FiberSet, Result, Scope } from "effect"
 import { type Channel, print } from "../domain/Channel.ts"
 import { closeFor, frameCodeFor } from "../domain/Close.ts"
 import type { Event } from "../domain/Event.ts"
@@ -45,8 +45,12 @@ export interface Transport {
 /** A subscription that holds back live events until its `subscribed` answer is out. */
 interface Subscription extends Subscriber {
   readonly scope: Scope.Closeable
+  /** The timer that re-checks access when a care relationship's `until` comes. */
+  expiry: Fiber.Fiber<void> | undefined
   /** Sends what was held back after `subscribed` (and any replay), then goes live. */
   readonly settle: (lastSeq: number, replay: ReadonlyArray<Event>) => void
+  /** Holds events back while access is being checked again; `settle` releases them. */
+  readonly pause: () => void
 }
 
 const makeSubscription = (
@@ -64,7 +68,11 @@ const makeSubscription = (
   }
   return {
     scope,
+    expiry: undefined,
     push: (event, frame) => (held === undefined ? forward(event, frame) : held.push([event, frame])),
+    pause: () => {
+      held ??= []
+    },
     settle: (lastSeq, replay) => {
       for (const event of replay) forward(event, Wire.event(event))
       seq = Math.max(seq, lastSeq)
@@ -153,18 +161,64 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     const subscription = state.subscriptions.get(key)
     if (subscription === undefined) return Effect.void
     state.subscriptions.delete(key)
+    subscription.expiry?.interruptUnsafe()
     return Scope.close(subscription.scope, Exit.void)
   }
+
+  /** Until when the session may see the channel (ms; Infinity: while it lives), or undefined. */
+  const allowedUntil = Effect.fn("Session.allowedUntil")(function*(channel: Channel) {
+    const decision = Policy.canSubscribe(user, channel)
+    switch (decision._tag) {
+      case "Allow":
+        return Number.POSITIVE_INFINITY
+      case "Deny":
+        return undefined
+      case "IfCareRelationship":
+        return yield* care.activeUntil(decision.clinician, decision.patient, yield* Clock.currentTimeMillis)
+    }
+  })
+
+  /** Arms (or re-arms) the check that ends a subscription when its care relationship runs out. */
+  const expireAt = (key: string, channel: Channel, until: number) => {
+    const subscription = state.subscriptions.get(key)
+    if (subscription === undefined) return
+    subscription.expiry?.interruptUnsafe()
+    subscription.expiry = Number.isFinite(until)
+      ? runFork(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sleep(Math.max(0, until - now))).pipe(
+        Effect.andThen(Effect.suspend(() => reauthorize(channel)))
+      ))
+      : undefined
+  }
+
+  // A held channel checked again. If the check itself fails (a backing service is down), the
+  // subscription ends: access is never kept on an answer we could not get.
+  const reauthorize = (channel: Channel): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      const key = print(channel)
+      const subscription = state.subscriptions.get(key)
+      if (subscription === undefined) return
+      subscription.pause()
+      const until = yield* allowedUntil(channel).pipe(Effect.orElseSucceed(() => undefined))
+      if (state.subscriptions.get(key) !== subscription) return
+      if (until !== undefined) {
+        expireAt(key, channel, until)
+        return subscription.settle(0, [])
+      }
+      outbox.offer(Wire.error(undefined, "forbidden", channel))
+      yield* drop(key)
+      yield* audit.append({ event: "subscribe.denied", subject, channel, result: "refused", cause: "access_ended" })
+    })
 
   const live: LiveSession = {
     id: Ids.sessionId(),
     subject,
     end: (reason) => Deferred.doneUnsafe(stop, Exit.fail(reason)),
-    loseChannel: (channel) => {
-      const key = print(channel)
-      if (!state.subscriptions.has(key)) return
-      outbox.offer(Wire.error(undefined, "forbidden", channel))
-      runFork(drop(key))
+    reauthorize: (channel) => {
+      const subscription = state.subscriptions.get(print(channel))
+      if (subscription === undefined) return
+      // Nothing more reaches the client until the check says it may still see the channel.
+      subscription.pause()
+      runFork(reauthorize(channel))
     }
   }
   yield* (yield* Sessions).register(live)
@@ -187,18 +241,6 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     outbox.offer(Wire.error(id, frameCodeFor(new SubscriptionDenied())))
   })
 
-  const allowed = Effect.fn("Session.allowed")(function*(channel: Channel) {
-    const decision = Policy.canSubscribe(user, channel)
-    switch (decision._tag) {
-      case "Allow":
-        return true
-      case "Deny":
-        return false
-      case "IfCareRelationship":
-        return yield* care.isActive(decision.clinician, decision.patient, yield* Clock.currentTimeMillis)
-    }
-  })
-
   const subscribe = Effect.fn("Session.subscribe")(function*(message: Wire.Subscribe) {
     const key = print(message.channel)
     const admitted = yield* limiter.consume(`subscribe:${subject}`, settings.rates.subscribes).pipe(Effect.result)
@@ -207,7 +249,12 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
       outbox.offer(Wire.error(message.id, "unavailable"))
       return
     }
-    if (!(yield* allowed(message.channel))) return yield* deny(message.id, message.channel)
+    const until = yield* allowedUntil(message.channel).pipe(Effect.result)
+    if (Result.isFailure(until)) {
+      outbox.offer(Wire.error(message.id, "unavailable"))
+      return
+    }
+    if (until.success === undefined) return yield* deny(message.id, message.channel)
     const existing = state.subscriptions.get(key)
     if (existing === undefined && state.subscriptions.size >= Limits.SUBSCRIPTIONS_PER_CONNECTION) {
       outbox.offer(Wire.error(message.id, "rate_limited"))
@@ -233,6 +280,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     const { lastSeq, replay } = joined.success
     outbox.offer(Wire.subscribed(message.id, message.channel, lastSeq, replay !== undefined))
     subscription.settle(lastSeq, replay ?? [])
+    expireAt(key, message.channel, until.success)
     yield* audit.append({ event: "subscribe.allowed", subject, channel: message.channel, result: "ok" })
   })
 

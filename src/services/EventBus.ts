@@ -15,7 +15,11 @@ export interface Published extends Accepted {
 export type EventListener = (event: Event) => void
 
 export class EventBus extends Context.Service<EventBus, {
-  readonly publish: (draft: EventDraft) => Effect.Effect<Published, Unavailable>
+  /**
+   * `idempotencyKey` names the event for the idempotency window (the publisher and its `id`):
+   * a key seen before returns the first publish's answer and publishes nothing.
+   */
+  readonly publish: (draft: EventDraft, idempotencyKey: string) => Effect.Effect<Published, Unavailable>
   /** Delivers the channel's events to `listener` while the scope is open. */
   readonly subscribe: (channel: Channel, listener: EventListener) => Effect.Effect<void, Unavailable, Scope.Scope>
   /** The channel's latest `seq` (0 before its first event). */

@@ -11,8 +11,11 @@ export interface LiveSession {
   readonly subject: SubjectRef
   /** Ends the session from outside (revocation); the session closes with the error's code. */
   readonly end: (reason: SessionRevoked) => void
-  /** Drops one channel the session may no longer see, telling the client `forbidden`. */
-  readonly loseChannel: (channel: Channel) => void
+  /**
+   * Checks one channel again (its care relationship changed); if the session may no longer
+   * see it, the subscription ends and the client is told `forbidden`.
+   */
+  readonly reauthorize: (channel: Channel) => void
 }
 
 export class Sessions extends Context.Service<Sessions, {

@@ -173,3 +173,19 @@ describe("publish", () => {
       expect(json).not.toContain("apt_secret_0001")
     }).pipe(Effect.provide(memoryLayer())))
 })
+
+describe("publish idempotency across services", () => {
+  it.effect("keeps each service's ids to itself: another service reusing an id publishes its own event", () =>
+    Effect.gen(function*() {
+      const other: Principal = { _tag: "Service", clientId: "svc_other_0001", scopes: ["events:publish"] }
+      const id = "evt_shared_00001" as EventId
+      const bob = Channel.parse("patient:pt_bob_00002")!
+      const first = yield* Publish.publish(service, request(Channel.parse("patient:pt_alice_0001")!, { id }))
+      const second = yield* Publish.publish(other, request(bob, { id }))
+      expect(second.channel).toEqual(bob)
+      expect(second.seq).toBe(1)
+      expect(first.channel).not.toEqual(second.channel)
+      // The first service repeating itself still gets its own first answer.
+      expect(yield* Publish.publish(service, request(Channel.parse("patient:pt_alice_0001")!, { id }))).toEqual(first)
+    }).pipe(Effect.provide(memoryLayer())))
+})

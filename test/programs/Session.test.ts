@@ -212,6 +212,8 @@ describe("Session.run", () => {
         const carol = yield* open(clinician())
         yield* subscribeOk(carol, "c1", aliceChannel, 0)
         yield* TestClock.adjust(Duration.seconds(60))
+        // The live subscription ends on its own at the end time, then a new one is refused.
+        expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
         yield* carol.send({ type: "subscribe", id: "c2", channel: aliceChannel })
         expect(yield* carol.next).toEqual({ type: "error", id: "c2", code: "forbidden" })
       }).pipe(Effect.provide(memoryLayer())))
@@ -238,6 +240,37 @@ describe("Session.run", () => {
         yield* carol.send({ type: "subscribe", id: "c3", channel: aliceChannel })
         expect(yield* carol.next).toEqual({ type: "error", id: "c3", code: "forbidden" })
         expect((yield* Hub).stats()).toEqual({ channels: 1, subscribers: 1 })
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("ends a clinician's live subscription when the relationship's `until` passes", () =>
+      Effect.gen(function*() {
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
+        const carol = yield* open(clinician())
+        yield* subscribeOk(carol, "c1", aliceChannel, 0)
+        yield* TestClock.adjust(Duration.seconds(59))
+        yield* publish(aliceChannel)
+        expect(yield* carol.next).toEqual(eventFrame(aliceChannel, 1))
+        yield* TestClock.adjust(Duration.seconds(1))
+        expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
+        yield* publish(aliceChannel, "apt_after_until")
+        yield* carol.ping("p1")
+        expect(carol.unread()).toEqual([])
+      }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("follows a renewed `until`: a later end keeps the subscription, an end in the past ends it", () =>
+      Effect.gen(function*() {
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
+        const carol = yield* open(clinician())
+        yield* subscribeOk(carol, "c1", aliceChannel, 0)
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 600_000)
+        yield* TestClock.adjust(Duration.seconds(120))
+        yield* publish(aliceChannel)
+        expect(yield* carol.next).toEqual(eventFrame(aliceChannel, 1))
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 1_000)
+        yield* publish(aliceChannel, "apt_after_past")
+        expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
+        yield* carol.ping("p1")
+        expect(carol.unread()).toEqual([])
       }).pipe(Effect.provide(memoryLayer())))
 
     it.effect("does not disturb the patient's own subscription when a clinician's care ends", () =>
@@ -375,7 +408,7 @@ describe("Session.run", () => {
                   kind: "appointment.updated",
                   ref: "apt_00000004" as EventRef,
                   at: "1970-01-01T00:00:00.000Z"
-                }),
+                }, "svc_racer/evt_race_000001"),
                 bus.since(channel, seq)
               )
             })

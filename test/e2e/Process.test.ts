@@ -1,0 +1,281 @@
+// The real entry point (`node src/main.ts`) as a process: it announces itself, serves TLS with
+// the certificate it wrote, stops cleanly on SIGTERM (1001 to every socket, exit 0), refuses
+// bad settings with exit 78 and one line, and leaves a chained, pseudonymized audit file.
+import { type ChildProcess, spawn } from "node:child_process"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { request } from "node:https"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { WebSocket } from "ws"
+import { afterAll, afterEach, describe, expect, it } from "vitest"
+import { freePort } from "../support/net.ts"
+
+const MAIN = resolve(import.meta.dirname, "../../src/main.ts")
+const START_TIMEOUT_MS = 20_000
+const EXIT_TIMEOUT_MS = 10_000
+const DEV_ORIGIN = "http://localhost:5173"
+
+interface Node {
+  readonly child: ChildProcess
+  readonly dir: string
+  readonly stdout: () => string
+  readonly stderr: () => string
+  /** Resolves once the process has exited and its output is flushed. */
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+}
+
+const children = new Set<ChildProcess>()
+const dirs: Array<string> = []
+
+afterEach(() => {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+  }
+  children.clear()
+})
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+})
+
+/** Runs main.ts in a fresh temp dir as its cwd, with only the given TIDINGS_* settings. */
+const run = (settings: Record<string, string> | ((dir: string) => Record<string, string>)): Node => {
+  const dir = mkdtempSync(join(tmpdir(), "tidings-proc-"))
+  dirs.push(dir)
+  const env = typeof settings === "function" ? settings(dir) : settings
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "", HOME: dir, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  children.add(child)
+  let stdout = ""
+  let stderr = ""
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("close", (code, signal) => resolve({ code, signal }))
+  )
+  return { child, dir, stdout: () => stdout, stderr: () => stderr, exited }
+}
+
+const bounded = <A>(promise: Promise<A>, ms: number, what: string): Promise<A> =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
+    promise.then((value) => (clearTimeout(timer), resolve(value)), (error) => (clearTimeout(timer), reject(error)))
+  })
+
+const jsonLines = (text: string): Array<Record<string, any>> =>
+  text.split("\n").filter((line) => line.trim().length > 0).map((line) => JSON.parse(line))
+
+/** Waits for the process's JSON "listening" line (or its early exit). */
+const listening = async (node: Node): Promise<Record<string, any>> => {
+  const deadline = Date.now() + START_TIMEOUT_MS
+  let early: { code: number | null } | undefined
+  void node.exited.then((exit) => (early = exit))
+  while (Date.now() < deadline) {
+    const line = node.stdout().split("\n").find((l) => l.includes("\"listening\""))
+    if (line !== undefined) return JSON.parse(line)
+    if (early !== undefined) throw new Error(`exited ${early.code} before listening: ${node.stderr()}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`no "listening" line within ${START_TIMEOUT_MS} ms; stdout: ${node.stdout()} stderr: ${node.stderr()}`)
+}
+
+const startDev = async () => {
+  const port = await freePort()
+  const node = run((dir) => ({ TIDINGS_LISTEN: `127.0.0.1:${port}`, TIDINGS_AUDIT_SINK: `file:${join(dir, "audit")}` }))
+  const announced = await listening(node)
+  const ca = readFileSync(join(node.dir, ".data", "dev-cert.pem"), "utf8")
+  return { node, port, announced, ca }
+}
+
+const https = (
+  port: number,
+  ca: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> =>
+  new Promise((resolve, reject) => {
+    const text = body === undefined ? undefined : JSON.stringify(body)
+    const req = request({
+      host: "localhost", port, method, path, ca, agent: false,
+      headers: {
+        ...(text === undefined ? {} : { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) }),
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` })
+      }
+    }, (res) => {
+      let data = ""
+      res.setEncoding("utf8")
+      res.on("data", (chunk: string) => (data += chunk))
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }))
+    })
+    req.on("error", reject)
+    req.end(text)
+  })
+
+const exitOnly = async (env: Record<string, string>) => {
+  const node = run(env)
+  const exit = await bounded(node.exited, EXIT_TIMEOUT_MS, "exit")
+  return { ...exit, stdout: node.stdout(), stderr: node.stderr(), dir: node.dir }
+}
+
+describe("node src/main.ts in dev mode", () => {
+  it("logs a JSON 'listening' line and answers GET /healthz over TLS with the certificate it wrote", async () => {
+    const { node, port, announced, ca } = await startDev()
+    expect(announced).toMatchObject({ message: "listening", annotations: { mode: "dev", host: "127.0.0.1", port } })
+    expect(ca).toMatch(/^-----BEGIN CERTIFICATE-----\n/)
+
+    const health = await https(port, ca, "GET", "/healthz")
+    expect(health.status).toBe(200)
+    expect(health.headers["strict-transport-security"]).toBe("max-age=31536000; includeSubDomains")
+    expect((await https(port, ca, "GET", "/readyz")).status).toBe(200)
+
+    node.child.kill("SIGTERM")
+    expect((await bounded(node.exited, EXIT_TIMEOUT_MS, "exit")).code).toBe(0)
+  })
+
+  it("closes a subscribed socket with 1001 'going away' on SIGTERM, logs 'shutting down' and exits 0", async () => {
+    const { node, port, ca } = await startDev()
+    const token = JSON.parse((await https(port, ca, "POST", "/dev/token", { role: "patient", ref: "pt_proc_00000001" })).body).accessToken
+    const issued = await https(port, ca, "POST", "/v1/tickets", undefined, token)
+    expect(issued.status).toBe(201)
+    const ticket = JSON.parse(issued.body).ticket as string
+
+    const ws = new WebSocket(`wss://localhost:${port}/v1/ws`, ["tidings.v1", `ticket.${ticket}`], { ca, origin: DEV_ORIGIN })
+    const frames: Array<any> = []
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() }))
+    )
+    const subscribed = new Promise<void>((resolve, reject) => {
+      ws.on("message", (data) => {
+        const frame = JSON.parse(data.toString())
+        frames.push(frame)
+        if (frame.type === "subscribed") resolve()
+      })
+      ws.once("error", reject)
+    })
+    ws.once("open", () => ws.send(JSON.stringify({ type: "subscribe", id: "s1", channel: "patient:pt_proc_00000001" })))
+    await bounded(subscribed, 5_000, "subscribed")
+
+    node.child.kill("SIGTERM")
+    expect(await bounded(closed, EXIT_TIMEOUT_MS, "socket closed")).toEqual({ code: 1001, reason: "going away" })
+    const exit = await bounded(node.exited, EXIT_TIMEOUT_MS, "exit")
+    expect(exit).toEqual({ code: 0, signal: null })
+    const messages = jsonLines(node.stdout()).map((line) => line.message)
+    expect(messages).toContain("shutting down")
+    expect(messages.indexOf("listening")).toBeLessThan(messages.indexOf("shutting down"))
+    expect(node.stderr()).toBe("")
+  })
+
+  it("writes a chained audit file of JSON lines with seq, prev and mac, and no raw ref", async () => {
+    const { node, port, ca } = await startDev()
+    const patient = "pt_proc_audit_0001"
+    const token = JSON.parse((await https(port, ca, "POST", "/dev/token", { role: "patient", ref: patient })).body).accessToken
+    const ticket = JSON.parse((await https(port, ca, "POST", "/v1/tickets", undefined, token)).body).ticket as string
+    const ws = new WebSocket(`wss://localhost:${port}/v1/ws`, ["tidings.v1", `ticket.${ticket}`], { ca, origin: DEV_ORIGIN })
+    await bounded(new Promise<void>((resolve, reject) => {
+      ws.once("open", () => ws.send(JSON.stringify({ type: "subscribe", id: "s1", channel: `patient:${patient}` })))
+      ws.on("message", (data) => JSON.parse(data.toString()).type === "subscribed" && resolve())
+      ws.once("error", reject)
+    }), 5_000, "subscribed")
+    const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)))
+    node.child.kill("SIGTERM")
+    await bounded(closed, EXIT_TIMEOUT_MS, "socket closed")
+    expect((await bounded(node.exited, EXIT_TIMEOUT_MS, "exit")).code).toBe(0)
+
+    const auditDir = join(node.dir, "audit")
+    const files = readdirSync(auditDir).filter((name) => name.endsWith(".jsonl"))
+    expect(files).toHaveLength(1)
+    const text = readFileSync(join(auditDir, files[0]!), "utf8")
+    expect(text.endsWith("\n")).toBe(true)
+    expect(text).not.toContain(patient)
+    expect(text).not.toContain(ticket)
+    expect(text).not.toContain(token)
+
+    const records = jsonLines(text)
+    expect(records.map((r) => r.event)).toEqual(expect.arrayContaining(
+      ["ticket.issued", "ticket.consumed", "ws.opened", "subscribe.allowed", "ws.closed"]
+    ))
+    expect(records.find((r) => r.event === "ws.closed")).toMatchObject({ close: 1001, origin: DEV_ORIGIN })
+    let prev = "0".repeat(64)
+    records.forEach((record, i) => {
+      expect(record.seq).toBe(i + 1)
+      expect(record.prev).toBe(prev)
+      expect(record.mac).toMatch(/^[0-9a-f]{64}$/)
+      expect(typeof record.ts).toBe("string")
+      expect(record.node).toBe("node-1")
+      prev = record.mac
+    })
+    const subjects = records.filter((r) => r.subject !== undefined).map((r) => r.subject)
+    expect(subjects.length).toBeGreaterThan(0)
+    for (const subject of subjects) expect(subject).toMatch(/^[0-9a-f]{32}$/)
+    expect(new Set(subjects).size).toBe(1)
+    const channel = records.find((r) => r.event === "subscribe.allowed")!.channel
+    expect(channel).toMatch(/^patient:[0-9a-f]{32}$/)
+  })
+})
+
+describe("node src/main.ts refusing to start", () => {
+  const expectOneLine = (stderr: string, setting: string) => {
+    const lines = stderr.split("\n").filter((line) => line.length > 0)
+    expect(lines, stderr).toHaveLength(1)
+    expect(lines[0]).toMatch(new RegExp(`^tidings: ${setting} `))
+    expect(stderr).not.toMatch(/^\s+at /m)
+    expect(stderr).not.toMatch(/Error/)
+  }
+
+  it("exits 78 in production with nothing set, with one line naming the first missing setting", async () => {
+    const result = await exitOnly({ TIDINGS_MODE: "production" })
+    expect(result.code).toBe(78)
+    expectOneLine(result.stderr, "TIDINGS_TLS_CERT_FILE")
+    expect(result.stdout).toBe("")
+    // Nothing was made before the refusal: no dev certificate, no audit directory.
+    expect(existsSync(join(result.dir, ".data"))).toBe(false)
+  })
+
+  it("exits 78 in production with the dev issuer enabled", async () => {
+    const result = await exitOnly({
+      TIDINGS_MODE: "production",
+      TIDINGS_TLS_CERT_FILE: "/nonexistent/cert.pem",
+      TIDINGS_TLS_KEY_FILE: "/nonexistent/key.pem",
+      TIDINGS_ALLOWED_ORIGINS: "https://app.example.org",
+      TIDINGS_REDIS_URL: "rediss://redis.internal:6380",
+      TIDINGS_AUTH_ISSUER: "https://login.example.org",
+      TIDINGS_AUTH_AUDIENCE: "tidings",
+      TIDINGS_AUTH_JWKS_URL: "https://login.example.org/jwks",
+      TIDINGS_TICKET_KEY_FILE: "/nonexistent/ticket.pem",
+      TIDINGS_AUDIT_KEY_FILE: "/nonexistent/audit.key",
+      TIDINGS_DEV_ISSUER: "true"
+    })
+    expect(result.code).toBe(78)
+    expectOneLine(result.stderr, "TIDINGS_DEV_ISSUER")
+  })
+
+  it("exits 78 on TIDINGS_LISTEN=nonsense without repeating the value", async () => {
+    const result = await exitOnly({ TIDINGS_LISTEN: "nonsense" })
+    expect(result.code).toBe(78)
+    expectOneLine(result.stderr, "TIDINGS_LISTEN")
+    expect(result.stderr).not.toContain("nonsense")
+  })
+
+  it("exits 78 on a malformed https JWKS URL without a stack trace or the value", async () => {
+    const result = await exitOnly({
+      TIDINGS_AUTH_ISSUER: "https://login.example.org",
+      TIDINGS_AUTH_AUDIENCE: "tidings",
+      TIDINGS_AUTH_JWKS_URL: "https://exa mple.org/JohnDoeMRN123456"
+    })
+    expect(result.stderr).not.toContain("JohnDoeMRN123456")
+    expect(result.code).toBe(78)
+    expectOneLine(result.stderr, "TIDINGS_AUTH_JWKS_URL")
+  })
+
+  it("never prints the Redis URL it refuses", async () => {
+    const result = await exitOnly({ TIDINGS_REDIS_URL: "rediss://:s3cretPassw0rd@redis.internal:6380" })
+    expect(result.code).toBe(78)
+    expectOneLine(result.stderr, "TIDINGS_REDIS_URL")
+    expect(result.stderr).not.toContain("s3cretPassw0rd")
+    expect(result.stderr).not.toContain("redis.internal")
+  })
+})
