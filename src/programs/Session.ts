@@ -185,7 +185,11 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     subscription.expiry?.interruptUnsafe()
     subscription.expiry = Number.isFinite(until)
       ? runFork(Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sleep(Math.max(0, until - now))).pipe(
-        Effect.andThen(Effect.suspend(() => reauthorize(channel)))
+        Effect.andThen(Effect.suspend(() => {
+          // The timer is done: re-arming from the check below must not interrupt it mid-check.
+          subscription.expiry = undefined
+          return reauthorize(channel)
+        }))
       ))
       : undefined
   }
@@ -201,8 +205,8 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
       const until = yield* allowedUntil(channel).pipe(Effect.orElseSucceed(() => undefined))
       if (state.subscriptions.get(key) !== subscription) return
       if (until !== undefined) {
-        expireAt(key, channel, until)
-        return subscription.settle(0, [])
+        subscription.settle(0, [])
+        return expireAt(key, channel, until)
       }
       outbox.offer(Wire.error(undefined, "forbidden", channel))
       yield* drop(key)

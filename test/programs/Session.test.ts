@@ -273,6 +273,22 @@ describe("Session.run", () => {
         expect(carol.unread()).toEqual([])
       }).pipe(Effect.provide(memoryLayer())))
 
+    it.effect("keeps delivering when the end-time check finds the relationship still active", () =>
+      Effect.gen(function*() {
+        // Announcements are lost here (as a dropped cross-node message would be), so only the
+        // end-time timer ever re-checks the subscription.
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
+        const carol = yield* open(clinician())
+        yield* subscribeOk(carol, "c1", aliceChannel, 0)
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 600_000)
+        yield* TestClock.adjust(Duration.seconds(61))
+        yield* settle
+        yield* publish(aliceChannel)
+        expect(yield* carol.next).toEqual(eventFrame(aliceChannel, 1))
+        yield* TestClock.adjust(Duration.seconds(540))
+        expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
+      }).pipe(Effect.provide(memoryLayer({}, { careAnnouncements: false }))))
+
     it.effect("does not disturb the patient's own subscription when a clinician's care ends", () =>
       Effect.gen(function*() {
         yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)

@@ -8,13 +8,24 @@ import * as Memory from "../../src/interpreters/memory/Memory.ts"
 import { Hub } from "../../src/programs/Hub.ts"
 import { CareWatcher } from "../../src/programs/Revoke.ts"
 import * as Settings from "../../src/services/Settings.ts"
+import { CareRelationships } from "../../src/services/CareRelationships.ts"
 
 const keys = Layer.unwrap(Effect.promise(async () => {
   const [ticketKey, issuerKey] = await Promise.all([Keys.generate(), Keys.generate()])
   return Layer.mergeAll(TicketSigner.layer(ticketKey), DevIssuer.layer(issuerKey))
 }))
 
-export const memoryLayer = (overrides: Partial<Settings.SettingsShape> = {}) => {
-  const services = Memory.layer().pipe(Layer.provideMerge(Settings.layer(overrides)))
+/** Care relationships whose change announcements are lost, as a dropped cross-node message would be. */
+const quietCare = Layer.effect(
+  CareRelationships,
+  Effect.map(CareRelationships, (care: CareRelationships["Service"]) => CareRelationships.of({ ...care, onChanged: () => Effect.void }))
+)
+
+export const memoryLayer = (
+  overrides: Partial<Settings.SettingsShape> = {},
+  options: { readonly careAnnouncements?: boolean } = {}
+) => {
+  const memory = Memory.layer().pipe(Layer.provideMerge(Settings.layer(overrides)))
+  const services = options.careAnnouncements === false ? quietCare.pipe(Layer.provideMerge(memory)) : memory
   return Layer.mergeAll(Hub.layer, CareWatcher).pipe(Layer.provideMerge(services), Layer.provideMerge(keys))
 }
