@@ -138,6 +138,7 @@ const parseOrThrow = (env: Env): AppConfig => {
   if (mode === "production" && devIssuer === "true") fail("TIDINGS_DEV_ISSUER", "must not be enabled in production")
 
   const issuer = required(env, "TIDINGS_AUTH_ISSUER", mode)
+  if (issuer === undefined && devIssuer === "false") fail("TIDINGS_AUTH_ISSUER", "is required when TIDINGS_DEV_ISSUER=false")
   let auth: AuthSource = { _tag: "DevIssuer" }
   if (issuer !== undefined && devIssuer !== "true") {
     const audience = read(env, "TIDINGS_AUTH_AUDIENCE") ?? fail("TIDINGS_AUTH_AUDIENCE", "is required with TIDINGS_AUTH_ISSUER")

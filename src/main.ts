@@ -15,6 +15,7 @@ const parsed = Config.parse(process.env)
 if (Result.isFailure(parsed)) stop(parsed.failure.setting, parsed.failure.problem)
 const config = (parsed as Result.Success<Config.AppConfig, Config.ConfigProblem>).success
 if (config.redisUrl !== undefined) stop("TIDINGS_REDIS_URL", "is set, but this build has only the in-memory interpreters")
+if (config.auditSink._tag === "Redis") stop("TIDINGS_AUDIT_SINK", "redis needs the Redis interpreters, which this build does not have")
 
 const Announce = Layer.effectDiscard(Effect.gen(function*() {
   const address = yield* ServerAddress

@@ -16,7 +16,13 @@ export const publish = Effect.fn("Publish.publish")(function*(principal: Princip
   if (principal._tag !== "Service" || !hasScope(principal, Scope.publish)) return yield* new Forbidden()
   const settings = yield* Settings
   if (!settings.eventKinds.has(request.kind)) return yield* new MalformedInput()
-  yield* (yield* RateLimiter).consume(`publish:${principal.clientId}`, settings.rates.publishes)
+  yield* (yield* RateLimiter).consume(`publish:${principal.clientId}`, settings.rates.publishes).pipe(
+    Effect.tapError((error) =>
+      error._tag === "RateLimited"
+        ? AuditLog.use((audit) => audit.append({ event: "rate.limited", cause: error.scope, result: "refused" }))
+        : Effect.void
+    )
+  )
   const now = yield* Clock.currentTimeMillis
   const id = request.id ?? Ids.eventId()
   const published = yield* (yield* EventBus).publish({

@@ -1,7 +1,7 @@
 // Issue and consume one-time tickets: the only place a session's principal comes into
 // being. A ticket is signed, lives 60 s, and its jti can be taken from the store once.
 import { Clock, Duration, Effect } from "effect"
-import { Forbidden, TicketRejected } from "../domain/Errors.ts"
+import { Forbidden, TicketRejected, Unauthenticated } from "../domain/Errors.ts"
 import { subjectOf } from "../domain/Principal.ts"
 import { TICKET_TTL_S } from "../domain/Limits.ts"
 import type { TicketClaims } from "../domain/Ticket.ts"
@@ -19,11 +19,27 @@ export interface IssuedTicket {
   readonly expiresIn: number
 }
 
+/**
+ * A ticket for a patient or clinician. A subject revoked after its access token was issued
+ * gets none: revocation would mean little if the same token could fetch a fresh ticket.
+ */
 export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant) {
   const user = grant.principal
   if (user._tag !== "Patient" && user._tag !== "Clinician") return yield* new Forbidden()
   const settings = yield* Settings
-  yield* (yield* RateLimiter).consume(`ticket:${user.ref}`, settings.rates.tickets)
+  const audit = yield* AuditLog
+  yield* (yield* RateLimiter).consume(`ticket:${user.ref}`, settings.rates.tickets).pipe(
+    Effect.tapError((error) =>
+      error._tag === "RateLimited"
+        ? audit.append({ event: "rate.limited", subject: user.ref, cause: error.scope, result: "refused" })
+        : Effect.void
+    )
+  )
+  const revokedAt = yield* (yield* Sessions).revokedAt(subjectOf(user))
+  if (revokedAt !== undefined && grant.issuedAt * 1000 <= revokedAt) {
+    yield* audit.append({ event: "ticket.rejected", subject: user.ref, cause: "revoked", result: "refused" })
+    return yield* new Unauthenticated({ cause: "invalid" })
+  }
   const now = yield* Clock.currentTimeMillis
   const claims: TicketClaims = {
     jti: Ids.jti(),
@@ -34,7 +50,7 @@ export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant) {
   }
   const ticket = yield* (yield* TicketSigner).sign(claims)
   yield* (yield* TicketStore).put(claims.jti, Duration.seconds(TICKET_TTL_S))
-  yield* (yield* AuditLog).append({ event: "ticket.issued", jti: claims.jti, subject: user.ref, result: "ok" })
+  yield* audit.append({ event: "ticket.issued", jti: claims.jti, subject: user.ref, result: "ok" })
   return { ticket, expiresIn: TICKET_TTL_S } satisfies IssuedTicket
 })
 

@@ -5,6 +5,7 @@
 // kernel can absorb megabytes for a stalled reader; the pongs cannot lie (docs/decisions/0003).
 import { Cause, Effect, Queue } from "effect"
 import { type RawData, WebSocket } from "ws"
+import { CloseTable } from "../domain/Close.ts"
 import { ClosedNormally, MessageTooBig, TooSlow } from "../domain/Errors.ts"
 import { ACK_EVERY_FRAMES } from "../domain/Limits.ts"
 import type { Transport, TransportEnd } from "../programs/Session.ts"
@@ -70,6 +71,11 @@ export const make = (
     const upTo = Number(data.toString("latin1"))
     if (Number.isSafeInteger(upTo) && upTo > acked && upTo <= sent) acked = upTo
   })
+  // `ws` closes an over-size frame itself, with 1009 and no reason; the contract's reason is
+  // "message too big". Its receiver calls this socket's `close`, so the reason is added here.
+  const close = ws.close.bind(ws)
+  ws.close = (code?: number, reason?: string | Buffer) =>
+    close(code, code === CloseTable.messageTooBig.code && reason === undefined ? CloseTable.messageTooBig.reason : reason)
   ws.on("error", (error: Error & { code?: string }) => {
     if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") end(new MessageTooBig())
   })

@@ -8,6 +8,8 @@ export interface AccessGrant {
   readonly principal: Principal
   /** The token's `exp`, in seconds since the epoch: no session outlives it. */
   readonly expiresAt: number
+  /** The token's `iat` in seconds (0 when it has none): a revocation refuses older tokens. */
+  readonly issuedAt: number
 }
 
 export class AccessTokens extends Context.Service<AccessTokens, {

@@ -161,7 +161,7 @@ describe("a session", () => {
   it("closes 1009 on a frame over 4 KiB", async () => {
     const { client } = await open(await gateway.ticket("patient", "pt_sess_000003"))
     client.send({ type: "ping", id: "x".repeat(5 * 1024) })
-    expect((await client.closed).code).toBe(1009)
+    expect(await client.closed).toEqual({ code: 1009, reason: "message too big" })
   })
 
   it("audits opening and closing without raw refs", async () => {

@@ -386,6 +386,7 @@ describe("POST /v1/admin/revocations", () => {
     const first = await open(await gateway.ticket("patient", subject))
     const second = await open(await gateway.ticket("patient", subject))
     const bystander = await open(await gateway.ticket("patient", "pt_revoke_000002"))
+    const staleToken = await gateway.token("patient", subject)
     const older = await gateway.ticket("patient", subject)
     await roundTrip(first.client, "a")
     await roundTrip(second.client, "b")
@@ -404,9 +405,15 @@ describe("POST /v1/admin/revocations", () => {
     // A ticket issued before the revocation is refused, even though it was never used.
     expect(await (await open(older)).client.closed).toEqual({ code: 4401, reason: "unauthorized" })
 
-    // One issued after it works. ("After" is strict: wait out the revocation's millisecond.)
-    const revokedBy = Date.now()
-    while (Date.now() <= revokedBy) await new Promise((resolve) => setImmediate(resolve))
+    // The access token behind those tickets predates the revocation, so it gets no new ticket.
+    const stale = await post("/v1/tickets", {}, staleToken)
+    expect(stale.status).toBe(401)
+    expect(stale.json()).toEqual({ error: "unauthorized" })
+
+    // A token issued after it works. Token `iat` has whole seconds, and a token from the same
+    // second as the revocation is refused, so the new one comes from the next second.
+    const nextSecond = (Math.floor(Date.now() / 1000) + 1) * 1000
+    await new Promise((resolve) => setTimeout(resolve, nextSecond - Date.now() + 5))
     const fresh = await open(await gateway.ticket("patient", subject))
     fresh.client.send({ type: "subscribe", id: "s", channel: `patient:${subject}` })
     expect(await fresh.client.next((f) => f.id === "s")).toMatchObject({ type: "subscribed" })

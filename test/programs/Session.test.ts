@@ -35,11 +35,13 @@ const admin: Principal = { _tag: "Admin", ref: "ad_root_0001" as SubjectRef, sco
 
 const patient = (ref: PatientRef = ALICE, expiresAtS = 3_600): AccessGrant => ({
   principal: { _tag: "Patient", ref },
-  expiresAt: expiresAtS
+  expiresAt: expiresAtS,
+  issuedAt: 0
 })
 const clinician = (ref: ClinicianRef = CAROL, expiresAtS = 3_600): AccessGrant => ({
   principal: { _tag: "Clinician", ref },
-  expiresAt: expiresAtS
+  expiresAt: expiresAtS,
+  issuedAt: 0
 })
 
 /** Lets other fibers and pending promises (ticket signature checks) run; no timer involved. */
@@ -539,9 +541,10 @@ describe("Session.run", () => {
         expect((yield* alice2.ended)._tag).toBe("SessionRevoked")
         yield* bob.ping("p1")
         expect((yield* Hub).stats()).toEqual({ channels: 1, subscribers: 1 })
-        // A ticket issued after the revocation opens a new session.
-        yield* TestClock.adjust(Duration.millis(1))
-        yield* open(patient())
+        // The old access token gets no new ticket; one issued after the revocation opens a session.
+        expect((yield* Effect.flip(Tickets.issue(patient())))._tag).toBe("Unauthenticated")
+        yield* TestClock.adjust(Duration.seconds(1))
+        yield* open({ ...patient(), issuedAt: 1 })
       }).pipe(Effect.provide(memoryLayer())))
 
     it.effect("refuses a third session of one subject with TooManySessions (cap 2)", () =>

@@ -30,11 +30,13 @@ const provide = (overrides: Partial<SettingsShape> = {}) =>
 
 const patient = (ref: string = ALICE): AccessGrant => ({
   principal: { _tag: "Patient", ref: ref as PatientRef },
-  expiresAt: 3_600
+  expiresAt: 3_600,
+  issuedAt: 0
 })
 const clinician = (ref: string = CAROL): AccessGrant => ({
   principal: { _tag: "Clinician", ref: ref as ClinicianRef },
-  expiresAt: 3_600
+  expiresAt: 3_600,
+  issuedAt: 0
 })
 
 const grantFromDevIssuer = (role: "patient" | "clinician" | "admin" | "service", ref: string) =>
@@ -117,6 +119,9 @@ describe("issueTicket", () => {
       for (let i = 0; i < 30; i++) yield* issue()
       const error = yield* Effect.flip(issue())
       expect(error._tag).toBe("RateLimited")
+      const limited = (yield* MemoryAuditRecords).all().filter((r) => r.event === "rate.limited")
+      expect(limited).toMatchObject([{ cause: "ticket", result: "refused" }])
+      expect(JSON.stringify(limited)).not.toContain(ALICE)
       // Another user is not affected.
       yield* issue(patient(BOB))
       // The bucket refills with time.
@@ -238,7 +243,10 @@ describe("consumeTicket", () => {
       yield* TestClock.adjust(Duration.seconds(1))
       yield* Revoke.revokeSubject(admin.principal, ALICE as SubjectRef)
       yield* TestClock.adjust(Duration.seconds(1))
-      const after = yield* issue()
+      // The access token behind `before` predates the revocation: it gets no new ticket.
+      const refused = yield* Effect.flip(Tickets.issue(patient()))
+      expect(refused._tag).toBe("Unauthenticated")
+      const after = yield* issue({ ...patient(), issuedAt: 2 })
       expect(yield* outcome(before)).toBe("revoked")
       expect(yield* outcome(after)).toBe("ok")
       expect(yield* outcome(bobs)).toBe("ok")

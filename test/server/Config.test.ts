@@ -197,6 +197,7 @@ describe("Config.parse refuses a bad value by its setting's name", () => {
     ["a key without its certificate", { TIDINGS_TLS_KEY_FILE: "/k.pem" }, "TIDINGS_TLS_CERT_FILE"],
     ["a Redis URL of another scheme", { TIDINGS_REDIS_URL: "http://redis.internal" }, "TIDINGS_REDIS_URL"],
     ["a dev issuer flag that is not a boolean", { TIDINGS_DEV_ISSUER: "yes" }, "TIDINGS_DEV_ISSUER"],
+    ["the dev issuer turned off with no issuer instead", { TIDINGS_DEV_ISSUER: "false" }, "TIDINGS_AUTH_ISSUER"],
     ["an unknown audit sink", { TIDINGS_AUDIT_SINK: "syslog" }, "TIDINGS_AUDIT_SINK"],
     ["an unknown log level", { TIDINGS_LOG_LEVEL: "verbose" }, "TIDINGS_LOG_LEVEL"]
   ]

@@ -43,7 +43,7 @@ export const make = (options: IssuerOptions) => {
           if (principal === undefined || payload.exp === undefined) {
             return Effect.fail(new Unauthenticated({ cause: "unknown_principal" }))
           }
-          return Effect.succeed({ principal, expiresAt: payload.exp })
+          return Effect.succeed({ principal, expiresAt: payload.exp, issuedAt: payload.iat ?? 0 })
         })
       )
   })
