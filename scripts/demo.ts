@@ -44,6 +44,9 @@ const main = async () => {
   ws.on("message", async (data) => {
     const frame = JSON.parse(data.toString())
     process.stdout.write(`<- ${data.toString()}\n`)
+    if (frame.type === "subscribed" && publishCount === 0) {
+      process.stdout.write("4. waiting for events: publish one with the curl commands in the README (Ctrl-C to stop)\n")
+    }
     if (frame.type === "subscribed" && publishCount > 0) {
       const service = (await post("/dev/token", { role: "service", ref: "svc_scheduling" })).accessToken
       for (let i = 0; i < publishCount; i++) {
@@ -60,7 +63,6 @@ const main = async () => {
     process.stderr.write(`demo: ${error.message}\n`)
     process.exitCode = 1
   })
-  if (publishCount === 0) process.stdout.write("4. waiting for events: publish one with the curl commands in the README (Ctrl-C to stop)\n")
 }
 
 main().catch((error: Error) => {
