@@ -1,7 +1,7 @@
 // One WebSocket session, from ticket to close: consume the ticket, register the session,
 // then answer client messages until the socket ends, the session expires or is revoked.
 // The session fails with the error that ended it; the edge maps that to a close code.
-import { Cause, Clock, Deferred, Effect, Exit, type Fiber, FiberSet, Result, Scope } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, type Fiber, FiberSet, Metric, Result, Scope } from "effect"
 import { type Channel, print } from "../domain/Channel.ts"
 import { closeFor, frameCodeFor } from "../domain/Close.ts"
 import type { Event } from "../domain/Event.ts"
@@ -23,6 +23,7 @@ import { type LiveSession, Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
 import { Hub, type Subscriber } from "./Hub.ts"
 import * as Ids from "./Ids.ts"
+import { deliveriesFailed } from "./Metrics.ts"
 import * as Tickets from "./Tickets.ts"
 
 /** A connection's way out. `offer` never waits; false means the client's window is full. */
@@ -344,7 +345,10 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
   return yield* Effect.raceAllFirst([loop, watchdog, Deferred.await(stop)]).pipe(
     Effect.tapError((error) =>
       error._tag === "TooSlow" && refused !== undefined
-        ? audit.append({ event: "delivery.failed", subject, channel: refused, result: "failed", cause: error._tag })
+        ? Effect.andThen(
+          Metric.update(deliveriesFailed, 1),
+          audit.append({ event: "delivery.failed", subject, channel: refused, result: "failed", cause: error._tag })
+        )
         : Effect.void
     )
   )

@@ -1,10 +1,11 @@
 // Specifies one WebSocket session (contract §3, §5, §6) end to end on the memory services, driven
 // through a fake transport: subscriptions, live delivery, recovery, authorization, limits and every end.
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Queue } from "effect"
+import { Cause, Duration, Effect, Fiber, Metric, Queue } from "effect"
 import { TestClock } from "effect/testing"
 import * as Channel from "../../src/domain/Channel.ts"
-import { ClosedNormally } from "../../src/domain/Errors.ts"
+import { ClosedNormally, TooSlow } from "../../src/domain/Errors.ts"
+import { deliveriesFailed } from "../../src/programs/Metrics.ts"
 import type { ClinicianRef, EventId, EventRef, PatientRef, SubjectRef } from "../../src/domain/Ref.ts"
 import type { Principal } from "../../src/domain/Principal.ts"
 import { DENIALS_BEFORE_CLOSE, LIMITED_BEFORE_CLOSE, MALFORMED_BEFORE_CLOSE, SUBSCRIPTIONS_PER_CONNECTION } from "../../src/domain/Limits.ts"
@@ -348,6 +349,46 @@ describe("Session.run", () => {
         yield* subscribeOk(carol, "again", `patient:${patients[0]}`, 0)
         expect((yield* Hub).stats().channels).toBe(SUBSCRIPTIONS_PER_CONNECTION)
       }).pipe(Effect.provide(memoryLayer({ rates: generousRates }))))
+  })
+
+  describe("a client that stops reading", () => {
+    it.effect("ends with TooSlow when its window is full, audited and counted once, and publishing goes on", () =>
+      Effect.gen(function*() {
+        const before = (yield* Metric.value(deliveriesFailed)).count
+        const { ticket } = yield* Tickets.issue(patient())
+        const inbox = yield* Queue.unbounded<string, ClosedNormally | TooSlow>()
+        const frames: Array<string> = []
+        // Like server/Connection.ts: room for three frames, then refuse and end the socket.
+        const transport: Session.Transport = {
+          origin: ORIGIN,
+          ticket,
+          receive: Queue.take(inbox),
+          outbox: {
+            offer: (frame) => {
+              if (frames.length >= 3) {
+                queueMicrotask(() => Queue.failCauseUnsafe(inbox, Cause.fail(new TooSlow())))
+                return false
+              }
+              frames.push(frame)
+              return true
+            }
+          }
+        }
+        const fiber = yield* Effect.forkChild(Effect.scoped(Session.run(transport)))
+        yield* Queue.offer(inbox, JSON.stringify({ type: "subscribe", id: "s", channel: aliceChannel }))
+        yield* eventually(() => frames.length === 1, () => "subscribed")
+        for (let i = 1; i <= 5; i++) {
+          const accepted = yield* publish(aliceChannel, `apt_0000000${i}`)
+          expect(accepted.seq).toBe(i)
+        }
+        const ended = yield* Effect.flip(Fiber.join(fiber))
+        expect(ended._tag).toBe("TooSlow")
+        expect(frames.map((f) => JSON.parse(f).type)).toEqual(["subscribed", "event", "event"])
+        const failed = (yield* MemoryAuditRecords).all().filter((r) => r.event === "delivery.failed")
+        expect(failed).toMatchObject([{ cause: "TooSlow", result: "failed" }])
+        expect(failed[0]!.channel).toMatch(/^patient:[0-9a-f]{32}$/)
+        expect((yield* Metric.value(deliveriesFailed)).count - before).toBe(1)
+      }).pipe(Effect.provide(memoryLayer())))
   })
 
   describe("rate limits", () => {
