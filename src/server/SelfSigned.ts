@@ -77,6 +77,8 @@ const ipBytes = (ip: string): Buffer => {
 }
 
 const ECDSA_WITH_SHA256 = sequence(oid("1.2.840.10045.4.3.2"))
+// RSA's algorithm identifier carries an explicit NULL parameter (RFC 4055).
+const RSA_WITH_SHA256 = sequence(oid("1.2.840.113549.1.1.11"), tlv(0x05))
 const DEFAULT_HOSTS = ["localhost", "127.0.0.1", "::1"]
 // Tolerates small clock differences between the process and its clients.
 const BACKDATE_MS = 5 * 60 * 1000
@@ -85,7 +87,13 @@ const extension = (id: string, critical: boolean, value: Uint8Array) =>
   sequence(oid(id), ...(critical ? [TRUE] : []), octets(value))
 
 export const makeSelfSigned = (
-  options: { readonly hosts?: ReadonlyArray<string>; readonly days?: number; readonly now?: Date } = {}
+  options: {
+    readonly hosts?: ReadonlyArray<string>
+    readonly days?: number
+    readonly now?: Date
+    /** EC P-256 (the default); RSA 2048 exists so tests can offer RSA key exchange. */
+    readonly keyType?: "ec" | "rsa"
+  } = {}
 ): TlsMaterial => {
   const hosts = options.hosts ?? DEFAULT_HOSTS
   const days = options.days ?? 30
@@ -93,7 +101,11 @@ export const makeSelfSigned = (
   if (hosts.length === 0) throw new RangeError("makeSelfSigned: at least one host is required")
   if (!(days > 0)) throw new RangeError("makeSelfSigned: days must be positive")
 
-  const { privateKey, publicKey } = crypto.generateKeyPairSync("ec", { namedCurve: "prime256v1" })
+  const rsa = options.keyType === "rsa"
+  const { privateKey, publicKey } = rsa
+    ? crypto.generateKeyPairSync("rsa", { modulusLength: 2048 })
+    : crypto.generateKeyPairSync("ec", { namedCurve: "prime256v1" })
+  const algorithm = rsa ? RSA_WITH_SHA256 : ECDSA_WITH_SHA256
 
   const serial = crypto.randomBytes(16)
   // Clear the sign bit so the serial is positive, and set the next one so it stays 16 bytes long.
@@ -107,7 +119,7 @@ export const makeSelfSigned = (
   const tbs = sequence(
     explicit(0, integer(Buffer.from([2]))),
     integer(serial),
-    ECDSA_WITH_SHA256,
+    algorithm,
     name,
     sequence(time(new Date(now.getTime() - BACKDATE_MS)), time(new Date(now.getTime() + days * 86_400_000))),
     name,
@@ -117,15 +129,15 @@ export const makeSelfSigned = (
       sequence(
         extension("2.5.29.17", false, sequence(...altNames)),
         extension("2.5.29.19", true, sequence()),
-        // BIT STRING with 7 unused bits: only bit 0, digitalSignature.
-        extension("2.5.29.15", true, tlv(0x03, Buffer.from([0x07, 0x80]))),
+        // BIT STRING: digitalSignature (bit 0); an RSA key may also encipher (bit 2, RSA key exchange).
+        extension("2.5.29.15", true, tlv(0x03, rsa ? Buffer.from([0x05, 0xa0]) : Buffer.from([0x07, 0x80]))),
         extension("2.5.29.37", false, sequence(oid("1.3.6.1.5.5.7.3.1")))
       )
     )
   )
 
-  const signature = crypto.sign("sha256", tbs, { key: privateKey, dsaEncoding: "der" })
-  const der = sequence(tbs, ECDSA_WITH_SHA256, tlv(0x03, Buffer.from([0]), signature))
+  const signature = crypto.sign("sha256", tbs, rsa ? privateKey : { key: privateKey, dsaEncoding: "der" })
+  const der = sequence(tbs, algorithm, tlv(0x03, Buffer.from([0]), signature))
   const base64 = der.toString("base64").replace(/.{1,64}/g, "$&\n")
 
   return {

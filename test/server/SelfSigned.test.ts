@@ -123,3 +123,14 @@ describe("makeSelfSigned", () => {
     expect(text).toContain("Subject Alternative Name")
   })
 })
+
+describe("makeSelfSigned with an RSA key", () => {
+  it("makes a valid, self-signed RSA certificate that may encipher (for RSA key exchange)", () => {
+    const { key, cert } = makeSelfSigned({ hosts: ["localhost"], days: 1, keyType: "rsa" })
+    const x509 = new crypto.X509Certificate(cert)
+    expect(x509.publicKey.asymmetricKeyType).toBe("rsa")
+    expect(x509.verify(x509.publicKey)).toBe(true)
+    expect(x509.checkPrivateKey(crypto.createPrivateKey(key))).toBe(true)
+    expect(x509.checkHost("localhost")).toBe("localhost")
+  })
+})

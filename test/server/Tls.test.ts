@@ -1,6 +1,5 @@
 // The TLS policy of the only listener (contract §1, "no plaintext listener"): TLS 1.3, or 1.2
 // with ECDHE and AEAD only; old protocols, CBC, RSA key exchange and plaintext are refused.
-import * as crypto from "node:crypto"
 import { request as httpRequest } from "node:http"
 import * as net from "node:net"
 import * as tls from "node:tls"
@@ -51,56 +50,8 @@ const permissiveServer = async (material: { key: string; cert: string }) => {
   }
 }
 
-// --- A self-signed RSA certificate, so RSA key exchange is a choice the server could make ------
-
-const derLength = (n: number): Buffer => {
-  if (n < 0x80) return Buffer.from([n])
-  const bytes: Array<number> = []
-  for (let rest = n; rest > 0; rest = Math.floor(rest / 256)) bytes.unshift(rest % 256)
-  return Buffer.from([0x80 | bytes.length, ...bytes])
-}
-const tlv = (tag: number, ...parts: ReadonlyArray<Uint8Array>): Buffer => {
-  const body = Buffer.concat(parts)
-  return Buffer.concat([Buffer.from([tag]), derLength(body.length), body])
-}
-const seq = (...parts: ReadonlyArray<Uint8Array>) => tlv(0x30, ...parts)
-const oid = (dotted: string): Buffer => {
-  const [a, b, ...rest] = dotted.split(".").map(Number)
-  const bytes = [a! * 40 + b!]
-  for (const arc of rest) {
-    const base128 = [arc & 0x7f]
-    for (let v = Math.floor(arc / 128); v > 0; v = Math.floor(v / 128)) base128.unshift(0x80 | (v & 0x7f))
-    bytes.push(...base128)
-  }
-  return tlv(0x06, Buffer.from(bytes))
-}
-const utcTime = (date: Date) =>
-  tlv(0x17, Buffer.from(date.toISOString().replace(/\.\d+Z$/, "Z").replace(/[-:T]/g, "").slice(2)))
-
-const rsaSelfSigned = (): { key: string; cert: string } => {
-  const { privateKey, publicKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 })
-  const sha256WithRsa = seq(oid("1.2.840.113549.1.1.11"), Buffer.from([0x05, 0x00]))
-  const name = seq(tlv(0x31, seq(oid("2.5.4.3"), tlv(0x0c, Buffer.from("localhost")))))
-  const now = Date.now()
-  const tbs = seq(
-    tlv(0xa0, tlv(0x02, Buffer.from([2]))),
-    tlv(0x02, Buffer.from([0x01, ...crypto.randomBytes(8)])),
-    sha256WithRsa,
-    name,
-    seq(utcTime(new Date(now - 300_000)), utcTime(new Date(now + 86_400_000))),
-    name,
-    publicKey.export({ type: "spki", format: "der" }),
-    tlv(0xa3, seq(seq(oid("2.5.29.17"), tlv(0x04, seq(tlv(0x82, Buffer.from("localhost")))))))
-  )
-  const signature = crypto.sign("sha256", tbs, privateKey)
-  const der = seq(tbs, sha256WithRsa, tlv(0x03, Buffer.from([0]), signature))
-  return {
-    key: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
-    cert: `-----BEGIN CERTIFICATE-----\n${der.toString("base64").replace(/.{1,64}/g, "$&\n")}-----END CERTIFICATE-----\n`
-  }
-}
-
-// ------------------------------------------------------------------------------------------------
+/** A self-signed RSA certificate, so RSA key exchange is a choice the server could make. */
+const rsaSelfSigned = () => makeSelfSigned({ hosts: ["localhost"], days: 1, keyType: "rsa" })
 
 /** The handshake failed because the server sent an alert, not because the client gave up. */
 const REFUSED = { ok: false, code: expect.stringMatching(/^ERR_SSL_.*ALERT/) }
