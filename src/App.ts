@@ -13,6 +13,7 @@ import * as Keys from "./interpreters/jwt/Keys.ts"
 import * as TicketSigner from "./interpreters/jwt/TicketSigner.ts"
 import * as MemoryAudit from "./interpreters/memory/AuditLog.ts"
 import * as Memory from "./interpreters/memory/Memory.ts"
+import * as Redis from "./interpreters/redis/Redis.ts"
 import { Hub } from "./programs/Hub.ts"
 import { CareWatcher } from "./programs/Revoke.ts"
 import * as Server from "./server/Server.ts"
@@ -67,7 +68,9 @@ export const layer = (
   const audit = options.audit === "memory" || config.auditSink._tag !== "File"
     ? MemoryAudit.layer(key)
     : FileSink.layer({ directory: config.auditSink.directory, key })
-  const services = Layer.mergeAll(Memory.layer(key), audit).pipe(Layer.provideMerge(settings))
+  // Redis when a URL is set (production always has one); otherwise one process is the gateway.
+  const interpreters = config.redisUrl === undefined ? Memory.layer(key) : Redis.layer({ url: config.redisUrl })
+  const services = Layer.mergeAll(interpreters, audit).pipe(Layer.provideMerge(settings))
   const perNode = Layer.mergeAll(Hub.layer, CareWatcher, config.mode === "dev" ? DevSeed.layer : Layer.empty)
   const server = Server.layer({
     host: config.listen.host,

@@ -14,7 +14,6 @@ const stop = (setting: string, problem: string): never => {
 const parsed = Config.parse(process.env)
 if (Result.isFailure(parsed)) stop(parsed.failure.setting, parsed.failure.problem)
 const config = (parsed as Result.Success<Config.AppConfig, Config.ConfigProblem>).success
-if (config.redisUrl !== undefined) stop("TIDINGS_REDIS_URL", "is set, but this build has only the in-memory interpreters")
 if (config.auditSink._tag === "Redis") stop("TIDINGS_AUDIT_SINK", "redis needs the Redis interpreters, which this build does not have")
 
 const Announce = Layer.effectDiscard(Effect.gen(function*() {
@@ -34,6 +33,14 @@ const Logging = Layer.mergeAll(
 const teardown: Runtime.Teardown = (exit, onExit) =>
   Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : onExit(Exit.isSuccess(exit) ? 0 : 1)
 
+/** EX_UNAVAILABLE: a backing service the node cannot start without did not answer. */
+const EXIT_UNAVAILABLE = 69
+
 Layer.launch(Announce.pipe(Layer.provideMerge(App.layer(config, { devCertFile: App.DEV_CERT_FILE })), Layer.provide(Logging))).pipe(
+  Effect.catchTag("RedisUnreachable", () =>
+    Effect.sync(() => {
+      process.stderr.write("tidings: TIDINGS_REDIS_URL does not answer\n")
+      process.exit(EXIT_UNAVAILABLE)
+    })),
   NodeRuntime.runMain({ teardown })
 )

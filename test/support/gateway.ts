@@ -94,11 +94,17 @@ const client = (ws: WebSocket): Client => {
   }
 }
 
-export const startGateway = async (env: Record<string, string> = {}): Promise<Gateway> => {
+/** A ticket signing key, for nodes that must share one (as every node of a gateway does). */
+export const makeTicketKey = (): string =>
+  generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString()
+
+export const startGateway = async (
+  env: Record<string, string> = {},
+  options: { readonly ticketKeyPem?: string } = {}
+): Promise<Gateway> => {
   const dir = mkdtempSync(join(tmpdir(), "tidings-e2e-"))
   const tls = makeSelfSigned({ hosts: ["localhost", "127.0.0.1"], days: 1 })
-  const ticketKeyPem = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey
-    .export({ type: "pkcs8", format: "pem" }).toString()
+  const ticketKeyPem = options.ticketKeyPem ?? makeTicketKey()
   writeFileSync(join(dir, "cert.pem"), tls.cert)
   writeFileSync(join(dir, "key.pem"), tls.key)
   writeFileSync(join(dir, "ticket.pem"), ticketKeyPem)

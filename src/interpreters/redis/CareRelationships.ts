@@ -1,0 +1,47 @@
+// Care relationships on Redis: one hash per clinician (patient → end time in ms, or "inf"),
+// and every change announced on the control channel so each node re-checks its sessions.
+import { Effect, Layer } from "effect"
+import { Unavailable } from "../../domain/Errors.ts"
+import type { ClinicianRef, PatientRef } from "../../domain/Ref.ts"
+import { CareRelationships } from "../../services/CareRelationships.ts"
+import { RedisClient } from "./Client.ts"
+import * as Control from "./Control.ts"
+import { Keys } from "./Keys.ts"
+import { RedisSubscriber } from "./Subscriber.ts"
+
+export const layer = Layer.effect(
+  CareRelationships,
+  Effect.gen(function*() {
+    const redis = yield* RedisClient
+    const subscriber = yield* RedisSubscriber
+    const call = <A>(run: () => Promise<A>) =>
+      Effect.tryPromise({ try: run, catch: () => new Unavailable({ service: "care-relationships" }) })
+    const announce = (clinician: string, patient: string) =>
+      Control.publish(redis, { t: "care", c: clinician, p: patient }, "care-relationships")
+
+    return CareRelationships.of({
+      grant: (clinician, patient, untilMs) =>
+        call(() => redis.hset(Keys.care(clinician), patient, untilMs === undefined ? "inf" : String(untilMs))).pipe(
+          Effect.andThen(announce(clinician, patient))
+        ),
+      end: (clinician, patient) =>
+        call(() => redis.hdel(Keys.care(clinician), patient)).pipe(Effect.andThen(announce(clinician, patient))),
+      activeUntil: (clinician, patient, nowMs) =>
+        call(() => redis.hget(Keys.care(clinician), patient)).pipe(
+          Effect.map((value) => {
+            if (value === null) return undefined
+            const until = value === "inf" ? Number.POSITIVE_INFINITY : Number(value)
+            return until > nowMs ? until : undefined
+          })
+        ),
+      onChanged: (listener) =>
+        subscriber.listen(Keys.control, (text) => {
+          const message = Control.decode(text)
+          if (message?.t === "care") listener(message.c as ClinicianRef, message.p as PatientRef)
+        }).pipe(
+          // Without the control channel no change would reach this node: that is a start-up failure.
+          Effect.orDie
+        )
+    })
+  })
+)

@@ -1,0 +1,97 @@
+// The event bus on Redis. Publishing is one Lua script per event: idempotency record, next
+// seq, bounded history and PUBLISH, all on the channel's hash slot, so seq order is delivery
+// order across every node. A message is "<seq>|<event json>": the seq is added without
+// re-encoding, and each node decodes it once for all of its local subscribers.
+import { Effect, Layer } from "effect"
+import type { Channel } from "../../domain/Channel.ts"
+import type { Event } from "../../domain/Event.ts"
+import { Unavailable } from "../../domain/Errors.ts"
+import { HISTORY_PER_CHANNEL, IDEMPOTENCY_TTL_S } from "../../domain/Limits.ts"
+import { EventBus, type Published } from "../../services/EventBus.ts"
+import { RedisClient } from "./Client.ts"
+import { Keys } from "./Keys.ts"
+import { RedisSubscriber } from "./Subscriber.ts"
+
+/** History lives as long as idempotency records do: a day. */
+const HISTORY_TTL_S = IDEMPOTENCY_TTL_S
+
+// KEYS: seq, history, idempotency. ARGV: pub/sub name, event json (no seq), history size, ttl.
+// Returns {fresh (1|0), seq}.
+const PUBLISH = `
+local previous = redis.call('GET', KEYS[3])
+if previous then return {0, tonumber(previous)} end
+local seq = redis.call('INCR', KEYS[1])
+local message = seq .. '|' .. ARGV[2]
+redis.call('LPUSH', KEYS[2], message)
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+redis.call('SET', KEYS[3], seq, 'EX', tonumber(ARGV[4]))
+redis.call('PUBLISH', ARGV[1], message)
+return {1, seq}
+`
+
+interface Scripted {
+  tidingsPublish(
+    seqKey: string, historyKey: string, idemKey: string,
+    name: string, json: string, historySize: number, ttl: number
+  ): Promise<[number, number]>
+}
+
+/** "<seq>|<json>" → Event, or undefined for anything malformed. */
+export const decodeMessage = (channel: Channel, message: string): Event | undefined => {
+  const bar = message.indexOf("|")
+  const seq = Number(message.slice(0, bar))
+  if (bar < 1 || !Number.isSafeInteger(seq)) return undefined
+  try {
+    const body = JSON.parse(message.slice(bar + 1)) as Omit<Event, "seq" | "channel">
+    return { id: body.id, channel, kind: body.kind, ref: body.ref, at: body.at, seq }
+  } catch {
+    return undefined
+  }
+}
+
+export const layer = Layer.effect(
+  EventBus,
+  Effect.gen(function*() {
+    const redis = yield* RedisClient
+    const subscriber = yield* RedisSubscriber
+    redis.defineCommand("tidingsPublish", { numberOfKeys: 3, lua: PUBLISH })
+    const scripted = redis as unknown as Scripted
+    const call = <A>(run: () => Promise<A>) =>
+      Effect.tryPromise({ try: run, catch: () => new Unavailable({ service: "event-bus" }) })
+
+    return EventBus.of({
+      publish: (draft, idempotencyKey) =>
+        call(() =>
+          scripted.tidingsPublish(
+            Keys.seq(draft.channel),
+            Keys.history(draft.channel),
+            Keys.idempotency(draft.channel, idempotencyKey),
+            Keys.events(draft.channel),
+            JSON.stringify({ id: draft.id, kind: draft.kind, ref: draft.ref, at: draft.at }),
+            HISTORY_PER_CHANNEL,
+            HISTORY_TTL_S
+          )
+        ).pipe(
+          Effect.map(([fresh, seq]): Published => ({ id: draft.id, channel: draft.channel, seq, fresh: fresh === 1 }))
+        ),
+      subscribe: (channel, listener) =>
+        subscriber.listen(Keys.events(channel), (message) => {
+          const event = decodeMessage(channel, message)
+          if (event !== undefined) listener(event)
+        }),
+      lastSeq: (channel) => call(() => redis.get(Keys.seq(channel))).pipe(Effect.map((seq) => Number(seq ?? 0))),
+      since: (channel, seq) =>
+        call(() => redis.lrange(Keys.history(channel), 0, -1)).pipe(
+          Effect.map((messages) => {
+            // Newest first in the list; oldest first out.
+            const events = messages.map((m) => decodeMessage(channel, m)).filter((e): e is Event => e !== undefined).reverse()
+            const first = events[0]?.seq
+            if (first === undefined) return seq === 0 ? [] : undefined
+            if (seq + 1 < first) return undefined
+            return events.filter((event) => event.seq > seq)
+          })
+        )
+    })
+  })
+)

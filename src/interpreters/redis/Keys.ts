@@ -1,0 +1,28 @@
+// Every Redis key and pub/sub channel name Tidings uses, in one place. A channel's keys share
+// one hash tag, so on Redis Cluster its seq, history and idempotency records sit in one slot
+// and the publish script stays atomic. Subject refs are hashed before they become key names.
+import { createHash } from "node:crypto"
+import { type Channel, print } from "../../domain/Channel.ts"
+
+export const PREFIX = "tdg"
+
+/** A subject ref as it appears in key names and control messages: never the raw ref. */
+export const subjectTag = (subject: string): string =>
+  createHash("sha256").update(`tidings/subject/${subject}`).digest("hex").slice(0, 32)
+
+const tag = (channel: Channel) => `{${print(channel)}}`
+
+export const Keys = {
+  ticket: (jti: string) => `${PREFIX}:ticket:${jti}`,
+  seq: (channel: Channel) => `${PREFIX}:${tag(channel)}:seq`,
+  history: (channel: Channel) => `${PREFIX}:${tag(channel)}:history`,
+  idempotency: (channel: Channel, key: string) => `${PREFIX}:${tag(channel)}:idem:${key}`,
+  /** The pub/sub channel that carries a channel's events (same slot as its keys). */
+  events: (channel: Channel) => `${PREFIX}:${tag(channel)}:events`,
+  care: (clinician: string) => `${PREFIX}:care:{${subjectTag(clinician)}}`,
+  sessions: (subject: string) => `${PREFIX}:sessions:{${subjectTag(subject)}}`,
+  revoked: (subject: string) => `${PREFIX}:revoked:{${subjectTag(subject)}}`,
+  rate: (key: string) => `${PREFIX}:rate:${createHash("sha256").update(key).digest("hex").slice(0, 32)}`,
+  /** Revocations and care-relationship changes, heard by every node. */
+  control: `${PREFIX}:control`
+} as const

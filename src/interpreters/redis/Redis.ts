@@ -1,0 +1,24 @@
+// Every shared service on Redis over one node's two connections (commands, subscriber):
+// what lets any number of nodes act as one gateway. Needs Settings (caps).
+import { Layer } from "effect"
+import * as CareRelationships from "./CareRelationships.ts"
+import * as Client from "./Client.ts"
+import * as EventBus from "./EventBus.ts"
+import * as Health from "./Health.ts"
+import * as RateLimiter from "./RateLimiter.ts"
+import * as Sessions from "./Sessions.ts"
+import * as Subscriber from "./Subscriber.ts"
+import * as TicketStore from "./TicketStore.ts"
+
+export const layer = (options: Client.RedisOptions) =>
+  Layer.mergeAll(
+    TicketStore.layer,
+    EventBus.layer,
+    CareRelationships.layer,
+    Sessions.layer,
+    RateLimiter.layer,
+    Health.layer
+  ).pipe(
+    Layer.provide(Subscriber.layer),
+    Layer.provideMerge(Client.layer(options))
+  )

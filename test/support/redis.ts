@@ -1,0 +1,80 @@
+// A throwaway redis-server for tests: started from the binary on PATH on a free loopback port
+// (or TIDINGS_TEST_REDIS_URL), stopped after. Where no redis-server exists the Redis suites
+// are skipped with a reason, except in CI, where they must run.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { freePort } from "./net.ts"
+
+export const hasRedisServer = (() => {
+  if (process.env.TIDINGS_TEST_REDIS_URL !== undefined) return true
+  try {
+    execFileSync("redis-server", ["--version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+if (!hasRedisServer && (process.env.CI !== undefined || process.env.TIDINGS_REQUIRE_ALL_SUITES !== undefined)) {
+  throw new Error("redis-server is not on PATH, and CI never skips the Redis suites")
+}
+
+/** Reason shown for a skipped Redis suite on a machine without redis-server. */
+export const skipReason = "redis-server is not on PATH (install it to run the Redis suites)"
+
+export interface TestRedis {
+  readonly url: string
+  readonly port: number
+  /** Kills the server (SIGKILL: as abrupt as a crash). */
+  readonly kill: () => Promise<void>
+  /** Starts it again on the same port. */
+  readonly restart: () => Promise<void>
+  readonly stop: () => Promise<void>
+}
+
+const launch = (port: number): Promise<ChildProcess> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      { stdio: ["ignore", "pipe", "pipe"] }
+    )
+    const timer = setTimeout(() => reject(new Error("redis-server did not start")), 10_000)
+    let output = ""
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes("Ready to accept connections")) {
+        clearTimeout(timer)
+        resolve(child)
+      }
+    })
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`redis-server exited with ${code}`))
+    })
+  })
+
+const exited = (child: ChildProcess, signal: NodeJS.Signals) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    child.once("exit", () => resolve())
+    child.kill(signal)
+  })
+
+export const startRedis = async (): Promise<TestRedis> => {
+  const existing = process.env.TIDINGS_TEST_REDIS_URL
+  if (existing !== undefined) {
+    const noop = async () => undefined
+    return { url: existing, port: Number(new URL(existing).port), kill: noop, restart: noop, stop: noop }
+  }
+  const port = await freePort()
+  let child = await launch(port)
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill: () => exited(child, "SIGKILL"),
+    restart: async () => {
+      child = await launch(port)
+    },
+    stop: () => exited(child, "SIGTERM")
+  }
+}
