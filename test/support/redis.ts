@@ -2,6 +2,9 @@
 // (or TIDINGS_TEST_REDIS_URL), stopped after. Where no redis-server exists the Redis suites
 // are skipped with a reason, except in CI, where they must run.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { freePort } from "./net.ts"
 
 export const hasRedisServer = (() => {
@@ -31,11 +34,16 @@ export interface TestRedis {
   readonly stop: () => Promise<void>
 }
 
-const launch = (port: number): Promise<ChildProcess> =>
+const launch = (port: number, dataDir: string | undefined): Promise<ChildProcess> =>
   new Promise((resolve, reject) => {
+    // Persistent like production (append-only file, fsync each write) when asked, so a
+    // restart keeps seq and history; otherwise nothing touches the disk.
+    const persistence = dataDir === undefined
+      ? ["--save", "", "--appendonly", "no"]
+      : ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dataDir]
     const child = spawn(
       "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      ["--port", String(port), "--bind", "127.0.0.1", ...persistence],
       { stdio: ["ignore", "pipe", "pipe"] }
     )
     const timer = setTimeout(() => reject(new Error("redis-server did not start")), 10_000)
@@ -60,21 +68,25 @@ const exited = (child: ChildProcess, signal: NodeJS.Signals) =>
     child.kill(signal)
   })
 
-export const startRedis = async (): Promise<TestRedis> => {
+export const startRedis = async (options: { readonly persistent?: boolean } = {}): Promise<TestRedis> => {
   const existing = process.env.TIDINGS_TEST_REDIS_URL
   if (existing !== undefined) {
     const noop = async () => undefined
     return { url: existing, port: Number(new URL(existing).port), kill: noop, restart: noop, stop: noop }
   }
   const port = await freePort()
-  let child = await launch(port)
+  const dataDir = options.persistent === true ? mkdtempSync(join(tmpdir(), "tidings-redis-")) : undefined
+  let child = await launch(port, dataDir)
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
     kill: () => exited(child, "SIGKILL"),
     restart: async () => {
-      child = await launch(port)
+      child = await launch(port, dataDir)
     },
-    stop: () => exited(child, "SIGTERM")
+    stop: async () => {
+      await exited(child, "SIGTERM")
+      if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true })
+    }
   }
 }

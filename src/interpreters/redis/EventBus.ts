@@ -2,6 +2,8 @@
 // seq, bounded history and PUBLISH, all on the channel's hash slot, so seq order is delivery
 // order across every node. A message is "<seq>|<event json>": the seq is added without
 // re-encoding, and each node decodes it once for all of its local subscribers.
+// Pub/sub delivers at most once: after the subscriber connection drops and comes back, each
+// subscription fetches what it missed from the channel's history before going live again.
 import { Effect, Layer } from "effect"
 import type { Channel } from "../../domain/Channel.ts"
 import type { Event } from "../../domain/Event.ts"
@@ -76,9 +78,39 @@ export const layer = Layer.effect(
           Effect.map(([fresh, seq]): Published => ({ id: draft.id, channel: draft.channel, seq, fresh: fresh === 1 }))
         ),
       subscribe: (channel, listener) =>
-        subscriber.listen(Keys.events(channel), (message) => {
-          const event = decodeMessage(channel, message)
-          if (event !== undefined) listener(event)
+        Effect.gen(function*() {
+          // The last seq handed to `listener`; live messages wait while a gap is being filled.
+          let last = Number((yield* call(() => redis.get(Keys.seq(channel)))) ?? 0)
+          let held: Array<Event> | undefined
+          const deliver = (event: Event) => {
+            if (event.seq <= last) return
+            last = event.seq
+            listener(event)
+          }
+          const backfill = () => {
+            if (held !== undefined) return
+            held = []
+            redis.lrange(Keys.history(channel), 0, -1).then(
+              (messages) => {
+                for (const m of messages.reverse()) {
+                  const event = decodeMessage(channel, m)
+                  if (event !== undefined) deliver(event)
+                }
+              },
+              () => undefined
+            ).finally(() => {
+              const pending = held ?? []
+              held = undefined
+              for (const event of pending) deliver(event)
+            })
+          }
+          yield* subscriber.listen(Keys.events(channel), (message) => {
+            const event = decodeMessage(channel, message)
+            if (event === undefined) return
+            if (held !== undefined) held.push(event)
+            else deliver(event)
+          })
+          yield* subscriber.onReconnect(backfill)
         }),
       lastSeq: (channel) => call(() => redis.get(Keys.seq(channel))).pipe(Effect.map((seq) => Number(seq ?? 0))),
       since: (channel, seq) =>

@@ -1,7 +1,7 @@
 // One subscriber connection per node, shared by the event bus and the control channel.
 // Each Redis channel is SUBSCRIBEd when its first listener arrives and UNSUBSCRIBEd after
 // its last leaves; ioredis re-subscribes everything after a reconnect.
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, type Scope } from "effect"
 import type { Redis } from "ioredis"
 import { Unavailable } from "../../domain/Errors.ts"
 import { RedisClient } from "./Client.ts"
@@ -10,7 +10,12 @@ export type MessageListener = (message: string) => void
 
 export class RedisSubscriber extends Context.Service<RedisSubscriber, {
   /** Calls `listener` for every message on `name` while the scope is open. */
-  readonly listen: (name: string, listener: MessageListener) => Effect.Effect<void, Unavailable, import("effect").Scope.Scope>
+  readonly listen: (name: string, listener: MessageListener) => Effect.Effect<void, Unavailable, Scope.Scope>
+  /**
+   * Calls `listener` each time the connection is back after a drop, once its channels are
+   * subscribed again: messages published in between were never seen and must be fetched.
+   */
+  readonly onReconnect: (listener: () => void) => Effect.Effect<void, never, Scope.Scope>
 }>()("tidings/RedisSubscriber") {}
 
 export const layer = Layer.effect(
@@ -30,6 +35,12 @@ export const layer = Layer.effect(
       (copy) => Effect.sync(() => copy.disconnect())
     )
     const listeners = new Map<string, Set<MessageListener>>()
+    const reconnectListeners = new Set<() => void>()
+    // "ready" comes after ioredis has re-subscribed (autoResubscribe); the first one was the
+    // initial connect, before this listener existed.
+    subscriber.on("ready", () => {
+      for (const listener of reconnectListeners) listener()
+    })
     subscriber.on("message", (name: string, message: string) => {
       for (const listener of listeners.get(name) ?? []) {
         try {
@@ -44,6 +55,11 @@ export const layer = Layer.effect(
       Effect.tryPromise({ try: run, catch: () => new Unavailable({ service: "event-bus" }) })
 
     return RedisSubscriber.of({
+      onReconnect: (listener) =>
+        Effect.acquireRelease(
+          Effect.sync(() => reconnectListeners.add(listener)),
+          () => Effect.sync(() => void reconnectListeners.delete(listener))
+        ).pipe(Effect.asVoid),
       listen: (name, listener) =>
         Effect.acquireRelease(
           Effect.suspend(() => {

@@ -1,0 +1,93 @@
+// A node whose Redis goes away fails closed and comes back on its own: /readyz 503 within
+// 2 s, new tickets 503 and new sockets 4503 while it is down, no crash; once Redis is back,
+// readiness returns and live subscriptions get events again without any client reconnecting.
+import { Redis } from "ioredis"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Gateway, startGateway } from "../support/gateway.ts"
+import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+
+const until = async (check: () => Promise<boolean>, withinMs: number, what: string) => {
+  const started = Date.now()
+  while (!(await check())) {
+    if (Date.now() - started > withinMs) throw new Error(`not within ${withinMs} ms: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return Date.now() - started
+}
+
+describe.skipIf(!hasRedisServer)(`a Redis outage${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
+  let redis: TestRedis
+  let gateway: Gateway
+
+  beforeAll(async () => {
+    redis = await startRedis({ persistent: true })
+    gateway = await startGateway({ TIDINGS_REDIS_URL: redis.url })
+  })
+  afterAll(async () => {
+    await gateway?.close()
+    await redis?.stop()
+  })
+
+  it("fails closed while Redis is down and recovers without clients reconnecting", async () => {
+    const channel = "patient:pt_outage_00001"
+    const patientToken = await gateway.token("patient", "pt_outage_00001")
+    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", "pt_outage_00001") })
+    if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
+    const { client } = connected
+    client.send({ type: "subscribe", id: "s", channel })
+    await client.next((f) => f.type === "subscribed")
+    expect((await gateway.publish("svc_outage_001", { channel, kind: "result.available", ref: "res_before_01" })).status).toBe(202)
+    await client.next((f) => f.type === "event" && f.seq === 1)
+    const spareTicket = await gateway.ticket("patient", "pt_outage_00002")
+
+    await redis.kill()
+    const notReadyAfter = await until(async () => (await gateway.http("GET", "/readyz")).status === 503, 2_000, "readyz 503")
+    expect(notReadyAfter).toBeLessThan(2_000)
+    expect((await gateway.http("GET", "/healthz")).status).toBe(200)
+
+    const ticket = await gateway.http("POST", "/v1/tickets", { headers: { authorization: `Bearer ${patientToken}` } })
+    expect(ticket.status).toBe(503)
+    expect(ticket.json()).toEqual({ error: "unavailable" })
+    const publish = await gateway.publish("svc_outage_001", { channel, kind: "result.available", ref: "res_during_01" })
+    expect(publish.status).toBe(503)
+    const refused = await gateway.connect({ ticket: spareTicket })
+    if (refused.kind !== "open") throw new Error(JSON.stringify(refused))
+    expect(await refused.client.closed).toEqual({ code: 4503, reason: "try again later" })
+
+    await redis.restart()
+    await until(async () => (await gateway.http("GET", "/readyz")).status === 200, 5_000, "readyz 200")
+    // Redis persisted seq (append-only file), so the next event is seq 2; the refused publish
+    // during the outage took no seq. The same socket, never reconnected, receives it.
+    const after = await gateway.publish("svc_outage_001", { channel, kind: "result.available", ref: "res_after_01" })
+    expect(after.status).toBe(202)
+    expect(after.json().seq).toBe(2)
+    expect(await client.next((f) => f.type === "event" && f.seq === 2)).toMatchObject({ ref: "res_after_01" })
+    expect(client.frames.filter((f) => f.type === "event").map((f) => f.seq)).toEqual([1, 2])
+    connected.ws.close()
+  }, 30_000)
+
+  it("fills the gap from history when its subscriber connection drops and comes back", async () => {
+    const channel = "patient:pt_outage_00003"
+    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", "pt_outage_00003") })
+    if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
+    const { client } = connected
+    client.send({ type: "subscribe", id: "s", channel })
+    await client.next((f) => f.type === "subscribed")
+    const admin = new Redis(redis.url, { lazyConnect: true })
+    await admin.connect()
+    try {
+      // Cut only the pub/sub connections; the node's command connection stays up, so these
+      // publishes succeed while nothing is subscribed to hear them.
+      await admin.call("CLIENT", "KILL", "TYPE", "pubsub")
+      for (let i = 1; i <= 5; i++) {
+        const reply = await gateway.publish("svc_outage_002", { channel, kind: "message.received", ref: `msg_gap_0000${i}` })
+        expect(reply.status).toBe(202)
+      }
+      await client.next((f) => f.type === "event" && f.seq === 5, 5_000)
+      expect(client.frames.filter((f) => f.type === "event").map((f) => f.seq)).toEqual([1, 2, 3, 4, 5])
+    } finally {
+      admin.disconnect()
+      connected.ws.close()
+    }
+  }, 30_000)
+})
