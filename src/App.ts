@@ -68,8 +68,12 @@ export const layer = (
   const audit = options.audit === "memory" || config.auditSink._tag !== "File"
     ? MemoryAudit.layer(key)
     : FileSink.layer({ directory: config.auditSink.directory, key })
-  // Redis when a URL is set (production always has one); otherwise one process is the gateway.
-  const interpreters = config.redisUrl === undefined ? Memory.layer(key) : Redis.layer({ url: config.redisUrl })
+  // Redis when a URL or cluster is set (production always has one); otherwise one process is the gateway.
+  const interpreters = config.redisCluster !== undefined
+    ? Redis.layer({ _tag: "Cluster", nodes: config.redisCluster })
+    : config.redisUrl !== undefined
+    ? Redis.layer({ _tag: "Single", url: config.redisUrl })
+    : Memory.layer(key)
   const services = Layer.mergeAll(interpreters, audit).pipe(Layer.provideMerge(settings))
   const perNode = Layer.mergeAll(Hub.layer, CareWatcher, config.mode === "dev" ? DevSeed.layer : Layer.empty)
   const server = Server.layer({

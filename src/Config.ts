@@ -27,6 +27,8 @@ export interface AppConfig {
   readonly tls: CertificateSource
   readonly allowedOrigins: ReadonlySet<string>
   readonly redisUrl: Redacted.Redacted<string> | undefined
+  /** Seed nodes of a Redis Cluster (TIDINGS_REDIS_CLUSTER); takes precedence over the URL. */
+  readonly redisCluster: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
   readonly auth: AuthSource
   readonly ticketKeyFile: string | undefined
   readonly auditKeyFile: string | undefined
@@ -130,7 +132,14 @@ const parseOrThrow = (env: Env): AppConfig => {
   const allowedOrigins = origins(env, "TIDINGS_ALLOWED_ORIGINS", mode === "production" ? [] : DEV_ORIGINS)
   if (mode === "production" && allowedOrigins.size === 0) fail("TIDINGS_ALLOWED_ORIGINS", "is required in production")
 
-  const redisText = required(env, "TIDINGS_REDIS_URL", mode)
+  const clusterText = read(env, "TIDINGS_REDIS_CLUSTER")
+  const redisCluster = clusterText === undefined ? undefined : clusterText.split(",").map((node) => {
+    const match = /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(node.trim())
+    const port = Number(match?.[2])
+    if (match === null || port < 1 || port > 65535) return fail("TIDINGS_REDIS_CLUSTER", "must be a comma list of host:port")
+    return { host: match[1]!, port }
+  })
+  const redisText = redisCluster === undefined ? required(env, "TIDINGS_REDIS_URL", mode) : read(env, "TIDINGS_REDIS_URL")
   if (redisText !== undefined && !/^rediss?:\/\//.test(redisText)) fail("TIDINGS_REDIS_URL", "must be a redis:// or rediss:// URL")
 
   const devIssuer = read(env, "TIDINGS_DEV_ISSUER")
@@ -180,6 +189,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     tls,
     allowedOrigins,
     redisUrl: redisText === undefined ? undefined : Redacted.make(redisText),
+    redisCluster,
     auth,
     ticketKeyFile,
     auditKeyFile,

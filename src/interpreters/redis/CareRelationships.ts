@@ -12,7 +12,7 @@ import { RedisSubscriber } from "./Subscriber.ts"
 export const layer = Layer.effect(
   CareRelationships,
   Effect.gen(function*() {
-    const redis = yield* RedisClient
+    const redis = (yield* RedisClient).commands
     const subscriber = yield* RedisSubscriber
     const call = <A>(run: () => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: () => new Unavailable({ service: "care-relationships" }) })
@@ -35,7 +35,7 @@ export const layer = Layer.effect(
           })
         ),
       onChanged: (listener) =>
-        subscriber.listen(Keys.control, (text) => {
+        subscriber.listen(Keys.control, "broadcast", (text) => {
           const message = Control.decode(text)
           if (message?.t === "care") listener(message.c as ClinicianRef, message.p as PatientRef)
         }).pipe(

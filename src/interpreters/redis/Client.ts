@@ -1,31 +1,52 @@
-// The ioredis connections of one node: a command connection and one subscriber connection,
-// as scoped resources. Commands fail fast while Redis is away (no offline queue), so callers
-// fail closed (503 / 4503) instead of piling up; the connections reconnect on their own.
+// The ioredis command connection of one node, to a single Redis or to a Redis Cluster, as a
+// scoped resource. Commands fail fast while Redis is away (no offline queue), so callers fail
+// closed (503 / 4503) instead of piling up; the connection reconnects on its own.
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 
-export class RedisClient extends Context.Service<RedisClient, Redis>()("tidings/RedisClient") {}
+export type RedisTarget =
+  | { readonly _tag: "Single"; readonly url: Redacted.Redacted<string> }
+  | { readonly _tag: "Cluster"; readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }> }
+
+export class RedisClient extends Context.Service<RedisClient, {
+  /**
+   * Commands. A Cluster client answers the same commands as a single one (ioredis mirrors the
+   * API), so the interpreters are written once against `Redis`; they use single-slot
+   * commands and scripts only, which is what a cluster can run.
+   */
+  readonly commands: Redis
+  readonly cluster: boolean
+}>()("tidings/RedisClient") {}
 
 /** Redis did not answer when the node started; carries nothing of the URL (it may hold a password). */
 export class RedisUnreachable extends Schema.TaggedError<RedisUnreachable>()("RedisUnreachable", {}) {}
 
-export interface RedisOptions {
-  readonly url: Redacted.Redacted<string>
+const PER_CONNECTION = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 2_000,
+  connectTimeout: 2_000,
+  autoResubscribe: true,
+  // Keep trying, never more than a second apart: readiness comes back on its own.
+  retryStrategy: (times: number) => Math.min(times * 100, 1_000)
 }
 
-const connect = (url: string) =>
+const create = (target: RedisTarget): Redis =>
+  target._tag === "Single"
+    ? new Redis(Redacted.value(target.url), { ...PER_CONNECTION, lazyConnect: true })
+    : new Cluster([...target.nodes], {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      shardedSubscribers: true,
+      clusterRetryStrategy: (times: number) => Math.min(times * 100, 1_000),
+      redisOptions: PER_CONNECTION
+    }) as unknown as Redis
+
+/** Connects a new client to the target (also used for each node's subscriber connection). */
+export const connect = (target: RedisTarget) =>
   Effect.tryPromise({
     try: async () => {
-      const client = new Redis(url, {
-        lazyConnect: true,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        commandTimeout: 2_000,
-        connectTimeout: 2_000,
-        autoResubscribe: true,
-        // Keep trying, never more than a second apart: readiness comes back on its own.
-        retryStrategy: (times) => Math.min(times * 100, 1_000)
-      })
+      const client = create(target)
       // Errors surface through the commands that fail; without a listener ioredis would print.
       client.on("error", () => undefined)
       try {
@@ -39,9 +60,17 @@ const connect = (url: string) =>
     catch: () => new RedisUnreachable()
   })
 
-export const layer = (options: RedisOptions) =>
+export const release = (client: Redis) =>
+  Effect.promise(() => client.quit().then(() => undefined, () => client.disconnect()))
+
+export const layer = (target: RedisTarget) =>
   Layer.effect(
     RedisClient,
-    Effect.acquireRelease(connect(Redacted.value(options.url)), (client) =>
-      Effect.promise(() => client.quit().then(() => undefined, () => client.disconnect())))
-  )
+    Effect.map(Effect.acquireRelease(connect(target), release), (commands) => ({
+      commands,
+      cluster: target._tag === "Cluster"
+    }))
+  ).pipe(Layer.provideMerge(Layer.succeed(RedisTargetRef, target)))
+
+/** Where the node's Redis is, for the connections beside the command one. */
+export class RedisTargetRef extends Context.Service<RedisTargetRef, RedisTarget>()("tidings/RedisTarget") {}

@@ -18,6 +18,7 @@ import { RedisSubscriber } from "./Subscriber.ts"
 const HISTORY_TTL_S = IDEMPOTENCY_TTL_S
 
 // KEYS: seq, history, idempotency. ARGV: pub/sub name, event json (no seq), history size, ttl.
+// SPUBLISH: the pub/sub name carries the channel's hash tag, so it is in the same slot as the keys.
 // Returns {fresh (1|0), seq}.
 const PUBLISH = `
 local previous = redis.call('GET', KEYS[3])
@@ -28,7 +29,7 @@ redis.call('LPUSH', KEYS[2], message)
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
 redis.call('SET', KEYS[3], seq, 'EX', tonumber(ARGV[4]))
-redis.call('PUBLISH', ARGV[1], message)
+redis.call('SPUBLISH', ARGV[1], message)
 return {1, seq}
 `
 
@@ -55,7 +56,7 @@ export const decodeMessage = (channel: Channel, message: string): Event | undefi
 export const layer = Layer.effect(
   EventBus,
   Effect.gen(function*() {
-    const redis = yield* RedisClient
+    const redis = (yield* RedisClient).commands
     const subscriber = yield* RedisSubscriber
     redis.defineCommand("tidingsPublish", { numberOfKeys: 3, lua: PUBLISH })
     const scripted = redis as unknown as Scripted
@@ -104,7 +105,7 @@ export const layer = Layer.effect(
               for (const event of pending) deliver(event)
             })
           }
-          yield* subscriber.listen(Keys.events(channel), (message) => {
+          yield* subscriber.listen(Keys.events(channel), "sharded", (message) => {
             const event = decodeMessage(channel, message)
             if (event === undefined) return
             if (held !== undefined) held.push(event)

@@ -6,7 +6,7 @@ import { RedisClient } from "./Client.ts"
 export const layer = Layer.effect(
   Health,
   Effect.gen(function*() {
-    const redis = yield* RedisClient
+    const redis = (yield* RedisClient).commands
     return Health.of({
       ready: Effect.tryPromise(() => redis.ping()).pipe(
         Effect.timeout("1 second"),

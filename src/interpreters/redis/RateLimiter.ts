@@ -30,7 +30,7 @@ interface Scripted {
 export const layer = Layer.effect(
   RateLimiter,
   Effect.gen(function*() {
-    const redis = yield* RedisClient
+    const redis = (yield* RedisClient).commands
     redis.defineCommand("tidingsTake", { numberOfKeys: 1, lua: TAKE })
     const scripted = redis as unknown as Scripted
     return RateLimiter.of({

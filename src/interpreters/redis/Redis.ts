@@ -10,7 +10,7 @@ import * as Sessions from "./Sessions.ts"
 import * as Subscriber from "./Subscriber.ts"
 import * as TicketStore from "./TicketStore.ts"
 
-export const layer = (options: Client.RedisOptions) =>
+export const layer = (target: Client.RedisTarget) =>
   Layer.mergeAll(
     TicketStore.layer,
     EventBus.layer,
@@ -20,5 +20,5 @@ export const layer = (options: Client.RedisOptions) =>
     Health.layer
   ).pipe(
     Layer.provide(Subscriber.layer),
-    Layer.provideMerge(Client.layer(options))
+    Layer.provideMerge(Client.layer(target))
   )

@@ -31,7 +31,7 @@ interface Scripted {
 export const layer = Layer.effect(
   Sessions,
   Effect.gen(function*() {
-    const redis = yield* RedisClient
+    const redis = (yield* RedisClient).commands
     const subscriber = yield* RedisSubscriber
     const settings = yield* Settings
     redis.defineCommand("tidingsRegister", { numberOfKeys: 1, lua: REGISTER })
@@ -42,7 +42,7 @@ export const layer = Layer.effect(
     // This node's sessions, by hashed subject (what control messages carry) and by raw ref.
     const local = new Map<string, Set<LiveSession>>()
 
-    yield* subscriber.listen(Keys.control, (text) => {
+    yield* subscriber.listen(Keys.control, "broadcast", (text) => {
       const message = Control.decode(text)
       if (message?.t !== "revoke") return
       for (const session of local.get(message.s) ?? []) session.end(new SessionRevoked())
@@ -52,11 +52,12 @@ export const layer = Layer.effect(
     yield* Effect.forkScoped(
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const pipeline = redis.pipeline()
+        // One command per session, not a pipeline: on a cluster, subjects live in many slots.
+        const renewals: Array<Promise<unknown>> = []
         for (const sessions of local.values()) {
-          for (const session of sessions) pipeline.zadd(Keys.sessions(session.subject), "XX", now + LEASE_MS, session.id)
+          for (const session of sessions) renewals.push(redis.zadd(Keys.sessions(session.subject), "XX", now + LEASE_MS, session.id))
         }
-        if (pipeline.length > 0) yield* call(() => pipeline.exec()).pipe(Effect.ignore)
+        if (renewals.length > 0) yield* call(() => Promise.all(renewals)).pipe(Effect.ignore)
       }).pipe(Effect.andThen(Effect.sleep(REFRESH_MS)), Effect.forever)
     )
 

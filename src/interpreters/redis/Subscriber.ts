@@ -1,16 +1,20 @@
 // One subscriber connection per node, shared by the event bus and the control channel.
-// Each Redis channel is SUBSCRIBEd when its first listener arrives and UNSUBSCRIBEd after
-// its last leaves; ioredis re-subscribes everything after a reconnect.
+// Event channels use sharded pub/sub (SSUBSCRIBE: on a cluster, only the shard that owns the
+// channel's slot carries it); the control channel is classic pub/sub, heard cluster-wide.
+// Each name is subscribed when its first listener arrives and unsubscribed after its last
+// leaves; ioredis re-subscribes everything after a reconnect.
 import { Context, Effect, Layer, type Scope } from "effect"
-import type { Redis } from "ioredis"
 import { Unavailable } from "../../domain/Errors.ts"
-import { RedisClient } from "./Client.ts"
+import { connect, RedisTargetRef, release } from "./Client.ts"
 
 export type MessageListener = (message: string) => void
 
+/** `sharded` for a channel's events, `broadcast` for what every node must hear. */
+export type Delivery = "sharded" | "broadcast"
+
 export class RedisSubscriber extends Context.Service<RedisSubscriber, {
   /** Calls `listener` for every message on `name` while the scope is open. */
-  readonly listen: (name: string, listener: MessageListener) => Effect.Effect<void, Unavailable, Scope.Scope>
+  readonly listen: (name: string, delivery: Delivery, listener: MessageListener) => Effect.Effect<void, Unavailable, Scope.Scope>
   /**
    * Calls `listener` each time the connection is back after a drop, once its channels are
    * subscribed again: messages published in between were never seen and must be fetched.
@@ -21,27 +25,10 @@ export class RedisSubscriber extends Context.Service<RedisSubscriber, {
 export const layer = Layer.effect(
   RedisSubscriber,
   Effect.gen(function*() {
-    const client = yield* RedisClient
-    const subscriber: Redis = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: async () => {
-          const copy = client.duplicate({ enableOfflineQueue: true })
-          copy.on("error", () => undefined)
-          if (copy.status === "wait") await copy.connect()
-          return copy
-        },
-        catch: () => new Unavailable({ service: "event-bus" })
-      }),
-      (copy) => Effect.sync(() => copy.disconnect())
-    )
+    const subscriber = yield* Effect.acquireRelease(connect(yield* RedisTargetRef), release)
     const listeners = new Map<string, Set<MessageListener>>()
     const reconnectListeners = new Set<() => void>()
-    // "ready" comes after ioredis has re-subscribed (autoResubscribe); the first one was the
-    // initial connect, before this listener existed.
-    subscriber.on("ready", () => {
-      for (const listener of reconnectListeners) listener()
-    })
-    subscriber.on("message", (name: string, message: string) => {
+    const dispatch = (name: string, message: string) => {
       for (const listener of listeners.get(name) ?? []) {
         try {
           listener(message)
@@ -49,6 +36,13 @@ export const layer = Layer.effect(
           // One faulty listener must not starve the others.
         }
       }
+    }
+    subscriber.on("message", dispatch)
+    subscriber.on("smessage", dispatch)
+    // "ready" comes after ioredis has re-subscribed (autoResubscribe); the first one was the
+    // initial connect, before this listener existed.
+    subscriber.on("ready", () => {
+      for (const listener of reconnectListeners) listener()
     })
 
     const command = (run: () => Promise<unknown>) =>
@@ -60,7 +54,7 @@ export const layer = Layer.effect(
           Effect.sync(() => reconnectListeners.add(listener)),
           () => Effect.sync(() => void reconnectListeners.delete(listener))
         ).pipe(Effect.asVoid),
-      listen: (name, listener) =>
+      listen: (name, delivery, listener) =>
         Effect.acquireRelease(
           Effect.suspend(() => {
             const set = listeners.get(name)
@@ -69,7 +63,7 @@ export const layer = Layer.effect(
               return Effect.void
             }
             listeners.set(name, new Set([listener]))
-            return command(() => subscriber.subscribe(name)).pipe(
+            return command(() => (delivery === "sharded" ? subscriber.ssubscribe(name) : subscriber.subscribe(name))).pipe(
               Effect.tapError(() => Effect.sync(() => listeners.delete(name))),
               Effect.asVoid
             )
@@ -80,7 +74,8 @@ export const layer = Layer.effect(
               set?.delete(listener)
               if (set === undefined || set.size > 0) return Effect.void
               listeners.delete(name)
-              return command(() => subscriber.unsubscribe(name)).pipe(Effect.ignore)
+              return command(() => (delivery === "sharded" ? subscriber.sunsubscribe(name) : subscriber.unsubscribe(name)))
+                .pipe(Effect.ignore)
             })
         )
     })

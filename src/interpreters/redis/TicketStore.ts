@@ -9,7 +9,7 @@ import { Keys } from "./Keys.ts"
 export const layer = Layer.effect(
   TicketStore,
   Effect.gen(function*() {
-    const redis = yield* RedisClient
+    const redis = (yield* RedisClient).commands
     const call = <A>(run: () => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: () => new Unavailable({ service: "ticket-store" }) })
     return TicketStore.of({

@@ -1,0 +1,93 @@
+// Two gateway nodes on a real 3-master Redis Cluster: sharded pub/sub carries each channel's
+// events from its slot's shard, hash tags keep each channel's keys in one slot, and the
+// guarantees of the single-Redis setup hold for channels spread over every shard.
+import { Redis } from "ioredis"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Gateway, makeTicketKey, startGateway } from "../support/gateway.ts"
+import { hasRedisServer, skipReason } from "../support/redis.ts"
+import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
+
+describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
+  let cluster: TestCluster
+  let a: Gateway
+  let b: Gateway
+
+  beforeAll(async () => {
+    cluster = await startCluster()
+    const ticketKeyPem = makeTicketKey()
+    a = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_NODE_ID: "node-a" }, { ticketKeyPem })
+    b = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_NODE_ID: "node-b" }, { ticketKeyPem })
+  }, 60_000)
+  afterAll(async () => {
+    await a?.close()
+    await b?.close()
+    await cluster?.stop()
+  })
+
+  const open = async (gateway: Gateway, ref: string) => {
+    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", ref) })
+    if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
+    connected.client.send({ type: "subscribe", id: "s", channel: `patient:${ref}` })
+    await connected.client.next((f) => f.type === "subscribed")
+    return connected
+  }
+
+  it("spreads channels over all three shards, each channel's keys in one slot", async () => {
+    const admin = new Redis({ ...cluster.nodes[0]!, lazyConnect: true })
+    await admin.connect()
+    try {
+      const owners = new Set<string>()
+      for (let i = 0; i < 12; i++) {
+        const channel = `patient:pt_slot_${String(i).padStart(6, "0")}`
+        const slots = await Promise.all(
+          ["seq", "history", "events", "idem:x"].map((suffix) => admin.call("CLUSTER", "KEYSLOT", `tdg:{${channel}}:${suffix}`))
+        )
+        expect(new Set(slots).size).toBe(1)
+        const slot = Number(slots[0])
+        owners.add(slot < 5461 ? "first" : slot < 10922 ? "second" : "third")
+      }
+      expect(owners.size).toBe(3)
+    } finally {
+      admin.disconnect()
+    }
+  })
+
+  it("delivers across nodes for channels on every shard, in gap-free seq order", async () => {
+    const refs = Array.from({ length: 12 }, (_, i) => `pt_slot_${String(i).padStart(6, "0")}`)
+    const subscribers = await Promise.all(refs.map((ref, i) => open(i % 2 === 0 ? a : b, ref)))
+    await Promise.all(refs.flatMap((ref, i) =>
+      Array.from({ length: 10 }, (_, n) =>
+        (n % 2 === 0 ? b : a).publish("svc_cluster_pub", { channel: `patient:${ref}`, kind: "task.assigned", ref: `tsk_${i}_${String(n).padStart(6, "0")}` })
+          .then((reply) => expect(reply.status).toBe(202))
+      )
+    ))
+    for (const { client } of subscribers) {
+      await client.next((f) => f.type === "event" && f.seq === 10)
+      expect(client.frames.filter((f) => f.type === "event").map((f) => f.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    }
+    for (const { ws } of subscribers) ws.close()
+  })
+
+  it("keeps tickets single-use and revocation cluster-wide", async () => {
+    const ticket = await a.ticket("patient", "pt_slot_rev_0001")
+    const first = await b.connect({ ticket })
+    if (first.kind !== "open") throw new Error(JSON.stringify(first))
+    first.client.send({ type: "ping", id: "p" })
+    await first.client.next((f) => f.type === "pong")
+    const again = await a.connect({ ticket })
+    if (again.kind !== "open") throw new Error(JSON.stringify(again))
+    expect(await again.client.closed).toEqual({ code: 4401, reason: "unauthorized" })
+    const admin = await a.token("admin", "ad_slot_rev_0001")
+    const reply = await a.http("POST", "/v1/admin/revocations", {
+      body: JSON.stringify({ subject: "pt_slot_rev_0001" }),
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }
+    })
+    expect(reply.status).toBe(202)
+    expect(await first.client.closed).toEqual({ code: 4409, reason: "session revoked" })
+  })
+
+  it("reports ready while the cluster answers", async () => {
+    expect((await a.http("GET", "/readyz")).status).toBe(200)
+    expect((await b.http("GET", "/readyz")).status).toBe(200)
+  })
+})

@@ -1,0 +1,78 @@
+// A throwaway 3-master Redis Cluster for tests, from redis-server processes on free loopback
+// ports: slots split in three with CLUSTER ADDSLOTSRANGE, nodes introduced with CLUSTER MEET,
+// ready once every node reports cluster_state:ok. No redis-cli needed.
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Redis } from "ioredis"
+import { freePort } from "./net.ts"
+
+export interface TestCluster {
+  readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  /** "host:port,host:port,host:port", as TIDINGS_REDIS_CLUSTER takes it. */
+  readonly setting: string
+  readonly stop: () => Promise<void>
+}
+
+const SLOTS = 16384
+
+const launch = (port: number, dir: string): Promise<ChildProcess> =>
+  new Promise((resolve, reject) => {
+    const child = spawn("redis-server", [
+      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+      "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`),
+      "--cluster-node-timeout", "2000", "--dir", dir
+    ], { stdio: ["ignore", "pipe", "pipe"] })
+    const timer = setTimeout(() => reject(new Error("redis-server (cluster) did not start")), 10_000)
+    let output = ""
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes("Ready to accept connections")) {
+        clearTimeout(timer)
+        resolve(child)
+      }
+    })
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`redis-server (cluster) exited with ${code}`))
+    })
+  })
+
+export const startCluster = async (): Promise<TestCluster> => {
+  const dir = mkdtempSync(join(tmpdir(), "tidings-cluster-"))
+  const ports = [await freePort(), await freePort(), await freePort()]
+  const children = await Promise.all(ports.map((port) => launch(port, dir)))
+  const admins = ports.map((port) => new Redis({ host: "127.0.0.1", port, lazyConnect: true }))
+  try {
+    await Promise.all(admins.map((admin) => admin.connect()))
+    const third = Math.floor(SLOTS / 3)
+    const ranges = [[0, third - 1], [third, 2 * third - 1], [2 * third, SLOTS - 1]] as const
+    await Promise.all(admins.map((admin, i) => admin.call("CLUSTER", "ADDSLOTSRANGE", ranges[i]![0], ranges[i]![1])))
+    for (const port of ports.slice(1)) await admins[0]!.call("CLUSTER", "MEET", "127.0.0.1", port)
+    const started = Date.now()
+    for (;;) {
+      const states = await Promise.all(admins.map((admin) => admin.call("CLUSTER", "INFO") as Promise<string>))
+      if (states.every((info) => info.includes("cluster_state:ok") && info.includes("cluster_known_nodes:3"))) break
+      if (Date.now() - started > 15_000) throw new Error("the test cluster did not become ready")
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  } finally {
+    for (const admin of admins) admin.disconnect()
+  }
+  const nodes = ports.map((port) => ({ host: "127.0.0.1", port }))
+  return {
+    nodes,
+    setting: nodes.map((n) => `${n.host}:${n.port}`).join(","),
+    stop: async () => {
+      await Promise.all(children.map((child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve()
+          child.once("exit", () => resolve())
+          child.kill("SIGTERM")
+        })
+      ))
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
