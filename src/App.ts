@@ -36,7 +36,9 @@ const keysLayer = (config: AppConfig) =>
       ? await Keys.generate()
       : await Keys.fromPem(readFileSync(config.ticketKeyFile, "utf8"))
     const auth = config.auth._tag === "DevIssuer"
-      ? DevIssuer.layer(await Keys.generate())
+      ? DevIssuer.layer(
+        config.devIssuerKeyFile === undefined ? await Keys.generate() : await Keys.fromPem(readFileSync(config.devIssuerKeyFile, "utf8"))
+      )
       : AccessTokens.layer({
         issuer: config.auth.issuer,
         audience: config.auth.audience,

@@ -32,6 +32,8 @@ export interface AppConfig {
   readonly auth: AuthSource
   readonly ticketKeyFile: string | undefined
   readonly auditKeyFile: string | undefined
+  /** Dev only: the dev issuer's key, so several dev nodes accept each other's tokens. */
+  readonly devIssuerKeyFile: string | undefined
   readonly auditSink: AuditSink
   readonly heartbeatS: number
   readonly metricsListen: { readonly host: string; readonly port: number }
@@ -166,6 +168,8 @@ const parseOrThrow = (env: Env): AppConfig => {
   }
 
   const ticketKeyFile = required(env, "TIDINGS_TICKET_KEY_FILE", mode)
+  const devIssuerKeyFile = read(env, "TIDINGS_DEV_ISSUER_KEY_FILE")
+  if (devIssuerKeyFile !== undefined && mode === "production") fail("TIDINGS_DEV_ISSUER_KEY_FILE", "must not be set in production")
   const auditKeyFile = required(env, "TIDINGS_AUDIT_KEY_FILE", mode)
 
   const sinkText = read(env, "TIDINGS_AUDIT_SINK") ?? "file:.data/audit"
@@ -193,6 +197,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     auth,
     ticketKeyFile,
     auditKeyFile,
+    devIssuerKeyFile,
     auditSink,
     heartbeatS: int(env, "TIDINGS_HEARTBEAT_S", 25, 1, 3600),
     metricsListen: hostPort(env, "TIDINGS_METRICS_LISTEN", "127.0.0.1:9464"),
