@@ -4,7 +4,7 @@
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Gateway, startGateway } from "../support/gateway.ts"
-import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { canControlRedis, controlSkipReason, hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 
 const until = async (check: () => Promise<boolean>, withinMs: number, what: string) => {
   const started = Date.now()
@@ -15,7 +15,9 @@ const until = async (check: () => Promise<boolean>, withinMs: number, what: stri
   return Date.now() - started
 }
 
-describe.skipIf(!hasRedisServer)(`a Redis outage${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
+describe.skipIf(!canControlRedis)(`a Redis outage${
+  canControlRedis ? "" : ` (skipped: ${hasRedisServer ? controlSkipReason : skipReason})`
+}`, () => {
   let redis: TestRedis
   let gateway: Gateway
 

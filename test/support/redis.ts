@@ -24,6 +24,13 @@ if (!hasRedisServer && (process.env.CI !== undefined || process.env.TIDINGS_REQU
 /** Reason shown for a skipped Redis suite on a machine without redis-server. */
 export const skipReason = "redis-server is not on PATH (install it to run the Redis suites)"
 
+/**
+ * Whether tests may kill and restart their Redis: not when TIDINGS_TEST_REDIS_URL points at
+ * one they did not start (which must be a disposable Redis: tests write to it freely).
+ */
+export const canControlRedis = hasRedisServer && process.env.TIDINGS_TEST_REDIS_URL === undefined
+export const controlSkipReason = "TIDINGS_TEST_REDIS_URL is set: the outage tests need a redis-server they start themselves"
+
 export interface TestRedis {
   readonly url: string
   readonly port: number
