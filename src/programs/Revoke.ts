@@ -50,11 +50,18 @@ export const endCare = Effect.fn("Revoke.endCare")(function*(principal: Principa
   })
 })
 
-/** Per node: when any node changes a care relationship, re-check the clinician's local subscriptions. */
+/**
+ * Per node: when any node changes a care relationship, re-check the clinician's local
+ * subscriptions; when changes may have been missed, re-check every local subscription.
+ */
 export const CareWatcher = Layer.effectDiscard(Effect.gen(function*() {
   const sessions = yield* Sessions
-  yield* (yield* CareRelationships).onChanged((clinician, patient) => {
-    const channel = Channel.patient(patient)
-    for (const session of sessions.local(clinician as string as SubjectRef)) session.reauthorize(channel)
+  yield* (yield* CareRelationships).onChanged((change) => {
+    if (change === undefined) {
+      for (const session of sessions.everyLocal()) session.reauthorizeAll()
+      return
+    }
+    const channel = Channel.patient(change.patient)
+    for (const session of sessions.local(change.clinician as string as SubjectRef)) session.reauthorize(channel)
   })
 }))

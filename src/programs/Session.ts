@@ -2,7 +2,7 @@
 // then answer client messages until the socket ends, the session expires or is revoked.
 // The session fails with the error that ended it; the edge maps that to a close code.
 import { Cause, Clock, Deferred, Effect, Exit, type Fiber, FiberSet, Metric, Result, Scope } from "effect"
-import { type Channel, print } from "../domain/Channel.ts"
+import { type Channel, parse, print } from "../domain/Channel.ts"
 import { closeFor, frameCodeFor } from "../domain/Close.ts"
 import type { Event } from "../domain/Event.ts"
 import {
@@ -217,6 +217,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
   const live: LiveSession = {
     id: Ids.sessionId(),
     subject,
+    openedAt: opened,
     end: (reason) => Deferred.doneUnsafe(stop, Exit.fail(reason)),
     reauthorize: (channel) => {
       const subscription = state.subscriptions.get(print(channel))
@@ -224,6 +225,12 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
       // Nothing more reaches the client until the check says it may still see the channel.
       subscription.pause()
       runFork(reauthorize(channel))
+    },
+    reauthorizeAll: () => {
+      for (const key of state.subscriptions.keys()) {
+        const channel = parse(key)
+        if (channel !== undefined) live.reauthorize(channel)
+      }
     }
   }
   yield* (yield* Sessions).register(live)

@@ -5,7 +5,13 @@ import { Context, type Effect, type Scope } from "effect"
 import type { Unavailable } from "../domain/Errors.ts"
 import type { ClinicianRef, PatientRef } from "../domain/Ref.ts"
 
-export type ChangeListener = (clinician: ClinicianRef, patient: PatientRef) => void
+export interface CareChange {
+  readonly clinician: ClinicianRef
+  readonly patient: PatientRef
+}
+
+/** Hears one change, or `undefined` when changes may have been missed: re-check everything. */
+export type ChangeListener = (change: CareChange | undefined) => void
 
 export class CareRelationships extends Context.Service<CareRelationships, {
   /** Grants, or replaces the end of, a relationship: until `untilMs`, or with no end when undefined. */
@@ -14,6 +20,9 @@ export class CareRelationships extends Context.Service<CareRelationships, {
   readonly end: (clinician: ClinicianRef, patient: PatientRef) => Effect.Effect<void, Unavailable>
   /** When an active relationship ends (ms; Infinity for never), or undefined when none is active. */
   readonly activeUntil: (clinician: ClinicianRef, patient: PatientRef, nowMs: number) => Effect.Effect<number | undefined, Unavailable>
-  /** Listens for changes (from any node) while the scope is open. */
+  /**
+   * Listens for changes (from any node) while the scope is open. An interpreter that can miss
+   * announcements (pub/sub across a reconnect) says so with `undefined`.
+   */
   readonly onChanged: (listener: ChangeListener) => Effect.Effect<void, never, Scope.Scope>
 }>()("tidings/CareRelationships") {}

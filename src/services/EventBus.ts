@@ -17,7 +17,8 @@ export type EventListener = (event: Event) => void
 export class EventBus extends Context.Service<EventBus, {
   /**
    * `idempotencyKey` names the event for the idempotency window (the publisher and its `id`):
-   * a key seen before returns the first publish's answer and publishes nothing.
+   * a key seen before on the same channel returns the first publish's answer and publishes
+   * nothing. Keys are per channel (on Redis they live in the channel's slot).
    */
   readonly publish: (draft: EventDraft, idempotencyKey: string) => Effect.Effect<Published, Unavailable>
   /** Delivers the channel's events to `listener` while the scope is open. */

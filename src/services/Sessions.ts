@@ -9,6 +9,8 @@ import type { SubjectRef } from "../domain/Ref.ts"
 export interface LiveSession {
   readonly id: string
   readonly subject: SubjectRef
+  /** When it opened (ms): a revocation at or after this time ends it. */
+  readonly openedAt: number
   /** Ends the session from outside (revocation); the session closes with the error's code. */
   readonly end: (reason: SessionRevoked) => void
   /**
@@ -16,6 +18,8 @@ export interface LiveSession {
    * see it, the subscription ends and the client is told `forbidden`.
    */
   readonly reauthorize: (channel: Channel) => void
+  /** Checks every channel it holds again (changes may have been missed). */
+  readonly reauthorizeAll: () => void
 }
 
 export class Sessions extends Context.Service<Sessions, {
@@ -27,4 +31,6 @@ export class Sessions extends Context.Service<Sessions, {
   readonly revokedAt: (subject: SubjectRef) => Effect.Effect<number | undefined, Unavailable>
   /** This node's sessions of the subject. */
   readonly local: (subject: SubjectRef) => ReadonlyArray<LiveSession>
+  /** Every session on this node. */
+  readonly everyLocal: () => ReadonlyArray<LiveSession>
 }>()("tidings/Sessions") {}

@@ -1,14 +1,15 @@
 // In-memory care relationships for one node: a map with optional end times, and the
 // listeners told of every change.
 import { Effect, Layer } from "effect"
+import type { ClinicianRef, PatientRef } from "../../domain/Ref.ts"
 import { CareRelationships, type ChangeListener } from "../../services/CareRelationships.ts"
 
 export const layer = Layer.sync(CareRelationships, () => {
   const until = new Map<string, number>()
   const listeners = new Set<ChangeListener>()
   const key = (clinician: string, patient: string) => `${clinician}|${patient}`
-  const announce: ChangeListener = (clinician, patient) => {
-    for (const listener of listeners) listener(clinician, patient)
+  const announce = (clinician: ClinicianRef, patient: PatientRef) => {
+    for (const listener of listeners) listener({ clinician, patient })
   }
   return CareRelationships.of({
     grant: (clinician, patient, untilMs) =>

@@ -32,14 +32,15 @@ export const layer = Layer.sync(EventBus, () => {
         if (++publishes % 4096 === 0) {
           for (const [id, entry] of seen) if (entry.expiresAt <= now) seen.delete(id)
         }
-        const previous = seen.get(idempotencyKey)
+        const idem = `${print(draft.channel)}|${idempotencyKey}`
+        const previous = seen.get(idem)
         if (previous !== undefined && previous.expiresAt > now) return { ...previous.published, fresh: false }
         const state = stateOf(print(draft.channel))
         const event: Event = { ...draft, seq: ++state.seq }
         state.history.push(event)
         if (state.history.length > HISTORY_PER_CHANNEL) state.history.shift()
         const published: Published = { id: event.id, channel: event.channel, seq: event.seq, fresh: true }
-        seen.set(idempotencyKey, { published, expiresAt: now + IDEMPOTENCY_TTL_S * 1000 })
+        seen.set(idem, { published, expiresAt: now + IDEMPOTENCY_TTL_S * 1000 })
         for (const listener of state.listeners) {
           try {
             listener(event)

@@ -42,7 +42,8 @@ export const layer = Layer.effect(
           revoked.delete(subject)
           return undefined
         }),
-      local: (subject) => [...(live.get(subject) ?? [])]
+      local: (subject) => [...(live.get(subject) ?? [])],
+      everyLocal: () => [...live.values()].flatMap((sessions) => [...sessions])
     })
   })
 )

@@ -35,13 +35,17 @@ export const layer = Layer.effect(
           })
         ),
       onChanged: (listener) =>
-        subscriber.listen(Keys.control, "broadcast", (text) => {
-          const message = Control.decode(text)
-          if (message?.t === "care") listener(message.c as ClinicianRef, message.p as PatientRef)
-        }).pipe(
-          // Without the control channel no change would reach this node: that is a start-up failure.
-          Effect.orDie
-        )
+        Effect.gen(function*() {
+          yield* subscriber.listen(Keys.control, "broadcast", (text) => {
+            const message = Control.decode(text)
+            if (message?.t === "care") listener({ clinician: message.c as ClinicianRef, patient: message.p as PatientRef })
+          }).pipe(
+            // Without the control channel no change would reach this node: a start-up failure.
+            Effect.orDie
+          )
+          // Announcements sent while the subscriber was reconnecting are gone: re-check all.
+          yield* subscriber.onReconnect(() => listener(undefined))
+        })
     })
   })
 )

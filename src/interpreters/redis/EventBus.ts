@@ -17,27 +17,30 @@ import { RedisSubscriber } from "./Subscriber.ts"
 /** History lives as long as idempotency records do: a day. */
 const HISTORY_TTL_S = IDEMPOTENCY_TTL_S
 
-// KEYS: seq, history, idempotency. ARGV: pub/sub name, event json (no seq), history size, ttl.
+// KEYS: seq, history, idempotency. ARGV: pub/sub name, event json (no seq), history size, ttl, id.
 // SPUBLISH: the pub/sub name carries the channel's hash tag, so it is in the same slot as the keys.
-// Returns {fresh (1|0), seq}.
+// Returns {fresh (1|0), seq, id}: a repeat gets the first publish's seq and id.
 const PUBLISH = `
 local previous = redis.call('GET', KEYS[3])
-if previous then return {0, tonumber(previous)} end
+if previous then
+  local bar = string.find(previous, '|', 1, true)
+  return {0, tonumber(string.sub(previous, 1, bar - 1)), string.sub(previous, bar + 1)}
+end
 local seq = redis.call('INCR', KEYS[1])
 local message = seq .. '|' .. ARGV[2]
 redis.call('LPUSH', KEYS[2], message)
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-redis.call('SET', KEYS[3], seq, 'EX', tonumber(ARGV[4]))
+redis.call('SET', KEYS[3], seq .. '|' .. ARGV[5], 'EX', tonumber(ARGV[4]))
 redis.call('SPUBLISH', ARGV[1], message)
-return {1, seq}
+return {1, seq, ARGV[5]}
 `
 
 interface Scripted {
   tidingsPublish(
     seqKey: string, historyKey: string, idemKey: string,
-    name: string, json: string, historySize: number, ttl: number
-  ): Promise<[number, number]>
+    name: string, json: string, historySize: number, ttl: number, id: string
+  ): Promise<[number, number, string]>
 }
 
 /** "<seq>|<json>" → Event, or undefined for anything malformed. */
@@ -73,10 +76,16 @@ export const layer = Layer.effect(
             Keys.events(draft.channel),
             JSON.stringify({ id: draft.id, kind: draft.kind, ref: draft.ref, at: draft.at }),
             HISTORY_PER_CHANNEL,
-            HISTORY_TTL_S
+            HISTORY_TTL_S,
+            draft.id
           )
         ).pipe(
-          Effect.map(([fresh, seq]): Published => ({ id: draft.id, channel: draft.channel, seq, fresh: fresh === 1 }))
+          Effect.map(([fresh, seq, id]): Published => ({
+            id: id as Published["id"],
+            channel: draft.channel,
+            seq,
+            fresh: fresh === 1
+          }))
         ),
       subscribe: (channel, listener) =>
         Effect.gen(function*() {

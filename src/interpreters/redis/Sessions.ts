@@ -48,6 +48,21 @@ export const layer = Layer.effect(
       for (const session of local.get(message.s) ?? []) session.end(new SessionRevoked())
     })
 
+    // Revocations announced while the subscriber was reconnecting were never heard: ask Redis.
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
+    yield* subscriber.onReconnect(() => {
+      for (const sessions of local.values()) {
+        for (const session of sessions) {
+          runFork(call(() => redis.get(Keys.revoked(session.subject))).pipe(
+            Effect.map((at) => {
+              if (at !== null && Number(at) >= session.openedAt) session.end(new SessionRevoked())
+            }),
+            Effect.ignore
+          ))
+        }
+      }
+    })
+
     // Renew every local registration well before its lease runs out.
     yield* Effect.forkScoped(
       Effect.gen(function*() {
@@ -90,7 +105,8 @@ export const layer = Layer.effect(
         ),
       revokedAt: (subject) =>
         call(() => redis.get(Keys.revoked(subject))).pipe(Effect.map((at) => (at === null ? undefined : Number(at)))),
-      local: (subject) => [...(local.get(subjectTag(subject)) ?? [])]
+      local: (subject) => [...(local.get(subjectTag(subject)) ?? [])],
+      everyLocal: () => [...local.values()].flatMap((sessions) => [...sessions])
     })
   })
 )

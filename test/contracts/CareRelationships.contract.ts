@@ -1,0 +1,123 @@
+// The CareRelationships contract, for every interpreter: grants with or without an end, ends,
+// and every change announced to the listeners whose scope is open.
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, type Layer, Scope } from "effect"
+import type { ClinicianRef, PatientRef } from "../../src/domain/Ref.ts"
+import { CareRelationships } from "../../src/services/CareRelationships.ts"
+import { clinicianRef, patientRef, until } from "./support.ts"
+
+const NOW = 1_700_000_000_000
+const TEN_YEARS = 10 * 365 * 24 * 60 * 60 * 1000
+
+export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationships, unknown>) =>
+  describe(`CareRelationships contract (${name})`, () => {
+    const withCare = <A, E>(body: (care: CareRelationships["Service"]) => Effect.Effect<A, E, Scope.Scope>) =>
+      Effect.scoped(Effect.flatMap(CareRelationships, body)).pipe(Effect.provide(makeLayer()))
+
+    /** Every change heard while `scope` (or the test's scope) is open. */
+    const hear = (care: CareRelationships["Service"], scope?: Scope.Scope) =>
+      Effect.gen(function*() {
+        const heard: Array<readonly [ClinicianRef, PatientRef] | "resync"> = []
+        const listen = care.onChanged((change) => void heard.push(change === undefined ? "resync" : [change.clinician, change.patient]))
+        yield* scope === undefined ? listen : Scope.provide(scope)(listen)
+        return heard
+      })
+
+    it.live("a grant without an end is active with activeUntil Infinity", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const [c, p] = [clinicianRef(), patientRef()]
+          yield* care.grant(c, p, undefined)
+          expect(yield* care.activeUntil(c, p, NOW)).toBe(Number.POSITIVE_INFINITY)
+          expect(yield* care.activeUntil(c, p, NOW + TEN_YEARS)).toBe(Number.POSITIVE_INFINITY)
+        })
+      ))
+
+    it.live("a grant with an end is active until then, and inactive at and after it", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const [c, p] = [clinicianRef(), patientRef()]
+          const end = NOW + 60_000
+          yield* care.grant(c, p, end)
+          expect(yield* care.activeUntil(c, p, NOW)).toBe(end)
+          expect(yield* care.activeUntil(c, p, end - 1)).toBe(end)
+          expect(yield* care.activeUntil(c, p, end)).toBeUndefined()
+          expect(yield* care.activeUntil(c, p, end + 1)).toBeUndefined()
+        })
+      ))
+
+    it.live("a new grant replaces the end of the previous one", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const [c, p] = [clinicianRef(), patientRef()]
+          yield* care.grant(c, p, NOW + 1_000)
+          yield* care.grant(c, p, undefined)
+          expect(yield* care.activeUntil(c, p, NOW)).toBe(Number.POSITIVE_INFINITY)
+          yield* care.grant(c, p, NOW + 5_000)
+          expect(yield* care.activeUntil(c, p, NOW)).toBe(NOW + 5_000)
+          expect(yield* care.activeUntil(c, p, NOW + 5_000)).toBeUndefined()
+        })
+      ))
+
+    it.live("end makes a relationship inactive", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const [c, p] = [clinicianRef(), patientRef()]
+          yield* care.grant(c, p, undefined)
+          yield* care.end(c, p)
+          expect(yield* care.activeUntil(c, p, NOW)).toBeUndefined()
+        })
+      ))
+
+    it.live("ending a relationship that does not exist is not an error", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const [c, p] = [clinicianRef(), patientRef()]
+          yield* care.end(c, p)
+          expect(yield* care.activeUntil(c, p, NOW)).toBeUndefined()
+        })
+      ))
+
+    it.live("a relationship binds one clinician to one patient", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const [c, otherC, p, otherP] = [clinicianRef(), clinicianRef(), patientRef(), patientRef()]
+          yield* care.grant(c, p, undefined)
+          expect(yield* care.activeUntil(c, otherP, NOW)).toBeUndefined()
+          expect(yield* care.activeUntil(otherC, p, NOW)).toBeUndefined()
+          yield* care.end(c, otherP)
+          expect(yield* care.activeUntil(c, p, NOW)).toBe(Number.POSITIVE_INFINITY)
+        })
+      ))
+
+    it.live("a listener hears every grant and end, in order, while its scope is open", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const heard = yield* hear(care)
+          const [c, p, otherC, otherP] = [clinicianRef(), patientRef(), clinicianRef(), patientRef()]
+          yield* care.grant(c, p, undefined)
+          yield* care.grant(c, p, NOW + 1_000)
+          yield* care.end(c, p)
+          yield* care.end(otherC, otherP)
+          yield* until(() => heard.length >= 4, "four changes are heard")
+          expect(heard).toEqual([[c, p], [c, p], [c, p], [otherC, otherP]])
+        })
+      ))
+
+    it.live("every open listener hears a change, and a listener hears nothing once its scope has closed", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const scope = yield* Scope.fork(yield* Scope.Scope)
+          const closed = yield* hear(care, scope)
+          const [first, second] = [yield* hear(care), yield* hear(care)]
+          const [c, p] = [clinicianRef(), patientRef()]
+          yield* care.grant(c, p, undefined)
+          yield* until(() => closed.length >= 1 && first.length >= 1 && second.length >= 1, "all three hear the grant")
+          yield* Scope.close(scope, Exit.void)
+          yield* care.end(c, p)
+          yield* until(() => first.length >= 2 && second.length >= 2, "the open listeners hear the end")
+          expect(closed).toEqual([[c, p]])
+          expect(second).toEqual(first)
+        })
+      ))
+  })

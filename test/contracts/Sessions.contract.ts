@@ -1,0 +1,143 @@
+// The Sessions contract, for every interpreter: the per-subject cap (Settings.maxSessionsPerSubject),
+// places freed with the session's scope, this node's sessions, and revocation.
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Effect, Exit, type Layer, Scope } from "effect"
+import type { SessionRevoked } from "../../src/domain/Errors.ts"
+import type { SubjectRef } from "../../src/domain/Ref.ts"
+import { type LiveSession, Sessions } from "../../src/services/Sessions.ts"
+import { Settings } from "../../src/services/Settings.ts"
+import { fresh, subjectRef, until } from "./support.ts"
+
+/** A session that records how it was ended. */
+interface Probe {
+  readonly session: LiveSession
+  readonly ended: Array<SessionRevoked>
+}
+
+const probe = (subject: SubjectRef): Probe => {
+  const ended: Array<SessionRevoked> = []
+  return {
+    ended,
+    session: {
+      id: fresh("ses"),
+      subject,
+      openedAt: 0,
+      end: (reason) => void ended.push(reason),
+      reauthorize: () => undefined,
+      reauthorizeAll: () => undefined
+    }
+  }
+}
+
+const ids = (sessions: ReadonlyArray<LiveSession>) => sessions.map((s) => s.id).sort()
+
+export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Settings, unknown>) =>
+  describe(`Sessions contract (${name})`, () => {
+    const withSessions = <A, E>(
+      body: (sessions: Sessions["Service"], cap: number) => Effect.Effect<A, E, Scope.Scope>
+    ) =>
+      Effect.gen(function*() {
+        const { maxSessionsPerSubject } = yield* Settings
+        expect(maxSessionsPerSubject).toBeGreaterThanOrEqual(2)
+        return yield* Effect.scoped(body(yield* Sessions, maxSessionsPerSubject))
+      }).pipe(Effect.provide(makeLayer()))
+
+    /** Registers `probe` in a scope of its own (closed with the test's at the latest), returned so the test can end it. */
+    const hold = (sessions: Sessions["Service"], p: Probe) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.fork(yield* Scope.Scope)
+        yield* Scope.provide(scope)(sessions.register(p.session))
+        return scope
+      })
+
+    const register = (sessions: Sessions["Service"], p: Probe) => Effect.scoped(sessions.register(p.session))
+
+    it.live("registers up to maxSessionsPerSubject sessions of a subject, then refuses with TooManySessions", () =>
+      withSessions((sessions, cap) =>
+        Effect.gen(function*() {
+          const subject = subjectRef()
+          const held = Array.from({ length: cap }, () => probe(subject))
+          for (const p of held) yield* hold(sessions, p)
+          const refused = yield* Effect.flip(register(sessions, probe(subject)))
+          expect(refused._tag).toBe("TooManySessions")
+          expect(ids(sessions.local(subject))).toEqual(ids(held.map((p) => p.session)))
+        })
+      ))
+
+    it.live("closing a session's scope frees its place for another", () =>
+      withSessions((sessions, cap) =>
+        Effect.gen(function*() {
+          const subject = subjectRef()
+          const held = Array.from({ length: cap }, () => probe(subject))
+          const scopes = yield* Effect.forEach(held, (p) => hold(sessions, p))
+          yield* Scope.close(scopes[0]!, Exit.void)
+          const next = probe(subject)
+          yield* hold(sessions, next)
+          expect(ids(sessions.local(subject))).toEqual(ids([...held.slice(1), next].map((p) => p.session)))
+          expect((yield* Effect.flip(register(sessions, probe(subject))))._tag).toBe("TooManySessions")
+        })
+      ))
+
+    it.live("the cap counts each subject's sessions separately", () =>
+      withSessions((sessions, cap) =>
+        Effect.gen(function*() {
+          const [full, other] = [subjectRef(), subjectRef()]
+          for (let i = 0; i < cap; i++) yield* hold(sessions, probe(full))
+          const others = Array.from({ length: cap }, () => probe(other))
+          for (const p of others) yield* hold(sessions, p)
+          expect(ids(sessions.local(other))).toEqual(ids(others.map((p) => p.session)))
+        })
+      ))
+
+    it.live("local(subject) lists this node's open sessions of that subject only", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          const [subject, other] = [subjectRef(), subjectRef()]
+          expect(sessions.local(subject)).toEqual([])
+          const mine = probe(subject)
+          const scope = yield* hold(sessions, mine)
+          yield* hold(sessions, probe(other))
+          expect(sessions.local(subject)).toEqual([mine.session])
+          yield* Scope.close(scope, Exit.void)
+          expect(sessions.local(subject)).toEqual([])
+        })
+      ))
+
+    it.live("revoke ends every session of the subject with SessionRevoked, and no other subject's", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          const [subject, bystander, witness] = [subjectRef(), subjectRef(), subjectRef()]
+          const revoked = [probe(subject), probe(subject)]
+          const spared = probe(bystander)
+          const last = probe(witness)
+          for (const p of [...revoked, spared, last]) yield* hold(sessions, p)
+          const at = yield* Clock.currentTimeMillis
+          yield* sessions.revoke(subject, at)
+          // Revoked after `subject`: once its session has ended, the bystander's would have too.
+          yield* sessions.revoke(witness, at)
+          yield* until(() => revoked.every((p) => p.ended.length > 0) && last.ended.length > 0, "the revoked sessions end")
+          for (const p of revoked) expect(p.ended.map((reason) => reason._tag)).toEqual(["SessionRevoked"])
+          expect(spared.ended).toEqual([])
+        })
+      ))
+
+    it.live("revokedAt answers the time of the subject's last revocation", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          const [subject, other] = [subjectRef(), subjectRef()]
+          const now = yield* Clock.currentTimeMillis
+          yield* sessions.revoke(subject, now - 5_000)
+          expect(yield* sessions.revokedAt(subject)).toBe(now - 5_000)
+          yield* sessions.revoke(subject, now)
+          expect(yield* sessions.revokedAt(subject)).toBe(now)
+          expect(yield* sessions.revokedAt(other)).toBeUndefined()
+        })
+      ))
+
+    it.live("revokedAt of a subject never revoked is undefined", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          expect(yield* sessions.revokedAt(subjectRef())).toBeUndefined()
+        })
+      ))
+  })
