@@ -18,6 +18,7 @@ import * as Session from "../../src/programs/Session.ts"
 import * as Tickets from "../../src/programs/Tickets.ts"
 import type { AccessGrant } from "../../src/services/AccessTokens.ts"
 import { EventBus } from "../../src/services/EventBus.ts"
+import { Sessions } from "../../src/services/Sessions.ts"
 import { memoryLayer } from "../support/layers.ts"
 
 const ALICE = "pt_alice_0001" as PatientRef
@@ -290,6 +291,23 @@ describe("Session.run", () => {
         expect(yield* carol.next).toEqual(eventFrame(aliceChannel, 1))
         yield* TestClock.adjust(Duration.seconds(540))
         expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
+      }).pipe(Effect.provide(memoryLayer({}, { careAnnouncements: false }))))
+
+    it.effect("drops a subscription whose relationship ended unheard once every session is re-checked", () =>
+      Effect.gen(function*() {
+        // The end is never announced (as across a pub/sub reconnect); the re-check finds it.
+        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        const carol = yield* open(clinician())
+        yield* subscribeOk(carol, "c1", aliceChannel, 0)
+        yield* subscribeOk(carol, "c2", carolChannel, 0)
+        yield* Revoke.endCare(service, { clinician: CAROL, patient: ALICE })
+        yield* carol.ping("p1")
+        expect(carol.unread()).toEqual([])
+        for (const session of (yield* Sessions).everyLocal()) session.reauthorizeAll()
+        expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
+        // Its own channel stays.
+        yield* publish(carolChannel, "apt_carol_0001")
+        expect(yield* carol.next).toEqual(eventFrame(carolChannel, 1, "apt_carol_0001"))
       }).pipe(Effect.provide(memoryLayer({}, { careAnnouncements: false }))))
 
     it.effect("does not disturb the patient's own subscription when a clinician's care ends", () =>
