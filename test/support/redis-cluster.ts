@@ -1,12 +1,12 @@
 // A throwaway 3-master Redis Cluster for tests, from redis-server processes on free loopback
 // ports: slots split in three with CLUSTER ADDSLOTSRANGE, nodes introduced with CLUSTER MEET,
 // ready once every node reports cluster_state:ok. No redis-cli needed.
-import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Redis } from "ioredis"
 import { freePort } from "./net.ts"
+import { exited, spawnRedis } from "./redis.ts"
 
 export interface TestCluster {
   readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
@@ -17,27 +17,12 @@ export interface TestCluster {
 
 const SLOTS = 16384
 
-const launch = (port: number, dir: string): Promise<ChildProcess> =>
-  new Promise((resolve, reject) => {
-    const child = spawn("redis-server", [
-      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-      "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`),
-      "--cluster-node-timeout", "2000", "--dir", dir
-    ], { stdio: ["ignore", "pipe", "pipe"] })
-    const timer = setTimeout(() => reject(new Error("redis-server (cluster) did not start")), 10_000)
-    let output = ""
-    child.stdout!.on("data", (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes("Ready to accept connections")) {
-        clearTimeout(timer)
-        resolve(child)
-      }
-    })
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      reject(new Error(`redis-server (cluster) exited with ${code}`))
-    })
-  })
+const launch = (port: number, dir: string) =>
+  spawnRedis([
+    "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`),
+    "--cluster-node-timeout", "2000", "--dir", dir
+  ])
 
 export const startCluster = async (): Promise<TestCluster> => {
   const dir = mkdtempSync(join(tmpdir(), "tidings-cluster-"))
@@ -65,13 +50,7 @@ export const startCluster = async (): Promise<TestCluster> => {
     nodes,
     setting: nodes.map((n) => `${n.host}:${n.port}`).join(","),
     stop: async () => {
-      await Promise.all(children.map((child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve()
-          child.once("exit", () => resolve())
-          child.kill("SIGTERM")
-        })
-      ))
+      await Promise.all(children.map((child) => exited(child, "SIGTERM")))
       rmSync(dir, { recursive: true, force: true })
     }
   }

@@ -41,18 +41,10 @@ export interface TestRedis {
   readonly stop: () => Promise<void>
 }
 
-const launch = (port: number, dataDir: string | undefined): Promise<ChildProcess> =>
+/** Starts redis-server with these arguments; resolves once it accepts connections. */
+export const spawnRedis = (args: ReadonlyArray<string>): Promise<ChildProcess> =>
   new Promise((resolve, reject) => {
-    // Persistent like production (append-only file, fsync each write) when asked, so a
-    // restart keeps seq and history; otherwise nothing touches the disk.
-    const persistence = dataDir === undefined
-      ? ["--save", "", "--appendonly", "no"]
-      : ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dataDir]
-    const child = spawn(
-      "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", ...persistence],
-      { stdio: ["ignore", "pipe", "pipe"] }
-    )
+    const child = spawn("redis-server", [...args], { stdio: ["ignore", "pipe", "pipe"] })
     const timer = setTimeout(() => reject(new Error("redis-server did not start")), 10_000)
     let output = ""
     child.stdout!.on("data", (chunk: Buffer) => {
@@ -68,7 +60,18 @@ const launch = (port: number, dataDir: string | undefined): Promise<ChildProcess
     })
   })
 
-const exited = (child: ChildProcess, signal: NodeJS.Signals) =>
+const launch = (port: number, dataDir: string | undefined): Promise<ChildProcess> =>
+  // Persistent like production (append-only file, fsync each write) when asked, so a
+  // restart keeps seq and history; otherwise nothing touches the disk.
+  spawnRedis([
+    "--port", String(port), "--bind", "127.0.0.1",
+    ...(dataDir === undefined
+      ? ["--save", "", "--appendonly", "no"]
+      : ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dataDir])
+  ])
+
+/** Stops a redis-server child and waits for it to exit. */
+export const exited = (child: ChildProcess, signal: NodeJS.Signals) =>
   new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve()
     child.once("exit", () => resolve())
