@@ -214,6 +214,9 @@ const parseOrThrow = (env: Env): AppConfig => {
         messages: { ...defaults.rates.messages, limit: int(env, "TIDINGS_RATE_MESSAGES_PER_S", defaults.rates.messages.limit, 1, 100_000) },
         subscribes: { ...defaults.rates.subscribes, limit: int(env, "TIDINGS_RATE_SUBSCRIBES_PER_MIN", defaults.rates.subscribes.limit, 1, 1_000_000) },
         tickets: { ...defaults.rates.tickets, limit: int(env, "TIDINGS_RATE_TICKETS_PER_MIN", defaults.rates.tickets.limit, 1, 1_000_000) },
+        ticketsPerIp: { ...defaults.rates.ticketsPerIp, limit: int(env, "TIDINGS_RATE_TICKETS_PER_IP_PER_MIN", defaults.rates.ticketsPerIp.limit, 1, 10_000_000) },
+        connectsPerIp: { ...defaults.rates.connectsPerIp, limit: int(env, "TIDINGS_RATE_CONNECTS_PER_IP_PER_MIN", defaults.rates.connectsPerIp.limit, 1, 10_000_000) },
+        connectsPerSubject: { ...defaults.rates.connectsPerSubject, limit: int(env, "TIDINGS_RATE_CONNECTS_PER_MIN", defaults.rates.connectsPerSubject.limit, 1, 1_000_000) },
         publishes: { ...defaults.rates.publishes, limit: int(env, "TIDINGS_RATE_PUBLISHES_PER_S", defaults.rates.publishes.limit, 1, 10_000_000) }
       }
     }

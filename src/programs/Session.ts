@@ -37,6 +37,8 @@ export type TransportEnd = ClosedNormally | MessageTooBig | TooSlow
 /** What a session needs from its socket; the edge builds it from `ws`. */
 export interface Transport {
   readonly origin: string
+  /** The client's network address, for per-address limits only (never logged or audited). */
+  readonly peer: string
   readonly ticket: string | undefined
   /** The next text frame; fails once the socket has ended. */
   readonly receive: Effect.Effect<string, TransportEnd>
@@ -122,15 +124,28 @@ export const run = (transport: Transport) => {
 }
 
 const live = Effect.fn("Session.run")(function*(transport: Transport, known: Known) {
+  const settings = yield* Settings
+  const audit = yield* AuditLog
+  const limiter = yield* RateLimiter
+  // A connect flood from one address is cut before its ticket is even looked at.
+  yield* limiter.consume(`connect-ip:${transport.peer}`, settings.rates.connectsPerIp).pipe(
+    Effect.tapError((error) =>
+      error._tag === "RateLimited" ? audit.append({ event: "rate.limited", cause: "connect", result: "refused" }) : Effect.void
+    )
+  )
   const claims = yield* Tickets.consume(transport.ticket, transport.origin)
   known.subject = claims.user.ref
   known.jti = claims.jti
-  const settings = yield* Settings
-  const audit = yield* AuditLog
+  yield* limiter.consume(`connect:${claims.user.ref}`, settings.rates.connectsPerSubject).pipe(
+    Effect.tapError((error) =>
+      error._tag === "RateLimited"
+        ? audit.append({ event: "rate.limited", subject: claims.user.ref, cause: "connect", result: "refused" })
+        : Effect.void
+    )
+  )
   const bus = yield* EventBus
   const hub = yield* Hub
   const care = yield* CareRelationships
-  const limiter = yield* RateLimiter
   const user = claims.user
   const subject = subjectOf(user)
   const outbox = transport.outbox

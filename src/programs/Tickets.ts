@@ -23,12 +23,20 @@ export interface IssuedTicket {
  * A ticket for a patient or clinician. A subject revoked after its access token was issued
  * gets none: revocation would mean little if the same token could fetch a fresh ticket.
  */
-export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant) {
+export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant, peer?: string) {
   const user = grant.principal
   if (user._tag !== "Patient" && user._tag !== "Clinician") return yield* new Forbidden()
   const settings = yield* Settings
   const audit = yield* AuditLog
-  yield* (yield* RateLimiter).consume(`ticket:${user.ref}`, settings.rates.tickets).pipe(
+  const limiter = yield* RateLimiter
+  if (peer !== undefined) {
+    yield* limiter.consume(`ticket-ip:${peer}`, settings.rates.ticketsPerIp).pipe(
+      Effect.tapError((error) =>
+        error._tag === "RateLimited" ? audit.append({ event: "rate.limited", cause: "ticket", result: "refused" }) : Effect.void
+      )
+    )
+  }
+  yield* limiter.consume(`ticket:${user.ref}`, settings.rates.tickets).pipe(
     Effect.tapError((error) =>
       error._tag === "RateLimited"
         ? audit.append({ event: "rate.limited", subject: user.ref, cause: error.scope, result: "refused" })

@@ -43,7 +43,12 @@ export interface Connection {
 
 export const make = (
   ws: WebSocket,
-  options: { readonly origin: string; readonly ticket: string | undefined; readonly window: WindowLimits }
+  options: {
+    readonly origin: string
+    readonly peer: string
+    readonly ticket: string | undefined
+    readonly window: WindowLimits
+  }
 ): Connection => {
   const inbound = Effect.runSync(Queue.unbounded<string, TransportEnd>())
   let ended = false
@@ -92,6 +97,7 @@ export const make = (
     terminate: () => ws.terminate(),
     transport: {
       origin: options.origin,
+      peer: options.peer,
       ticket: options.ticket,
       receive: Queue.take(inbound).pipe(
         Effect.map((text) => {

@@ -35,6 +35,8 @@ export interface Reply {
 interface Request {
   readonly body: string
   readonly headers: IncomingMessage["headers"]
+  /** The client's address, for per-address limits only. */
+  readonly peer: string
 }
 
 /** A route: its body decoder, then the program it calls. */
@@ -80,7 +82,7 @@ const routes = (dev: boolean) => {
       handle: (request) =>
         Effect.gen(function*() {
           yield* ticketBody(request)
-          const issued = yield* Tickets.issue(yield* authenticate(request))
+          const issued = yield* Tickets.issue(yield* authenticate(request), request.peer)
           return { status: 201, body: issued }
         })
     },
@@ -221,7 +223,7 @@ export const makeHandler = (
         res.once("finish", () => req.destroy())
         return send(res, failed(new MalformedInput()), extra)
       }
-      return run(route.handle({ body: text, headers: req.headers })).then((exit) => {
+      return run(route.handle({ body: text, headers: req.headers, peer: req.socket.remoteAddress ?? "unknown" })).then((exit) => {
         if (Exit.isSuccess(exit)) return send(res, exit.value, extra)
         const error = Option.getOrUndefined(Cause.findErrorOption(exit.cause))
         if (error === undefined) {

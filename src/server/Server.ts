@@ -115,6 +115,7 @@ export const layer = (options: ServerOptions) =>
           onAccepted: (accepted) => {
             const connection = Connection.make(accepted.ws, {
               origin: accepted.origin,
+              peer: accepted.peer,
               ticket: accepted.ticket,
               window: options.window
             })

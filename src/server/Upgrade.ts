@@ -30,6 +30,7 @@ const protocolsOf = (header: string | undefined): Array<string> =>
 export interface Accepted {
   readonly ws: WebSocket
   readonly origin: string
+  readonly peer: string
   readonly ticket: string | undefined
 }
 
@@ -58,5 +59,6 @@ export const makeHandler = (options: {
     return reject(socket, 400)
   }
   const ticket = protocols.find((p) => p.startsWith(TICKET_PROTOCOL_PREFIX))?.slice(TICKET_PROTOCOL_PREFIX.length)
-  options.wss.handleUpgrade(request, socket, head, (ws) => options.onAccepted({ ws, origin, ticket }))
+  const peer = request.socket.remoteAddress ?? "unknown"
+  options.wss.handleUpgrade(request, socket, head, (ws) => options.onAccepted({ ws, origin, peer, ticket }))
 }

@@ -17,7 +17,11 @@ export interface SettingsShape {
   readonly rates: {
     readonly messages: RateRule
     readonly subscribes: RateRule
+    /** Tickets per subject. */
     readonly tickets: RateRule
+    readonly ticketsPerIp: RateRule
+    readonly connectsPerIp: RateRule
+    readonly connectsPerSubject: RateRule
     readonly publishes: RateRule
   }
 }
@@ -36,6 +40,10 @@ export const defaults: SettingsShape = {
     messages: { scope: "message", limit: 20, windowMs: 1_000 },
     subscribes: { scope: "subscribe", limit: 120, windowMs: 60_000 },
     tickets: { scope: "ticket", limit: 30, windowMs: 60_000 },
+    // Per address limits stay generous: a hospital's users often share one NAT address.
+    ticketsPerIp: { scope: "ticket", limit: 600, windowMs: 60_000 },
+    connectsPerIp: { scope: "connect", limit: 600, windowMs: 60_000 },
+    connectsPerSubject: { scope: "connect", limit: 30, windowMs: 60_000 },
     publishes: { scope: "publish", limit: 5_000, windowMs: 1_000 }
   }
 }

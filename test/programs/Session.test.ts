@@ -74,6 +74,7 @@ const connectWith = (
     const frames: Array<string> = []
     const transport: Session.Transport = {
       origin: ORIGIN,
+      peer: "192.0.2.10",
       ticket,
       receive: Queue.take(inbox),
       outbox: {
@@ -379,6 +380,7 @@ describe("Session.run", () => {
         // Like server/Connection.ts: room for three frames, then refuse and end the socket.
         const transport: Session.Transport = {
           origin: ORIGIN,
+          peer: "192.0.2.10",
           ticket,
           receive: Queue.take(inbox),
           outbox: {
