@@ -82,9 +82,11 @@ export const layer = (
     host: config.listen.host,
     port: config.listen.port,
     tls: certificate(config, options),
+    certificate: config.tls._tag === "Files" ? { certFile: config.tls.certFile, keyFile: config.tls.keyFile } : undefined,
     dev: config.auth._tag === "DevIssuer",
     allowedOrigins: config.allowedOrigins,
     heartbeatS: config.heartbeatS,
+    connection: config.connection,
     window: { frames: config.settings.outboxFrames, bytes: config.settings.outboxBytes }
   })
   return server.pipe(

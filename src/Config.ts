@@ -36,6 +36,11 @@ export interface AppConfig {
   readonly devIssuerKeyFile: string | undefined
   readonly auditSink: AuditSink
   readonly heartbeatS: number
+  readonly connection: {
+    readonly handshakeTimeoutS: number
+    readonly headersTimeoutS: number
+    readonly headerBytes: number
+  }
   readonly metricsListen: { readonly host: string; readonly port: number }
   readonly logLevel: "Debug" | "Info" | "Warn" | "Error"
   readonly settings: SettingsShape
@@ -200,6 +205,11 @@ const parseOrThrow = (env: Env): AppConfig => {
     devIssuerKeyFile,
     auditSink,
     heartbeatS: int(env, "TIDINGS_HEARTBEAT_S", 25, 1, 3600),
+    connection: {
+      handshakeTimeoutS: int(env, "TIDINGS_HANDSHAKE_TIMEOUT_S", Limits.HANDSHAKE_TIMEOUT_S, 1, 120),
+      headersTimeoutS: int(env, "TIDINGS_HEADERS_TIMEOUT_S", Limits.HEADERS_TIMEOUT_S, 1, 120),
+      headerBytes: int(env, "TIDINGS_MAX_HEADER_BYTES", Limits.HEADER_BYTES, 2048, 65_536)
+    },
     metricsListen: hostPort(env, "TIDINGS_METRICS_LISTEN", "127.0.0.1:9464"),
     logLevel: LOG_LEVELS[level as keyof typeof LOG_LEVELS],
     settings: {

@@ -5,6 +5,13 @@
 export const FRAME_BYTES = 4 * 1024
 /** Largest HTTP request body; larger is a 400 before any other work. */
 export const BODY_BYTES = 16 * 1024
+/** Largest request head (request line + headers); larger is answered 431. */
+export const HEADER_BYTES = 8 * 1024
+/** A TLS handshake not done in this time is cut (a slow or silent client holds nothing). */
+export const HANDSHAKE_TIMEOUT_S = 10
+/** A request (or upgrade request) whose headers are not all in by then is cut (slowloris). */
+export const HEADERS_TIMEOUT_S = 10
+
 /** Deepest JSON nesting a body or frame may have (ours need 1). */
 export const JSON_DEPTH = 4
 

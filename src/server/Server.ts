@@ -18,10 +18,17 @@ export interface ServerOptions {
   readonly host: string
   readonly port: number
   readonly tls: Tls.TlsMaterial
+  /** Where the certificate came from, to reload it on SIGHUP or when the files change. */
+  readonly certificate?: { readonly certFile: string; readonly keyFile: string } | undefined
   readonly dev: boolean
   readonly allowedOrigins: ReadonlySet<string>
   readonly heartbeatS: number
   readonly window: Connection.WindowLimits
+  readonly connection: {
+    readonly handshakeTimeoutS: number
+    readonly headersTimeoutS: number
+    readonly headerBytes: number
+  }
 }
 
 export class ServerAddress extends Context.Service<ServerAddress, { readonly host: string; readonly port: number }>()(
@@ -49,9 +56,14 @@ export const layer = (options: ServerOptions) =>
       const audit = yield* AuditLog
       const server = createServer({
         ...Tls.serverOptions(options.tls),
-        // Slow or idle clients cannot hold a connection open forever.
-        headersTimeout: 10_000,
-        requestTimeout: 15_000,
+        // Slow or silent clients hold nothing for long: the TLS handshake, then the request
+        // head (an upgrade request too), each have a deadline, checked every second rather
+        // than Node's default 30 s.
+        handshakeTimeout: options.connection.handshakeTimeoutS * 1000,
+        headersTimeout: options.connection.headersTimeoutS * 1000,
+        requestTimeout: options.connection.headersTimeoutS * 1000 + 5_000,
+        connectionsCheckingInterval: 1_000,
+        maxHeaderSize: options.connection.headerBytes,
         keepAliveTimeout: 5_000
       })
 
@@ -68,6 +80,20 @@ export const layer = (options: ServerOptions) =>
             setTimeout(() => server.closeAllConnections(), 1_000).unref()
           })
       )
+
+      // New handshakes get a replaced certificate; open connections keep theirs.
+      if (options.certificate !== undefined) {
+        const source = options.certificate
+        yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            Tls.watchCertificate(server, source, (outcome) =>
+              runSync(outcome === "reloaded"
+                ? Effect.logInfo("certificate reloaded")
+                : Effect.logWarning("certificate reload refused: the files do not hold a matching key and certificate")))
+          ),
+          (stop) => Effect.sync(stop)
+        )
+      }
 
       server.on(
         "request",
