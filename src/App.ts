@@ -46,7 +46,8 @@ const keysLayer = (config: AppConfig) =>
           ? { _tag: "Remote", url: config.auth.jwks.url }
           : { _tag: "Local", jwks: JSON.parse(readFileSync(config.auth.jwks.file, "utf8")) }
       })
-    return Layer.mergeAll(TicketSigner.layer(ticketKey), auth)
+    const previous = await Promise.all(config.previousTicketKeyFiles.map((file) => Keys.fromPem(readFileSync(file, "utf8"))))
+    return Layer.mergeAll(TicketSigner.layer(ticketKey, previous), auth)
   }))
 
 /** Where dev mode leaves its self-signed certificate, so curl and the demo can verify TLS. */

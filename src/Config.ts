@@ -31,6 +31,8 @@ export interface AppConfig {
   readonly redisCluster: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
   readonly auth: AuthSource
   readonly ticketKeyFile: string | undefined
+  /** Keys that signed tickets before a rotation, still accepted for verification. */
+  readonly previousTicketKeyFiles: ReadonlyArray<string>
   readonly auditKeyFile: string | undefined
   /** Dev only: the dev issuer's key, so several dev nodes accept each other's tokens. */
   readonly devIssuerKeyFile: string | undefined
@@ -173,6 +175,11 @@ const parseOrThrow = (env: Env): AppConfig => {
   }
 
   const ticketKeyFile = required(env, "TIDINGS_TICKET_KEY_FILE", mode)
+  const previousText = read(env, "TIDINGS_TICKET_PREVIOUS_KEY_FILES")
+  const previousTicketKeyFiles = previousText === undefined ? [] : previousText.split(",").map((f) => f.trim()).filter((f) => f.length > 0)
+  if (previousTicketKeyFiles.length > 0 && ticketKeyFile === undefined) {
+    fail("TIDINGS_TICKET_KEY_FILE", "is required with TIDINGS_TICKET_PREVIOUS_KEY_FILES")
+  }
   const devIssuerKeyFile = read(env, "TIDINGS_DEV_ISSUER_KEY_FILE")
   if (devIssuerKeyFile !== undefined && mode === "production") fail("TIDINGS_DEV_ISSUER_KEY_FILE", "must not be set in production")
   const auditKeyFile = required(env, "TIDINGS_AUDIT_KEY_FILE", mode)
@@ -201,6 +208,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     redisCluster,
     auth,
     ticketKeyFile,
+    previousTicketKeyFiles,
     auditKeyFile,
     devIssuerKeyFile,
     auditSink,

@@ -295,3 +295,27 @@ describe("consumeTicket", () => {
       expect(json).not.toContain(ticket)
     }).pipe(provide()))
 })
+
+describe("ticket key rotation", () => {
+  const at = (current: Keys.SigningKey, previous: ReadonlyArray<Keys.SigningKey> = []) =>
+    <A, E, R>(self: Effect.Effect<A, E, R>) => self.pipe(Effect.provide(TicketSigner.layer(current, previous)))
+
+  it.effect("accepts a ticket signed with the previous key during the overlap, and refuses it after", () =>
+    Effect.gen(function*() {
+      const [oldKey, newKey] = [yield* Effect.promise(Keys.generate), yield* Effect.promise(Keys.generate)]
+      expect(oldKey.kid).not.toBe(newKey.kid)
+      // Issued by a node still on the old key.
+      const before = yield* Tickets.issue(patient()).pipe(at(oldKey))
+      const alsoBefore = yield* Tickets.issue(patient(BOB)).pipe(at(oldKey))
+      // A node already switched, still given the old key as previous: accepts it.
+      const overlap = yield* Tickets.consume(before.ticket).pipe(at(newKey, [oldKey]))
+      expect(overlap.user.ref).toBe(ALICE)
+      // A node that dropped the old key: refuses it.
+      const after = yield* Effect.flip(Tickets.consume(alsoBefore.ticket).pipe(at(newKey)))
+      expect(after).toMatchObject({ _tag: "TicketRejected", cause: "invalid" })
+      // New tickets are signed with the new key and carry its kid.
+      const fresh = yield* Tickets.issue(patient()).pipe(at(newKey, [oldKey]))
+      const header = JSON.parse(Buffer.from(fresh.ticket.split(".")[0]!, "base64url").toString())
+      expect(header.kid).toBe(newKey.kid)
+    }).pipe(Effect.provide(memoryLayer())))
+})

@@ -1,8 +1,10 @@
 // Tickets as compact JWS signed with the gateway's key (ES256 or EdDSA, with `kid`), typed
 // `tidings-ticket+jwt` so no other token of ours can pass as one. Checks are strict: pinned
 // algorithm, audience, expiry against the caller's clock, every claim shaped as expected.
+// Rotation: a node signs with the current key and still accepts tickets of the previous keys
+// it is given (by `kid`), so nodes can switch keys one by one within a ticket's 60 s life.
 import { Effect, Layer } from "effect"
-import { errors, jwtVerify, SignJWT } from "jose"
+import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from "jose"
 import { TicketRejected } from "../../domain/Errors.ts"
 import { TICKET_AUDIENCE } from "../../domain/Limits.ts"
 import { userOf } from "../../domain/Principal.ts"
@@ -20,8 +22,19 @@ const causeOf = (error: unknown): TicketRejected["cause"] => {
   return "invalid"
 }
 
-export const make = (key: SigningKey) =>
-  TicketSigner.of({
+/** The verifying key a ticket names by `kid`: the current one or a previous one, else none. */
+const keyFor = (keys: ReadonlyArray<SigningKey>, ticket: string): SigningKey | undefined => {
+  try {
+    const kid = decodeProtectedHeader(ticket).kid
+    return keys.find((k) => k.kid === kid)
+  } catch {
+    return undefined
+  }
+}
+
+export const make = (key: SigningKey, previous: ReadonlyArray<SigningKey> = []) => {
+  const verifying = [key, ...previous]
+  return TicketSigner.of({
     sign: (claims) =>
       Effect.promise(() =>
         new SignJWT({
@@ -37,11 +50,13 @@ export const make = (key: SigningKey) =>
           .setExpirationTime(Math.floor(claims.expiresAt / 1000))
           .sign(key.privateKey)
       ),
-    verify: (ticket, nowMs) =>
-      Effect.tryPromise({
+    verify: (ticket, nowMs) => {
+      const verifier = keyFor(verifying, ticket)
+      if (verifier === undefined) return Effect.fail(new TicketRejected({ cause: "invalid" }))
+      return Effect.tryPromise({
         try: () =>
-          jwtVerify(ticket, key.publicKey, {
-            algorithms: [key.alg],
+          jwtVerify(ticket, verifier.publicKey, {
+            algorithms: [verifier.alg],
             audience: TICKET_AUDIENCE,
             typ: TYP,
             currentDate: new Date(nowMs),
@@ -52,7 +67,7 @@ export const make = (key: SigningKey) =>
         Effect.flatMap(({ payload, protectedHeader }): Effect.Effect<TicketClaims, TicketRejected> => {
           const { role, ref, iam, sxp, jti, exp } = payload
           if (
-            protectedHeader.kid !== key.kid ||
+            protectedHeader.kid !== verifier.kid ||
             (role !== "patient" && role !== "clinician") ||
             typeof ref !== "string" || !REF_PATTERN.test(ref) ||
             typeof jti !== "string" || !JTI.test(jti) ||
@@ -67,6 +82,9 @@ export const make = (key: SigningKey) =>
           })
         })
       )
+    }
   })
+}
 
-export const layer = (key: SigningKey) => Layer.succeed(TicketSigner, make(key))
+export const layer = (key: SigningKey, previous: ReadonlyArray<SigningKey> = []) =>
+  Layer.succeed(TicketSigner, make(key, previous))
