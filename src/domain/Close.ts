@@ -9,10 +9,13 @@ export interface Close {
   readonly reason: string
 }
 
-/** Contract §6, verbatim. */
+/** Contract §6, verbatim, plus the three codes `ws` sends on its own (docs/protocol.md). */
 export const CloseTable = {
   normal: { code: 1000, reason: "normal" },
   goingAway: { code: 1001, reason: "going away" },
+  protocolError: { code: 1002, reason: "protocol error" },
+  invalidPayload: { code: 1007, reason: "invalid payload" },
+  policyViolation: { code: 1008, reason: "policy violation" },
   messageTooBig: { code: 1009, reason: "message too big" },
   internalError: { code: 1011, reason: "internal error" },
   badRequest: { code: 4400, reason: "bad request" },
@@ -31,6 +34,8 @@ export const closeFor: (error: GatewayError) => Close = Match.type<GatewayError>
     MalformedInput: () => CloseTable.badRequest,
     ProtocolViolation: () => CloseTable.badRequest,
     MessageTooBig: () => CloseTable.messageTooBig,
+    FrameRejected: (e) =>
+      e.fault === "payload" ? CloseTable.invalidPayload : e.fault === "policy" ? CloseTable.policyViolation : CloseTable.protocolError,
     Unauthenticated: () => CloseTable.unauthorized,
     TicketRejected: () => CloseTable.unauthorized,
     Forbidden: () => CloseTable.forbidden,
@@ -57,6 +62,7 @@ export const frameCodeFor: (error: GatewayError) => FrameErrorCode = Match.type<
     MalformedInput: () => "bad_request" as const,
     ProtocolViolation: () => "bad_request" as const,
     MessageTooBig: () => "bad_request" as const,
+    FrameRejected: () => "bad_request" as const,
     Unauthenticated: () => "forbidden" as const,
     TicketRejected: () => "forbidden" as const,
     Forbidden: () => "forbidden" as const,
@@ -89,6 +95,7 @@ export const httpFor: (error: GatewayError) => HttpFailure = Match.type<GatewayE
     MalformedInput: () => ({ status: 400, error: "bad_request" as const }),
     ProtocolViolation: () => ({ status: 400, error: "bad_request" as const }),
     MessageTooBig: () => ({ status: 400, error: "bad_request" as const }),
+    FrameRejected: () => ({ status: 400, error: "bad_request" as const }),
     Unauthenticated: () => ({ status: 401, error: "unauthorized" as const }),
     TicketRejected: () => ({ status: 401, error: "unauthorized" as const }),
     Forbidden: () => ({ status: 403, error: "forbidden" as const }),

@@ -12,6 +12,16 @@ export class ProtocolViolation extends Schema.TaggedError<ProtocolViolation>()("
 /** A frame over the size limit (1009). */
 export class MessageTooBig extends Schema.TaggedError<MessageTooBig>()("MessageTooBig", {}) {}
 
+/** What the WebSocket layer found wrong with a frame below the message level. */
+export const FrameFault = Schema.Literals(["protocol", "payload", "policy"])
+export type FrameFault = typeof FrameFault.Type
+
+/**
+ * A frame the WebSocket layer refused: broken framing (1002), text that is not UTF-8 (1007),
+ * or a fragment flood (1008). `ws` closes these itself; this records what it sent.
+ */
+export class FrameRejected extends Schema.TaggedError<FrameRejected>()("FrameRejected", { fault: FrameFault }) {}
+
 export const UnauthenticatedCause = Schema.Literals(["missing", "invalid", "expired", "unknown_principal"])
 export type UnauthenticatedCause = typeof UnauthenticatedCause.Type
 
@@ -79,6 +89,7 @@ export type GatewayError =
   | MalformedInput
   | ProtocolViolation
   | MessageTooBig
+  | FrameRejected
   | Unauthenticated
   | TicketRejected
   | Forbidden
@@ -100,6 +111,7 @@ export const samples: ReadonlyArray<GatewayError> = [
   new MalformedInput(),
   new ProtocolViolation(),
   new MessageTooBig(),
+  ...FrameFault.literals.map((fault) => new FrameRejected({ fault })),
   ...UnauthenticatedCause.literals.map((cause) => new Unauthenticated({ cause })),
   ...TicketCause.literals.map((cause) => new TicketRejected({ cause })),
   new Forbidden(),

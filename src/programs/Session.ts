@@ -6,7 +6,7 @@ import { type Channel, parse, print } from "../domain/Channel.ts"
 import { closeFor, frameCodeFor } from "../domain/Close.ts"
 import type { Event } from "../domain/Event.ts"
 import {
-  ClosedNormally, type GatewayError, InternalError, type MessageTooBig, ShuttingDown, ProtocolViolation, RateLimited, RepeatedDenials, SessionExpired,
+  ClosedNormally, type FrameRejected, type GatewayError, InternalError, type MessageTooBig, ShuttingDown, ProtocolViolation, RateLimited, RepeatedDenials, SessionExpired,
   type SessionRevoked, SubscriptionDenied, type TicketRejected, type TooSlow, type Unavailable
 } from "../domain/Errors.ts"
 import * as Limits from "../domain/Limits.ts"
@@ -32,7 +32,7 @@ export interface Outbox {
 }
 
 /** How the socket itself can end a session. */
-export type TransportEnd = ClosedNormally | MessageTooBig | TooSlow
+export type TransportEnd = ClosedNormally | MessageTooBig | FrameRejected | TooSlow
 
 /** What a session needs from its socket; the edge builds it from `ws`. */
 export interface Transport {

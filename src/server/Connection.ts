@@ -6,7 +6,7 @@
 import { Cause, Effect, Queue } from "effect"
 import { type RawData, WebSocket } from "ws"
 import { CloseTable } from "../domain/Close.ts"
-import { ClosedNormally, MessageTooBig, TooSlow } from "../domain/Errors.ts"
+import { ClosedNormally, FrameRejected, MessageTooBig, TooSlow } from "../domain/Errors.ts"
 import { ACK_EVERY_FRAMES } from "../domain/Limits.ts"
 import type { Transport, TransportEnd } from "../programs/Session.ts"
 
@@ -32,6 +32,26 @@ const bytesOf = (frame: string): Buffer => {
   return cachedBytes
 }
 
+const REASONS = new Map<number, string>(
+  [CloseTable.protocolError, CloseTable.invalidPayload, CloseTable.policyViolation, CloseTable.messageTooBig]
+    .map((row) => [row.code, row.reason])
+)
+
+/** The session's ending for an error `ws` reports on a frame (it has already closed the socket). */
+const refusal = (code: string | undefined): TransportEnd => {
+  switch (code) {
+    case "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH":
+    case "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH":
+      return new MessageTooBig()
+    case "WS_ERR_INVALID_UTF8":
+      return new FrameRejected({ fault: "payload" })
+    case "WS_ERR_TOO_MANY_BUFFERED_PARTS":
+      return new FrameRejected({ fault: "policy" })
+    default:
+      return new FrameRejected({ fault: "protocol" })
+  }
+}
+
 export interface Connection {
   readonly transport: Transport
   /** When the unanswered heartbeat ping went out; undefined once any pong came back. */
@@ -39,6 +59,11 @@ export interface Connection {
   /** Heartbeat: a numbered ping, so its pong also acknowledges the window. */
   readonly ping: () => void
   readonly terminate: () => void
+  /**
+   * The session is over: stop queueing input and read the socket again if a flood had paused
+   * it, so the client's close reply and FIN are seen at once rather than after ws's 30 s.
+   */
+  readonly finish: () => void
 }
 
 export const make = (
@@ -76,13 +101,14 @@ export const make = (
     const upTo = Number(data.toString("latin1"))
     if (Number.isSafeInteger(upTo) && upTo > acked && upTo <= sent) acked = upTo
   })
-  // `ws` closes an over-size frame itself, with 1009 and no reason; the contract's reason is
-  // "message too big". Its receiver calls this socket's `close`, so the reason is added here.
+  // `ws` closes a frame it refuses itself (1002, 1007, 1008, 1009) with no reason; ours are
+  // fixed strings. Its receiver calls this socket's `close`, so the reason is added here.
   const close = ws.close.bind(ws)
   ws.close = (code?: number, reason?: string | Buffer) =>
-    close(code, code === CloseTable.messageTooBig.code && reason === undefined ? CloseTable.messageTooBig.reason : reason)
+    close(code, reason ?? (code === undefined ? undefined : REASONS.get(code)))
   ws.on("error", (error: Error & { code?: string }) => {
-    if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") end(new MessageTooBig())
+    // Frame errors only; a socket error ends in 'close' anyway.
+    if (error.code?.startsWith("WS_ERR_")) end(refusal(error.code))
   })
   ws.once("close", () => end(new ClosedNormally()))
 
@@ -95,6 +121,10 @@ export const make = (
     awaitingPongSince: undefined,
     ping,
     terminate: () => ws.terminate(),
+    finish: () => {
+      ended = true
+      if (ws.isPaused) ws.resume()
+    },
     transport: {
       origin: options.origin,
       peer: options.peer,

@@ -125,6 +125,7 @@ export const layer = (options: ServerOptions) =>
           Effect.onExit((exit) =>
             Effect.suspend(() => {
               connections.delete(connection)
+              connection.finish()
               const error = Session.endOf(exit)
               const close = closeFor(error)
               if (accepted.ws.readyState === WebSocket.OPEN) accepted.ws.close(close.code, close.reason)

@@ -1,6 +1,7 @@
 // The WebSocket gate (contract §3), a flat list of early returns before any upgrade:
-// path → Origin (403) → `tidings.v1` subprotocol (400) → upgrade. The ticket rides in the
-// subprotocol list and is never echoed; checking it is the session's first step.
+// path → Origin (403) → a well-formed handshake (400) → `tidings.v1` subprotocol (400) →
+// upgrade. Every refusal is ours (security headers, audited), none is left to `ws`. The ticket
+// rides in the subprotocol list and is never echoed; checking it is the session's first step.
 import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
 import type { WebSocket, WebSocketServer } from "ws"
@@ -8,7 +9,7 @@ import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from "../domain/Limits.ts"
 
 export const WS_PATH = "/v1/ws"
 
-export type UpgradeRejection = "path" | "origin" | "subprotocol"
+export type UpgradeRejection = "path" | "origin" | "handshake" | "subprotocol"
 
 const STATUS_TEXT = { 400: "Bad Request", 403: "Forbidden", 404: "Not Found" } as const
 
@@ -26,6 +27,25 @@ const reject = (socket: Duplex, status: keyof typeof STATUS_TEXT) => {
 
 const protocolsOf = (header: string | undefined): Array<string> =>
   header === undefined ? [] : header.split(",").map((p) => p.trim()).filter((p) => p.length > 0)
+
+/** RFC 7230 token: what a subprotocol name may be. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/**
+ * What `ws` would otherwise refuse with its own bare answer: RFC 6455 §4.2.1's GET, Upgrade,
+ * version 13, a 16-byte key, and a subprotocol list of distinct tokens.
+ */
+const wellFormed = (request: IncomingMessage): boolean => {
+  const key = request.headers["sec-websocket-key"]
+  const header = request.headers["sec-websocket-protocol"]
+  const entries = header === undefined ? [] : header.split(",").map((p) => p.trim())
+  return request.method === "GET" &&
+    request.headers.upgrade?.toLowerCase() === "websocket" &&
+    request.headers["sec-websocket-version"] === "13" &&
+    typeof key === "string" && /^[A-Za-z0-9+/]{22}==$/.test(key) &&
+    entries.every((p) => TOKEN.test(p)) &&
+    new Set(entries).size === entries.length
+}
 
 export interface Accepted {
   readonly ws: WebSocket
@@ -52,6 +72,10 @@ export const makeHandler = (options: {
   if (origin === undefined || origin === "null" || !options.allowedOrigins.has(origin)) {
     options.onRejected("origin", undefined)
     return reject(socket, 403)
+  }
+  if (!wellFormed(request)) {
+    options.onRejected("handshake", origin)
+    return reject(socket, 400)
   }
   const protocols = protocolsOf(request.headers["sec-websocket-protocol"])
   if (!protocols.includes(SUBPROTOCOL)) {

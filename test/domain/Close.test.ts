@@ -14,6 +14,10 @@ import {
 const CONTRACT_CLOSES: ReadonlyArray<{ readonly code: number; readonly reason: string }> = [
   { code: 1000, reason: "normal" },
   { code: 1001, reason: "going away" },
+  // Not in CONTRACT.md §6: the codes `ws` sends on its own, added in docs/protocol.md.
+  { code: 1002, reason: "protocol error" },
+  { code: 1007, reason: "invalid payload" },
+  { code: 1008, reason: "policy violation" },
   { code: 1009, reason: "message too big" },
   { code: 1011, reason: "internal error" },
   { code: 4400, reason: "bad request" },
@@ -42,7 +46,7 @@ const CONTRACT_HTTP: Readonly<Record<string, number>> = {
 const CONTRACT_FRAME_CODES = ["bad_request", "forbidden", "rate_limited", "unavailable"]
 
 const ALL_TAGS = [
-  "MalformedInput", "ProtocolViolation", "MessageTooBig", "Unauthenticated", "TicketRejected", "Forbidden",
+  "MalformedInput", "ProtocolViolation", "MessageTooBig", "FrameRejected", "Unauthenticated", "TicketRejected", "Forbidden",
   "SubscriptionDenied", "RepeatedDenials", "NotFound", "RateLimited", "TooManySessions", "SessionExpired",
   "SessionRevoked", "TooSlow", "Unavailable", "ShuttingDown", "ClosedNormally", "InternalError"
 ]
