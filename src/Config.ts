@@ -226,6 +226,9 @@ const parseOrThrow = (env: Env): AppConfig => {
       sessionMaxS: int(env, "TIDINGS_SESSION_MAX_S", defaults.sessionMaxS, 60, 7 * 86_400),
       idleTimeoutS: int(env, "TIDINGS_IDLE_TIMEOUT_S", defaults.idleTimeoutS, 30, 86_400),
       maxSessionsPerSubject: int(env, "TIDINGS_MAX_SESSIONS_PER_SUBJECT", defaults.maxSessionsPerSubject, 1, 1000),
+      maxSubscriptionsPerConnection: int(
+        env, "TIDINGS_MAX_SUBSCRIPTIONS_PER_CONNECTION", defaults.maxSubscriptionsPerConnection, 1, 10_000
+      ),
       outboxFrames: int(env, "TIDINGS_OUTBOX_FRAMES", Limits.OUTBOX_FRAMES, Limits.ACK_EVERY_FRAMES * 2, 1_000_000),
       outboxBytes: defaults.outboxBytes,
       rates: {

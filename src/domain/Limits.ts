@@ -25,7 +25,7 @@ export const IDEMPOTENCY_TTL_S = 24 * 60 * 60
 /** How long a revocation refuses the subject's older tickets (well past any ticket's life). */
 export const REVOCATION_TTL_S = 24 * 60 * 60
 
-/** Channels one socket may hold at once. */
+/** Channels one socket may hold at once (default of TIDINGS_MAX_SUBSCRIPTIONS_PER_CONNECTION). */
 export const SUBSCRIPTIONS_PER_CONNECTION = 64
 /** Malformed messages tolerated (each answered `bad_request`) before 4400. */
 export const MALFORMED_BEFORE_CLOSE = 3

@@ -6,6 +6,7 @@ import { MalformedInput } from "./Errors.ts"
 import type { FrameErrorCode } from "./Close.ts"
 import type { Event } from "./Event.ts"
 import { CorrelationId } from "./Ref.ts"
+import { JSON_DEPTH } from "./Limits.ts"
 import { TicketString } from "./Ticket.ts"
 
 const Seq = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))
@@ -43,8 +44,30 @@ export const decodeClientMessage = (text: string): Result.Result<ClientMessage, 
 
 const invalid: unique symbol = Symbol("invalid")
 
-/** JSON.parse that answers `invalid` instead of throwing. */
+/** Deepest nesting outside strings, stopping as soon as it passes `limit`. */
+const tooDeep = (text: string, limit: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // backslash: skip the escaped character
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 123 || c === 91) {
+      if (++depth > limit) return true
+    } else if (c === 125 || c === 93) depth--
+  }
+  return false
+}
+
+/**
+ * JSON.parse that answers `invalid` instead of throwing, and refuses nesting deeper than
+ * JSON_DEPTH before parsing: none of our messages nests, and depth is what makes a small
+ * input expensive.
+ */
 export const parseJson = (text: string): unknown => {
+  if (tooDeep(text, JSON_DEPTH)) return invalid
   try {
     return JSON.parse(text)
   } catch {

@@ -283,7 +283,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     }
     if (until.success === undefined) return yield* deny(message.id, message.channel)
     const existing = state.subscriptions.get(key)
-    if (existing === undefined && state.subscriptions.size >= Limits.SUBSCRIPTIONS_PER_CONNECTION) {
+    if (existing === undefined && state.subscriptions.size >= settings.maxSubscriptionsPerConnection) {
       outbox.offer(Wire.error(message.id, "rate_limited"))
       return
     }

@@ -12,6 +12,7 @@ export interface SettingsShape {
   readonly sessionMaxS: number
   readonly idleTimeoutS: number
   readonly maxSessionsPerSubject: number
+  readonly maxSubscriptionsPerConnection: number
   readonly outboxFrames: number
   readonly outboxBytes: number
   readonly rates: {
@@ -34,6 +35,7 @@ export const defaults: SettingsShape = {
   sessionMaxS: 43_200,
   idleTimeoutS: 900,
   maxSessionsPerSubject: 5,
+  maxSubscriptionsPerConnection: Limits.SUBSCRIPTIONS_PER_CONNECTION,
   outboxFrames: Limits.OUTBOX_FRAMES,
   outboxBytes: Limits.OUTBOX_BYTES,
   rates: {

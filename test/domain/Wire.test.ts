@@ -8,6 +8,9 @@ import { MalformedInput } from "../../src/domain/Errors.ts"
 import type { Event } from "../../src/domain/Event.ts"
 import type { ClinicianRef, EventId, EventRef, PatientRef } from "../../src/domain/Ref.ts"
 import * as Wire from "../../src/domain/Wire.ts"
+import { JSON_DEPTH } from "../../src/domain/Limits.ts"
+
+const { decodeClientMessage, isInvalidJson, parseJson } = Wire
 
 const TICKET = "eyJhbGciOiJFUzI1NiIsInR5cCI6InRpZGluZ3MtdGlja2V0K2p3dCJ9.eyJyb2xlIjoicGF0aWVudCJ9.c2lnbmF0dXJlLWJ5dGVz"
 const REF = /^[A-Za-z0-9_-]{8,64}$/
@@ -439,5 +442,18 @@ describe("server frames", () => {
     for (const code of ["bad_request", "forbidden", "rate_limited", "unavailable"] as const) {
       expect(JSON.parse(Wire.error("x", code))).toEqual({ type: "error", id: "x", code })
     }
+  })
+})
+
+describe("JSON depth", () => {
+  it("refuses nesting deeper than JSON_DEPTH before parsing, and counts only outside strings", () => {
+    const nested = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`
+    expect(isInvalidJson(parseJson(nested(JSON_DEPTH)))).toBe(false)
+    expect(isInvalidJson(parseJson(nested(JSON_DEPTH + 1)))).toBe(true)
+    expect(isInvalidJson(parseJson(`{"a":{"b":{"c":{"d":{}}}}}`))).toBe(true)
+    // Brackets inside strings, escaped quotes included, are not nesting.
+    expect(parseJson(`{"id":"[[[[[[\\"{{{{{{"}`)).toEqual({ id: `[[[[[["{{{{{{` })
+    const message = decodeClientMessage(`{"type":"ping","id":"c1","x":[[[[[[]]]]]]}`)
+    expect(Result.isFailure(message)).toBe(true)
   })
 })
