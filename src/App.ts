@@ -84,6 +84,7 @@ export const layer = (
     port: config.listen.port,
     tls: certificate(config, options),
     certificate: config.tls._tag === "Files" ? { certFile: config.tls.certFile, keyFile: config.tls.keyFile } : undefined,
+    clientCa: config.tlsClientCaFile === undefined ? undefined : readFileSync(config.tlsClientCaFile, "utf8"),
     dev: config.auth._tag === "DevIssuer",
     allowedOrigins: config.allowedOrigins,
     heartbeatS: config.heartbeatS,

@@ -25,6 +25,8 @@ export interface AppConfig {
   readonly mode: Mode
   readonly listen: { readonly host: string; readonly port: number }
   readonly tls: CertificateSource
+  /** CA file of the services' client certificates; services must then show one. */
+  readonly tlsClientCaFile: string | undefined
   readonly allowedOrigins: ReadonlySet<string>
   readonly redisUrl: Redacted.Redacted<string> | undefined
   /** Seed nodes of a Redis Cluster (TIDINGS_REDIS_CLUSTER); takes precedence over the URL. */
@@ -203,6 +205,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     mode,
     listen,
     tls,
+    tlsClientCaFile: read(env, "TIDINGS_TLS_CLIENT_CA"),
     allowedOrigins,
     redisUrl: redisText === undefined ? undefined : Redacted.make(redisText),
     redisCluster,

@@ -3,6 +3,7 @@
 // headers; every error is a fixed code from domain/Close.ts and never echoes input.
 import { Cause, Clock, Effect, Exit, Option, Result } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
+import type { TLSSocket } from "node:tls"
 import { httpFor } from "../domain/Close.ts"
 import { type GatewayError, MalformedInput, NotFound, Unauthenticated } from "../domain/Errors.ts"
 import { BODY_BYTES } from "../domain/Limits.ts"
@@ -37,6 +38,8 @@ interface Request {
   readonly headers: IncomingMessage["headers"]
   /** The client's address, for per-address limits only. */
   readonly peer: string
+  /** Whether the TLS client showed a certificate signed by TIDINGS_TLS_CLIENT_CA. */
+  readonly certified: boolean
 }
 
 /** A route: its body decoder, then the program it calls. */
@@ -59,6 +62,12 @@ const body = <S extends Parameters<typeof Requests.decodeBody>[0]>(schema: S) =>
   return (request: Request) => decoded(decode(request.body))
 }
 
+/** A service's caller: its bearer token, and its client certificate when the gateway demands one. */
+const authenticateService = (request: Request, demandCertificate: boolean) =>
+  demandCertificate && !request.certified
+    ? Effect.fail(new Unauthenticated({ cause: "missing" }))
+    : authenticate(request)
+
 const ticketBody = body(Requests.TicketRequest)
 const publishBody = body(Requests.PublishRequest)
 const grantBody = body(Requests.CareGrant)
@@ -76,7 +85,7 @@ export type Requirements =
   | Effect.Services<ReturnType<typeof Revoke.endCare>>
   | Effect.Services<ReturnType<typeof Revoke.revokeSubject>>
 
-const routes = (dev: boolean) => {
+const routes = (dev: boolean, demandCertificate: boolean) => {
   const table: Record<string, Route<Requirements>> = {
     "POST /v1/tickets": {
       handle: (request) =>
@@ -90,7 +99,7 @@ const routes = (dev: boolean) => {
       handle: (request) =>
         Effect.gen(function*() {
           const event = yield* publishBody(request)
-          const accepted = yield* Publish.publish((yield* authenticate(request)).principal, event)
+          const accepted = yield* Publish.publish((yield* authenticateService(request, demandCertificate)).principal, event)
           return { status: 202, body: { id: accepted.id, channel: print(accepted.channel), seq: accepted.seq } }
         })
     },
@@ -99,7 +108,7 @@ const routes = (dev: boolean) => {
         Effect.gen(function*() {
           const grant = yield* grantBody(request)
           const untilMs = grant.until === undefined ? undefined : Date.parse(grant.until)
-          yield* Revoke.grantCare((yield* authenticate(request)).principal, grant, untilMs)
+          yield* Revoke.grantCare((yield* authenticateService(request, demandCertificate)).principal, grant, untilMs)
           return { status: 204 }
         })
     },
@@ -107,7 +116,7 @@ const routes = (dev: boolean) => {
       handle: (request) =>
         Effect.gen(function*() {
           const end = yield* endBody(request)
-          yield* Revoke.endCare((yield* authenticate(request)).principal, end)
+          yield* Revoke.endCare((yield* authenticateService(request, demandCertificate)).principal, end)
           return { status: 204 }
         })
     },
@@ -144,6 +153,8 @@ const routes = (dev: boolean) => {
 export interface HttpOptions {
   readonly dev: boolean
   readonly allowedOrigins: ReadonlySet<string>
+  /** Services must also show a client certificate (TIDINGS_TLS_CLIENT_CA is set). */
+  readonly serviceClientCertificates: boolean
   /** Logs a defect (a bug): the message is left out, as it could hold input. */
   readonly onDefect: (cause: Cause.Cause<unknown>) => void
 }
@@ -195,7 +206,7 @@ export const makeHandler = (
   options: HttpOptions,
   run: <A>(effect: Effect.Effect<A, GatewayError, Requirements>) => Promise<Exit.Exit<A, GatewayError>>
 ) => {
-  const table = routes(options.dev)
+  const table = routes(options.dev, options.serviceClientCertificates)
   const failed = (error: GatewayError): Reply => {
     const { status, error: code } = httpFor(error)
     return { status, body: { error: code } }
@@ -223,7 +234,8 @@ export const makeHandler = (
         res.once("finish", () => req.destroy())
         return send(res, failed(new MalformedInput()), extra)
       }
-      return run(route.handle({ body: text, headers: req.headers, peer: req.socket.remoteAddress ?? "unknown" })).then((exit) => {
+      const certified = (req.socket as TLSSocket).authorized === true
+      return run(route.handle({ body: text, headers: req.headers, peer: req.socket.remoteAddress ?? "unknown", certified })).then((exit) => {
         if (Exit.isSuccess(exit)) return send(res, exit.value, extra)
         const error = Option.getOrUndefined(Cause.findErrorOption(exit.cause))
         if (error === undefined) {

@@ -93,6 +93,8 @@ export const makeSelfSigned = (
     readonly now?: Date
     /** EC P-256 (the default); RSA 2048 exists so tests can offer RSA key exchange. */
     readonly keyType?: "ec" | "rsa"
+    /** Also usable as a TLS client certificate (a service's, in tests). */
+    readonly clientAuth?: boolean
   } = {}
 ): TlsMaterial => {
   const hosts = options.hosts ?? DEFAULT_HOSTS
@@ -131,7 +133,11 @@ export const makeSelfSigned = (
         extension("2.5.29.19", true, sequence()),
         // BIT STRING: digitalSignature (bit 0); an RSA key may also encipher (bit 2, RSA key exchange).
         extension("2.5.29.15", true, tlv(0x03, rsa ? Buffer.from([0x05, 0xa0]) : Buffer.from([0x07, 0x80]))),
-        extension("2.5.29.37", false, sequence(oid("1.3.6.1.5.5.7.3.1")))
+        extension(
+          "2.5.29.37",
+          false,
+          sequence(oid("1.3.6.1.5.5.7.3.1"), ...(options.clientAuth === true ? [oid("1.3.6.1.5.5.7.3.2")] : []))
+        )
       )
     )
   )

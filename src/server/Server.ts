@@ -20,6 +20,8 @@ export interface ServerOptions {
   readonly tls: Tls.TlsMaterial
   /** Where the certificate came from, to reload it on SIGHUP or when the files change. */
   readonly certificate?: { readonly certFile: string; readonly keyFile: string } | undefined
+  /** CA of the services' client certificates (TIDINGS_TLS_CLIENT_CA), if services must show one. */
+  readonly clientCa?: string | undefined
   readonly dev: boolean
   readonly allowedOrigins: ReadonlySet<string>
   readonly heartbeatS: number
@@ -55,7 +57,7 @@ export const layer = (options: ServerOptions) =>
       const runSync = Effect.runSyncWith(context)
       const audit = yield* AuditLog
       const server = createServer({
-        ...Tls.serverOptions(options.tls),
+        ...Tls.serverOptions(options.tls, options.clientCa),
         // Slow or silent clients hold nothing for long: the TLS handshake, then the request
         // head (an upgrade request too), each have a deadline, checked every second rather
         // than Node's default 30 s.
@@ -89,7 +91,9 @@ export const layer = (options: ServerOptions) =>
             Tls.watchCertificate(server, source, (outcome) =>
               runSync(outcome === "reloaded"
                 ? Effect.logInfo("certificate reloaded")
-                : Effect.logWarning("certificate reload refused: the files do not hold a matching key and certificate")))
+                : Effect.logWarning("certificate reload refused: the files do not hold a matching key and certificate")), {
+              clientCa: options.clientCa
+            })
           ),
           (stop) => Effect.sync(stop)
         )
@@ -98,7 +102,12 @@ export const layer = (options: ServerOptions) =>
       server.on(
         "request",
         Http.makeHandler(
-          { dev: options.dev, allowedOrigins: options.allowedOrigins, onDefect: (cause) => runSync(logDefect(cause)) },
+          {
+            dev: options.dev,
+            allowedOrigins: options.allowedOrigins,
+            serviceClientCertificates: options.clientCa !== undefined,
+            onDefect: (cause) => runSync(logDefect(cause))
+          },
           runPromiseExit
         )
       )

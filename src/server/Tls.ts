@@ -30,7 +30,16 @@ const supports = (curves: string): boolean => {
 
 export const ECDH_CURVES = supports(`X25519MLKEM768:${CLASSIC_CURVES}`) ? `X25519MLKEM768:${CLASSIC_CURVES}` : CLASSIC_CURVES
 
-export const serverOptions = (material: TlsMaterial): SecureContextOptions & { honorCipherOrder: boolean } => ({
+/**
+ * The TLS policy for one certificate. With `clientCa`, clients are asked for a certificate and
+ * those signed by it are marked authorized; a client without one still connects (browsers
+ * have none), and the routes that demand one refuse it.
+ */
+export const serverOptions = (
+  material: TlsMaterial,
+  clientCa?: string
+): SecureContextOptions & { honorCipherOrder: boolean; requestCert?: boolean; rejectUnauthorized?: boolean } => ({
+  ...(clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: false }),
   key: material.key,
   cert: material.cert,
   minVersion: "TLSv1.2",
@@ -82,7 +91,7 @@ export const watchCertificate = (
   server: TlsServer,
   source: { readonly certFile: string; readonly keyFile: string },
   report: (outcome: "reloaded" | "refused") => void,
-  options: { readonly watchFiles?: boolean } = {}
+  options: { readonly watchFiles?: boolean; readonly clientCa?: string | undefined } = {}
 ): (() => void) => {
   let stopped = false
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -99,7 +108,7 @@ export const watchCertificate = (
     if (trigger === "files" && next === applied) return
     try {
       // The whole policy goes in again: setSecureContext resets every option it is not given.
-      server.setSecureContext(serverOptions(checked.material))
+      server.setSecureContext(serverOptions(checked.material, options.clientCa))
     } catch {
       return report("refused")
     }
