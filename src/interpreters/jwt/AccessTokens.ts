@@ -2,7 +2,7 @@
 // algorithms (RS256, ES256, EdDSA), `iss`, `aud`, `exp`, `nbf` with 30 s tolerance. Keys come
 // only from the configured JWKS: a token's own `jku`, `x5u` or embedded `jwk` is never used.
 import { Effect, Layer } from "effect"
-import { createLocalJWKSet, createRemoteJWKSet, errors, type JSONWebKeySet, jwtVerify } from "jose"
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type FetchImplementation, type JSONWebKeySet, jwtVerify } from "jose"
 import { Unauthenticated } from "../../domain/Errors.ts"
 import { fromClaims } from "../../domain/Principal.ts"
 import { AccessTokens } from "../../services/AccessTokens.ts"
@@ -12,7 +12,14 @@ export const CLOCK_TOLERANCE_S = 30
 
 export type JwksSource =
   | { readonly _tag: "Local"; readonly jwks: JSONWebKeySet }
-  | { readonly _tag: "Remote"; readonly url: URL }
+  | {
+    readonly _tag: "Remote"
+    readonly url: URL
+    /** Replaces the platform fetch (tests, or a private CA). */
+    readonly fetch?: FetchImplementation
+    /** Least time between two fetches for an unknown `kid` (default 30 s). */
+    readonly cooldownMs?: number
+  }
 
 export interface IssuerOptions {
   readonly issuer: string
@@ -23,7 +30,14 @@ export interface IssuerOptions {
 export const make = (options: IssuerOptions) => {
   const keys = options.jwks._tag === "Local"
     ? createLocalJWKSet(options.jwks.jwks)
-    : createRemoteJWKSet(options.jwks.url, { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 })
+    : createRemoteJWKSet(options.jwks.url, {
+      // Keys are cached for 10 min; a token naming a key not yet seen (the issuer rotated)
+      // triggers a fetch, at most one per cooldown, so forged kids cannot hammer the issuer.
+      cooldownDuration: options.jwks.cooldownMs ?? 30_000,
+      cacheMaxAge: 600_000,
+      timeoutDuration: 5_000,
+      ...(options.jwks.fetch === undefined ? {} : { [customFetch]: options.jwks.fetch })
+    })
   return AccessTokens.of({
     verify: (token, nowMs) =>
       Effect.tryPromise({

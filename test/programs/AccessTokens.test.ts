@@ -1,0 +1,98 @@
+// Access tokens checked against the issuer's JWKS fetched from its URL: keys are cached, a
+// rotation is followed when a token names a new key, a removed key stops working, and a
+// forged kid cannot make the gateway hammer the issuer.
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { exportJWK, SignJWT } from "jose"
+import { generateKeyPairSync, type KeyObject } from "node:crypto"
+import * as AccessTokens from "../../src/interpreters/jwt/AccessTokens.ts"
+
+const ISSUER = "https://issuer.example.test"
+const AUDIENCE = "tidings"
+
+interface Key {
+  readonly kid: string
+  readonly privateKey: KeyObject
+  readonly publicKey: KeyObject
+}
+const key = (kid: string): Key => ({ kid, ...generateKeyPairSync("ec", { namedCurve: "prime256v1" }) })
+
+const token = (k: Key, nowS = Math.floor(Date.now() / 1000)) =>
+  new SignJWT({ role: "patient", ref: "pt_jwks_000001" })
+    .setProtectedHeader({ alg: "ES256", kid: k.kid })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt(nowS)
+    .setExpirationTime(nowS + 600)
+    .sign(k.privateKey)
+
+/** An issuer whose published keys the test changes; counts how often it is asked. */
+const issuer = () => {
+  let published: ReadonlyArray<Key> = []
+  let fetches = 0
+  return {
+    publish: (keys: ReadonlyArray<Key>) => {
+      published = keys
+    },
+    fetches: () => fetches,
+    fetch: async () => {
+      fetches += 1
+      const keys = await Promise.all(published.map(async (k) => ({ ...(await exportJWK(k.publicKey)), kid: k.kid, alg: "ES256", use: "sig" })))
+      return new Response(JSON.stringify({ keys }), { status: 200, headers: { "content-type": "application/json" } })
+    }
+  }
+}
+
+const verifier = (source: ReturnType<typeof issuer>, cooldownMs: number) =>
+  AccessTokens.make({
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    jwks: { _tag: "Remote", url: new URL(`${ISSUER}/jwks.json`), fetch: source.fetch, cooldownMs }
+  })
+
+const outcome = (verify: ReturnType<typeof verifier>, jwt: string) =>
+  verify.verify(jwt, Date.now()).pipe(
+    Effect.map((grant) => grant.principal._tag),
+    Effect.catch((error) => Effect.succeed(`${error._tag}:${error.cause}`))
+  )
+
+describe("AccessTokens with a remote JWKS", () => {
+  it.live("fetches the keys once and serves later tokens from the cache", () =>
+    Effect.gen(function*() {
+      const source = issuer()
+      const k1 = key("k1")
+      source.publish([k1])
+      const verify = verifier(source, 30_000)
+      expect(yield* outcome(verify, yield* Effect.promise(() => token(k1)))).toBe("Patient")
+      expect(yield* outcome(verify, yield* Effect.promise(() => token(k1)))).toBe("Patient")
+      expect(source.fetches()).toBe(1)
+    }))
+
+  it.live("follows a rotation: a token with the new kid triggers a fetch, and a removed key stops working", () =>
+    Effect.gen(function*() {
+      const source = issuer()
+      const [k1, k2] = [key("k1"), key("k2")]
+      source.publish([k1])
+      const verify = verifier(source, 0)
+      const old = yield* Effect.promise(() => token(k1))
+      expect(yield* outcome(verify, old)).toBe("Patient")
+      source.publish([k2])
+      expect(yield* outcome(verify, yield* Effect.promise(() => token(k2)))).toBe("Patient")
+      expect(source.fetches()).toBe(2)
+      // The fetch for k2 replaced the cached set, which holds k2 only: k1 no longer verifies.
+      expect(yield* outcome(verify, old)).toBe("Unauthenticated:invalid")
+    }))
+
+  it.live("asks the issuer at most once per cooldown for kids it does not know", () =>
+    Effect.gen(function*() {
+      const source = issuer()
+      const [k1, forged] = [key("k1"), key("forged")]
+      source.publish([k1])
+      const verify = verifier(source, 30_000)
+      expect(yield* outcome(verify, yield* Effect.promise(() => token(k1)))).toBe("Patient")
+      for (let i = 0; i < 20; i++) {
+        expect(yield* outcome(verify, yield* Effect.promise(() => token(forged)))).toBe("Unauthenticated:invalid")
+      }
+      expect(source.fetches()).toBeLessThanOrEqual(2)
+    }))
+})
