@@ -44,6 +44,7 @@ export interface AppConfig {
     readonly handshakeTimeoutS: number
     readonly headersTimeoutS: number
     readonly headerBytes: number
+    readonly bodyBytes: number
   }
   readonly metricsListen: { readonly host: string; readonly port: number }
   readonly logLevel: "Debug" | "Info" | "Warn" | "Error"
@@ -219,7 +220,8 @@ const parseOrThrow = (env: Env): AppConfig => {
     connection: {
       handshakeTimeoutS: int(env, "TIDINGS_HANDSHAKE_TIMEOUT_S", Limits.HANDSHAKE_TIMEOUT_S, 1, 120),
       headersTimeoutS: int(env, "TIDINGS_HEADERS_TIMEOUT_S", Limits.HEADERS_TIMEOUT_S, 1, 120),
-      headerBytes: int(env, "TIDINGS_MAX_HEADER_BYTES", Limits.HEADER_BYTES, 2048, 65_536)
+      headerBytes: int(env, "TIDINGS_MAX_HEADER_BYTES", Limits.HEADER_BYTES, 2048, 65_536),
+      bodyBytes: int(env, "TIDINGS_MAX_BODY_BYTES", Limits.BODY_BYTES, 1024, 1024 * 1024)
     },
     metricsListen: hostPort(env, "TIDINGS_METRICS_LISTEN", "127.0.0.1:9464"),
     logLevel: LOG_LEVELS[level as keyof typeof LOG_LEVELS],

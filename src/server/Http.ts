@@ -6,7 +6,6 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import type { TLSSocket } from "node:tls"
 import { httpFor } from "../domain/Close.ts"
 import { type GatewayError, MalformedInput, NotFound, Unauthenticated } from "../domain/Errors.ts"
-import { BODY_BYTES } from "../domain/Limits.ts"
 import { print } from "../domain/Channel.ts"
 import * as Requests from "../domain/Requests.ts"
 import * as Publish from "../programs/Publish.ts"
@@ -155,6 +154,8 @@ export interface HttpOptions {
   readonly allowedOrigins: ReadonlySet<string>
   /** Services must also show a client certificate (TIDINGS_TLS_CLIENT_CA is set). */
   readonly serviceClientCertificates: boolean
+  /** Largest request body (contract: 16 KiB). */
+  readonly bodyBytes: number
   /** Logs a defect (a bug): the message is left out, as it could hold input. */
   readonly onDefect: (cause: Cause.Cause<unknown>) => void
 }
@@ -228,7 +229,7 @@ export const makeHandler = (
       req.resume()
       return send(res, failed(new NotFound()), extra)
     }
-    void readBody(req, BODY_BYTES).then((text) => {
+    void readBody(req, options.bodyBytes).then((text) => {
       if (text === undefined || (text.length > 0 && !isJson(req.headers["content-type"]))) {
         res.setHeader("connection", "close")
         res.once("finish", () => req.destroy())

@@ -30,6 +30,7 @@ export interface ServerOptions {
     readonly handshakeTimeoutS: number
     readonly headersTimeoutS: number
     readonly headerBytes: number
+    readonly bodyBytes: number
   }
 }
 
@@ -106,6 +107,7 @@ export const layer = (options: ServerOptions) =>
             dev: options.dev,
             allowedOrigins: options.allowedOrigins,
             serviceClientCertificates: options.clientCa !== undefined,
+            bodyBytes: options.connection.bodyBytes,
             onDefect: (cause) => runSync(logDefect(cause))
           },
           runPromiseExit

@@ -30,13 +30,16 @@ const token = (k: Key, nowS = Math.floor(Date.now() / 1000)) =>
 const issuer = () => {
   let published: ReadonlyArray<Key> = []
   let fetches = 0
+  const urls: Array<string> = []
   return {
     publish: (keys: ReadonlyArray<Key>) => {
       published = keys
     },
     fetches: () => fetches,
-    fetch: async () => {
+    urls: () => urls,
+    fetch: async (url: string) => {
       fetches += 1
+      urls.push(url)
       const keys = await Promise.all(published.map(async (k) => ({ ...(await exportJWK(k.publicKey)), kid: k.kid, alg: "ES256", use: "sig" })))
       return new Response(JSON.stringify({ keys }), { status: 200, headers: { "content-type": "application/json" } })
     }
@@ -94,5 +97,30 @@ describe("AccessTokens with a remote JWKS", () => {
         expect(yield* outcome(verify, yield* Effect.promise(() => token(forged)))).toBe("Unauthenticated:invalid")
       }
       expect(source.fetches()).toBeLessThanOrEqual(2)
+    }))
+
+  it.live("never follows a key named by the token itself: jku, x5u or an embedded jwk", () =>
+    Effect.gen(function*() {
+      const source = issuer()
+      const [k1, attacker] = [key("k1"), key("k1")]
+      source.publish([k1])
+      const verify = verifier(source, 0)
+      const attackerJwk = { ...(yield* Effect.promise(() => exportJWK(attacker.publicKey))), kid: "k1" }
+      const now = Math.floor(Date.now() / 1000)
+      for (const header of [
+        { jku: "https://evil.example.test/jwks.json" },
+        { x5u: "https://evil.example.test/cert.pem" },
+        { jwk: attackerJwk }
+      ]) {
+        const forged = yield* Effect.promise(() =>
+          new SignJWT({ role: "patient", ref: "pt_jwks_000001" })
+            .setProtectedHeader({ alg: "ES256", kid: "k1", ...header })
+            .setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt(now).setExpirationTime(now + 600)
+            .sign(attacker.privateKey)
+        )
+        expect(yield* outcome(verify, forged)).toBe("Unauthenticated:invalid")
+      }
+      // Only the configured JWKS URL was ever fetched.
+      expect(new Set(source.urls())).toEqual(new Set([`${ISSUER}/jwks.json`]))
     }))
 })

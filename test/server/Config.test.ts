@@ -199,6 +199,7 @@ describe("Config.parse refuses a bad value by its setting's name", () => {
     ["a dev issuer flag that is not a boolean", { TIDINGS_DEV_ISSUER: "yes" }, "TIDINGS_DEV_ISSUER"],
     ["the dev issuer turned off with no issuer instead", { TIDINGS_DEV_ISSUER: "false" }, "TIDINGS_AUTH_ISSUER"],
     ["a per-address connect limit of zero", { TIDINGS_RATE_CONNECTS_PER_IP_PER_MIN: "0" }, "TIDINGS_RATE_CONNECTS_PER_IP_PER_MIN"],
+    ["a body limit below 1 KiB", { TIDINGS_MAX_BODY_BYTES: "100" }, "TIDINGS_MAX_BODY_BYTES"],
     ["zero subscriptions per connection", { TIDINGS_MAX_SUBSCRIPTIONS_PER_CONNECTION: "0" }, "TIDINGS_MAX_SUBSCRIPTIONS_PER_CONNECTION"],
     ["previous ticket keys without a current one", { TIDINGS_TICKET_PREVIOUS_KEY_FILES: "/old.pem" }, "TIDINGS_TICKET_KEY_FILE"],
     ["a per-address ticket limit that is not a number", { TIDINGS_RATE_TICKETS_PER_IP_PER_MIN: "lots" }, "TIDINGS_RATE_TICKETS_PER_IP_PER_MIN"],
