@@ -2,6 +2,7 @@
 // raw TLS exchanges for requests no well-behaved client sends, and bounded waits.
 import { connect as tlsConnect } from "node:tls"
 import { type ClientOptions, WebSocket } from "ws"
+import { frameLog } from "../support/frames.ts"
 
 /** Every server frame type of contract §3. */
 export const SERVER_FRAME_TYPES = ["subscribed", "event", "unsubscribed", "refreshed", "pong", "error"] as const
@@ -52,9 +53,9 @@ export interface Recorder {
 
 export const record = (ws: WebSocket): Recorder => {
   const raw: Array<string> = []
-  const frames: Array<any> = []
+  const log = frameLog()
+  const frames = log.frames
   const sentIds = new Set<string>()
-  const waiters = new Set<{ match: (frame: any) => boolean; resolve: (frame: any) => void }>()
   let done = false
   ws.on("message", (data, isBinary) => {
     const text = isBinary ? `<binary ${(data as Buffer).length} bytes>` : data.toString()
@@ -65,13 +66,7 @@ export const record = (ws: WebSocket): Recorder => {
     } catch {
       frame = { unparsable: text }
     }
-    frames.push(frame)
-    for (const waiter of waiters) {
-      if (waiter.match(frame)) {
-        waiters.delete(waiter)
-        waiter.resolve(frame)
-      }
-    }
+    log.push(frame)
   })
   ws.on("error", () => undefined)
   const closed = new Promise<Closed>((resolve) =>
@@ -80,18 +75,7 @@ export const record = (ws: WebSocket): Recorder => {
       resolve({ code, reason: reason.toString() })
     })
   )
-  const next: Recorder["next"] = (match, timeoutMs = 5_000) => {
-    const seen = frames.find(match)
-    if (seen !== undefined) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      const waiter = { match, resolve: (frame: any) => (clearTimeout(timer), resolve(frame)) }
-      const timer = setTimeout(() => {
-        waiters.delete(waiter)
-        reject(new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(frames.slice(-5))}`))
-      }, timeoutMs)
-      waiters.add(waiter)
-    })
-  }
+  const next: Recorder["next"] = log.next
   const send: Recorder["send"] = (message) => {
     if (typeof message === "object" && message !== null && typeof (message as { id?: unknown }).id === "string") {
       sentIds.add((message as { id: string }).id)

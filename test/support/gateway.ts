@@ -13,6 +13,7 @@ import * as Config from "../../src/Config.ts"
 import type { AuditRecord } from "../../src/interpreters/audit/Chain.ts"
 import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
 import { makeSelfSigned } from "../../src/server/SelfSigned.ts"
+import { frameLog } from "./frames.ts"
 import { freePort } from "./net.ts"
 
 export const ORIGIN = "https://app.example.test"
@@ -60,37 +61,16 @@ export interface Client {
 }
 
 const client = (ws: WebSocket): Client => {
-  const frames: Array<any> = []
-  const waiters = new Set<{ match: (frame: any) => boolean; resolve: (frame: any) => void }>()
-  ws.on("message", (data) => {
-    const frame = JSON.parse(data.toString())
-    frames.push(frame)
-    for (const waiter of waiters) {
-      if (waiter.match(frame)) {
-        waiters.delete(waiter)
-        waiter.resolve(frame)
-      }
-    }
-  })
+  const log = frameLog()
+  ws.on("message", (data) => log.push(JSON.parse(data.toString())))
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() }))
   )
   return {
-    frames,
+    frames: log.frames,
     closed,
     send: (message) => ws.send(typeof message === "string" ? message : JSON.stringify(message)),
-    next: (match, timeoutMs = 5_000) => {
-      const seen = frames.find(match)
-      if (seen !== undefined) return Promise.resolve(seen)
-      return new Promise((resolve, reject) => {
-        const waiter = { match, resolve: (frame: any) => (clearTimeout(timer), resolve(frame)) }
-        const timer = setTimeout(() => {
-          waiters.delete(waiter)
-          reject(new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(frames.slice(-5))}`))
-        }, timeoutMs)
-        waiters.add(waiter)
-      })
-    }
+    next: log.next
   }
 }
 
