@@ -17,6 +17,8 @@ export type AuditEvent =
   | "relationship.granted"
   | "relationship.ended"
   | "rate.limited"
+  /** The last record of a cleanly closed log: a log without it may have lost its tail. */
+  | "audit.closed"
 
 export interface AuditEntry {
   readonly event: AuditEvent

