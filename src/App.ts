@@ -1,5 +1,6 @@
 // Composition: from a parsed AppConfig to the whole gateway as one Layer (interpreters,
-// keys, programs' per-node state, the server). main.ts launches it; tests build it too.
+// keys, programs' per-node state, the server and its internal metrics listener). main.ts
+// launches it; tests build it too.
 import { Effect, Layer } from "effect"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname } from "node:path"
@@ -16,6 +17,7 @@ import * as Memory from "./interpreters/memory/Memory.ts"
 import * as Redis from "./interpreters/redis/Redis.ts"
 import { Hub } from "./programs/Hub.ts"
 import { CareWatcher } from "./programs/Revoke.ts"
+import * as MetricsServer from "./server/Metrics.ts"
 import * as Server from "./server/Server.ts"
 import * as Tls from "./server/Tls.ts"
 import * as Settings from "./services/Settings.ts"
@@ -91,7 +93,8 @@ export const layer = (
     connection: config.connection,
     window: { frames: config.settings.outboxFrames, bytes: config.settings.outboxBytes }
   })
-  return server.pipe(
+  // The internal metrics listener lives and closes with the public one.
+  return Layer.merge(server, MetricsServer.layer(config.metricsListen)).pipe(
     Layer.provideMerge(perNode),
     Layer.provideMerge(services),
     Layer.provideMerge(keysLayer(config))

@@ -1,16 +1,24 @@
 // This node's fan-out: channel → local subscribers. The first local subscriber subscribes
 // the bus, the last one leaving releases it. An event is encoded once, then offered to each
 // subscriber without waiting on any socket: a slow one cannot slow the others or the publisher.
+// Its metrics are tallied in the loop and recorded once per event, synchronously (no fiber).
 import { Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
 import { type Channel, print } from "../domain/Channel.ts"
 import type { Event } from "../domain/Event.ts"
 import type { Unavailable } from "../domain/Errors.ts"
 import * as Wire from "../domain/Wire.ts"
 import { EventBus } from "../services/EventBus.ts"
+import * as Metrics from "./Metrics.ts"
+
+/**
+ * What became of one event at one socket: written, refused by a full window, or not sent
+ * now (held back until `subscribed` is out, or already sent by a replay).
+ */
+export type Pushed = "sent" | "refused" | "none"
 
 /** One socket's interest in one channel; `push` must not block. */
 export interface Subscriber {
-  readonly push: (event: Event, frame: string) => void
+  readonly push: (event: Event, frame: string) => Pushed
 }
 
 interface Entry {
@@ -31,11 +39,21 @@ export class Hub extends Context.Service<Hub, {
     Effect.gen(function*() {
       const bus = yield* EventBus
       const channels = new Map<string, Entry>()
+      // Captured once: the callback below runs outside any fiber, and updates the registry
+      // through this context (the process-global registry unless the layer was given another).
+      const context = yield* Effect.context<never>()
 
       const deliver = (entry: Entry) => (event: Event) => {
         if (entry.subscribers.size === 0) return
         const frame = Wire.event(event)
-        for (const subscriber of entry.subscribers) subscriber.push(event, frame)
+        let sent = 0
+        let refused = 0
+        for (const subscriber of entry.subscribers) {
+          const pushed = subscriber.push(event, frame)
+          if (pushed === "sent") sent += 1
+          else if (pushed === "refused") refused += 1
+        }
+        if (sent + refused > 0) Metrics.recordFanOut(context, sent, refused, Date.now() - Date.parse(event.at))
       }
 
       const release = (key: string, entry: Entry) =>

@@ -1,9 +1,152 @@
-// The programs' own counters, kept in Effect's metric registry. Labels are fixed codes only,
-// never an id or free text; the Prometheus listener that exposes them is the edge's job.
-import { Metric } from "effect"
+// The gateway's operational metrics, kept in Effect's metric registry and exposed by the
+// internal listener (server/Metrics.ts). Every label value comes from a fixed code set or from
+// configuration (the event-kind and origin allowlists): never an id, a ref, or caller input.
+import { type Context, Effect, Metric } from "effect"
+import { CloseTable } from "../domain/Close.ts"
+import { RateScope, TicketCause, UnauthenticatedCause } from "../domain/Errors.ts"
+
+/** Why an upgrade request was refused before any WebSocket existed. */
+export const UPGRADE_REJECTIONS = ["path", "origin", "handshake", "subprotocol"] as const
+export type UpgradeRejection = typeof UPGRADE_REJECTIONS[number]
+
+export const CLIENT_MESSAGE_TYPES = ["subscribe", "unsubscribe", "refresh", "ping", "malformed"] as const
+export type ClientMessageType = typeof CLIENT_MESSAGE_TYPES[number]
+
+/** Which credential failed: an access token on HTTPS, or a WebSocket ticket. */
+export const CREDENTIALS = ["token", "ticket"] as const
+export type Credential = typeof CREDENTIALS[number]
+
+export const CLOSE_CODES: ReadonlyArray<string> = [...new Set(Object.values(CloseTable).map((row) => String(row.code)))]
+
+/** The label an origin gets: itself when it is on the allowlist, else "other" (never caller text). */
+export const OTHER_ORIGIN = "other"
+
+/**
+ * Every label of every metric with a set fixed in code. `kind` and `origin` are bounded by
+ * configuration instead; see `labelValuesAllowed`.
+ */
+export const FIXED_LABELS: Readonly<Record<string, Readonly<Record<string, ReadonlyArray<string>>>>> = {
+  tidings_connects_total: { result: ["opened", "refused"] },
+  tidings_closes_total: { code: CLOSE_CODES },
+  tidings_client_messages_total: { type: CLIENT_MESSAGE_TYPES },
+  tidings_deliveries_total: { result: ["sent", "refused"] },
+  tidings_rate_limited_total: { scope: RateScope.literals },
+  tidings_origin_rejections_total: { reason: UPGRADE_REJECTIONS },
+  tidings_auth_failures_total: {
+    credential: CREDENTIALS,
+    cause: [...new Set([...UnauthenticatedCause.literals, ...TicketCause.literals])]
+  }
+}
+
+// One metric object per label value, built once: an update on it then allocates nothing
+// (Metric.withAttributes would build a new context on every update).
+const series = <K extends string, M>(values: ReadonlyArray<K>, make: (value: K) => M): Record<K, M> => {
+  const table = {} as Record<K, M>
+  for (const value of values) table[value] = make(value)
+  return table
+}
+
+const counter = (name: string, description: string, attributes?: Record<string, string>) =>
+  Metric.counter(name, { description, incremental: true, ...(attributes === undefined ? {} : { attributes }) })
 
 /** Deliveries a socket refused because its client had stopped reading (it then closes 4508). */
-export const deliveriesFailed = Metric.counter("tidings_deliveries_failed_total", {
-  description: "Deliveries refused by a full outbound window (the connection closes 4508)",
-  incremental: true
+export const deliveriesFailed = counter(
+  "tidings_deliveries_failed_total",
+  "Deliveries refused by a full outbound window (the connection closes 4508)"
+)
+
+export const connections = Metric.gauge("tidings_connections", { description: "Open WebSocket sessions (past their ticket)" })
+export const subscriptions = Metric.gauge("tidings_subscriptions", { description: "Live channel subscriptions on this node" })
+
+const connects = series(["opened", "refused"] as const, (result) =>
+  counter("tidings_connects_total", "WebSocket connection attempts, opened or refused (upgrade or session start)", { result }))
+
+const closes = new Map(CLOSE_CODES.map((code) =>
+  [Number(code), counter("tidings_closes_total", "WebSocket sessions ended, by close code", { code })] as const
+))
+
+const clientMessages = series(CLIENT_MESSAGE_TYPES, (type) =>
+  counter("tidings_client_messages_total", "Client messages decoded, by type (malformed: did not decode)", { type }))
+
+// Kinds come from the configured allowlist (checked before this is reached), so the map
+// is bounded by configuration, not by input.
+const published = new Map<string, Metric.Counter<number>>()
+
+export const deliveriesSent = counter("tidings_deliveries_total", "Event frames offered to sockets", { result: "sent" })
+export const deliveriesRefused = counter("tidings_deliveries_total", "Event frames offered to sockets", { result: "refused" })
+
+export const deliveryLatency = Metric.histogram("tidings_delivery_latency_ms", {
+  description: "From an event's publish time to this node having offered it to its sockets",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
 })
+
+const rateLimits = series(RateScope.literals, (scope) =>
+  counter("tidings_rate_limited_total", "Requests, connects or messages refused by a rate limit", { scope }))
+
+const originRejections = new Map<string, Metric.Counter<number>>()
+
+const authFailures = new Map<string, Metric.Counter<number>>()
+
+export const connected = (result: "opened" | "refused") => Metric.update(connects[result], 1)
+
+/** `code` is always a CloseTable code (closeFor maps every error onto that table). */
+export const closed = (code: number) => {
+  const metric = closes.get(code)
+  return metric === undefined ? Metric.update(closes.get(CloseTable.internalError.code)!, 1) : Metric.update(metric, 1)
+}
+
+export const clientMessage = (type: ClientMessageType) => Metric.update(clientMessages[type], 1)
+
+/** Call only with a kind that passed the configured allowlist. */
+export const eventPublished = (kind: string) => {
+  let metric = published.get(kind)
+  if (metric === undefined) {
+    metric = counter("tidings_events_published_total", "Events accepted for publishing, by kind", { kind })
+    published.set(kind, metric)
+  }
+  return Metric.update(metric, 1)
+}
+
+export const rateLimited = (scope: RateScope) => Metric.update(rateLimits[scope], 1)
+
+/**
+ * An upgrade refused. `origin` is labelled only when it is on the allowlist; anything else
+ * (absent, "null", a foreign site) is "other", so the series stay bounded by configuration.
+ */
+export const upgradeRejected = (reason: UpgradeRejection, origin: string | undefined, allowed: ReadonlySet<string>) => {
+  const label = origin !== undefined && allowed.has(origin) ? origin : OTHER_ORIGIN
+  const key = `${reason} ${label}`
+  let metric = originRejections.get(key)
+  if (metric === undefined) {
+    metric = counter("tidings_origin_rejections_total", "WebSocket upgrades refused, by reason and (allowed) origin", {
+      reason,
+      origin: label
+    })
+    originRejections.set(key, metric)
+  }
+  return Metric.update(metric, 1)
+}
+
+export const authFailed = (credential: Credential, cause: UnauthenticatedCause | TicketCause) => {
+  const key = `${credential} ${cause}`
+  let metric = authFailures.get(key)
+  if (metric === undefined) {
+    metric = counter("tidings_auth_failures_total", "Access tokens and tickets refused, by cause", { credential, cause })
+    authFailures.set(key, metric)
+  }
+  return Metric.update(metric, 1)
+}
+
+/**
+ * One event's fan-out on this node, recorded synchronously from the hub's callback: a few
+ * registry updates per event, whatever the number of sockets, and no fiber.
+ */
+export const recordFanOut = (context: Context.Context<never>, sent: number, refused: number, latencyMs: number) => {
+  if (sent > 0) deliveriesSent.updateUnsafe(sent, context)
+  if (refused > 0) deliveriesRefused.updateUnsafe(refused, context)
+  if (sent + refused > 0 && Number.isFinite(latencyMs)) deliveryLatency.updateUnsafe(Math.max(0, latencyMs), context)
+}
+
+/** Deliveries made outside the hub's fan-out (replay, and events held back until `subscribed`). */
+export const delivered = (sent: number, refused: number) =>
+  Effect.andThen(Metric.update(deliveriesSent, sent), Metric.update(deliveriesRefused, refused))

@@ -11,6 +11,7 @@ import { EventBus } from "../services/EventBus.ts"
 import { RateLimiter } from "../services/RateLimiter.ts"
 import { Settings } from "../services/Settings.ts"
 import * as Ids from "./Ids.ts"
+import * as Metrics from "./Metrics.ts"
 
 export const publish = Effect.fn("Publish.publish")(function*(principal: Principal, request: PublishRequest) {
   if (principal._tag !== "Service" || !hasScope(principal, Scope.publish)) return yield* new Forbidden()
@@ -19,7 +20,10 @@ export const publish = Effect.fn("Publish.publish")(function*(principal: Princip
   yield* (yield* RateLimiter).consume(`publish:${principal.clientId}`, settings.rates.publishes).pipe(
     Effect.tapError((error) =>
       error._tag === "RateLimited"
-        ? AuditLog.use((audit) => audit.append({ event: "rate.limited", cause: error.scope, result: "refused" }))
+        ? Effect.andThen(
+          Metrics.rateLimited(error.scope),
+          AuditLog.use((audit) => audit.append({ event: "rate.limited", cause: error.scope, result: "refused" }))
+        )
         : Effect.void
     )
   )
@@ -33,6 +37,8 @@ export const publish = Effect.fn("Publish.publish")(function*(principal: Princip
     at: new Date(now).toISOString()
   }, `${principal.clientId}/${id}`)
   if (published.fresh) {
+    // The kind passed the allowlist above: the label is bounded by configuration.
+    yield* Metrics.eventPublished(request.kind)
     yield* (yield* AuditLog).append({
       event: "event.published",
       channel: published.channel,

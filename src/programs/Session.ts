@@ -21,9 +21,9 @@ import { EventBus } from "../services/EventBus.ts"
 import { RateLimiter } from "../services/RateLimiter.ts"
 import { type LiveSession, Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
-import { Hub, type Subscriber } from "./Hub.ts"
+import { Hub, type Pushed, type Subscriber } from "./Hub.ts"
 import * as Ids from "./Ids.ts"
-import { deliveriesFailed } from "./Metrics.ts"
+import * as Metrics from "./Metrics.ts"
 import * as Tickets from "./Tickets.ts"
 
 /** A connection's way out. `offer` never waits; false means the client's window is full. */
@@ -51,9 +51,15 @@ interface Subscription extends Subscriber {
   /** The timer that re-checks access when a care relationship's `until` comes. */
   expiry: Fiber.Fiber<void> | undefined
   /** Sends what was held back after `subscribed` (and any replay), then goes live. */
-  readonly settle: (lastSeq: number, replay: ReadonlyArray<Event>) => void
+  readonly settle: (lastSeq: number, replay: ReadonlyArray<Event>) => Tally
   /** Holds events back while access is being checked again; `settle` releases them. */
   readonly pause: () => void
+}
+
+/** Deliveries made by `settle`, for the delivery counters (the hub counts its own). */
+interface Tally {
+  sent: number
+  refused: number
 }
 
 const makeSubscription = (
@@ -63,25 +69,37 @@ const makeSubscription = (
 ): Subscription => {
   let held: Array<readonly [Event, string]> | undefined = []
   let seq = 0
-  const forward = (event: Event, frame: string) => {
+  const forward = (event: Event, frame: string): Pushed => {
     // The bus may hand over an event the replay already sent: seq makes it idempotent.
-    if (event.seq <= seq) return
+    if (event.seq <= seq) return "none"
     seq = event.seq
-    if (!outbox.offer(frame)) onRefused(event)
+    if (outbox.offer(frame)) return "sent"
+    onRefused(event)
+    return "refused"
+  }
+  const count = (tally: Tally, pushed: Pushed) => {
+    if (pushed === "sent") tally.sent += 1
+    else if (pushed === "refused") tally.refused += 1
   }
   return {
     scope,
     expiry: undefined,
-    push: (event, frame) => (held === undefined ? forward(event, frame) : held.push([event, frame])),
+    push: (event, frame) => {
+      if (held === undefined) return forward(event, frame)
+      held.push([event, frame])
+      return "none"
+    },
     pause: () => {
       held ??= []
     },
     settle: (lastSeq, replay) => {
-      for (const event of replay) forward(event, Wire.event(event))
+      const tally: Tally = { sent: 0, refused: 0 }
+      for (const event of replay) count(tally, forward(event, Wire.event(event)))
       seq = Math.max(seq, lastSeq)
       const pending = held ?? []
       held = undefined
-      for (const [event, frame] of pending) forward(event, frame)
+      for (const [event, frame] of pending) count(tally, forward(event, frame))
+      return tally
     }
   }
 }
@@ -107,30 +125,38 @@ interface Known {
 /** Runs one session and audits how it ended, whether or not it ever got past the ticket. */
 export const run = (transport: Transport) => {
   const known: Known = {}
-  return live(transport, known).pipe(
+  // Kept apart from `known`, which is spread into the audit record.
+  const progress = { opened: false }
+  return live(transport, known, progress).pipe(
     Effect.onExit((exit) => {
       const error = endOf(exit)
-      return AuditLog.use((audit) =>
-        audit.append({
-          event: "ws.closed",
-          ...known,
-          origin: transport.origin,
-          close: closeFor(error).code,
-          cause: error._tag
-        })
+      const code = closeFor(error).code
+      return Effect.andThen(
+        Effect.andThen(Metrics.closed(code), progress.opened ? Effect.void : Metrics.connected("refused")),
+        AuditLog.use((audit) =>
+          audit.append({
+            event: "ws.closed",
+            ...known,
+            origin: transport.origin,
+            close: code,
+            cause: error._tag
+          })
+        )
       )
     })
   )
 }
 
-const live = Effect.fn("Session.run")(function*(transport: Transport, known: Known) {
+const live = Effect.fn("Session.run")(function*(transport: Transport, known: Known, progress: { opened: boolean }) {
   const settings = yield* Settings
   const audit = yield* AuditLog
   const limiter = yield* RateLimiter
   // A connect flood from one address is cut before its ticket is even looked at.
   yield* limiter.consume(`connect-ip:${transport.peer}`, settings.rates.connectsPerIp).pipe(
     Effect.tapError((error) =>
-      error._tag === "RateLimited" ? audit.append({ event: "rate.limited", cause: "connect", result: "refused" }) : Effect.void
+      error._tag === "RateLimited"
+        ? Effect.andThen(Metrics.rateLimited("connect"), audit.append({ event: "rate.limited", cause: "connect", result: "refused" }))
+        : Effect.void
     )
   )
   const claims = yield* Tickets.consume(transport.ticket, transport.origin)
@@ -139,7 +165,10 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
   yield* limiter.consume(`connect:${claims.user.ref}`, settings.rates.connectsPerSubject).pipe(
     Effect.tapError((error) =>
       error._tag === "RateLimited"
-        ? audit.append({ event: "rate.limited", subject: claims.user.ref, cause: "connect", result: "refused" })
+        ? Effect.andThen(
+          Metrics.rateLimited("connect"),
+          audit.append({ event: "rate.limited", subject: claims.user.ref, cause: "connect", result: "refused" })
+        )
         : Effect.void
     )
   )
@@ -178,7 +207,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     if (subscription === undefined) return Effect.void
     state.subscriptions.delete(key)
     subscription.expiry?.interruptUnsafe()
-    return Scope.close(subscription.scope, Exit.void)
+    return Effect.andThen(Metric.modify(Metrics.subscriptions, -1), Scope.close(subscription.scope, Exit.void))
   }
 
   /** Until when the session may see the channel (ms; Infinity: while it lives), or undefined. */
@@ -221,7 +250,8 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
       const until = yield* allowedUntil(channel).pipe(Effect.orElseSucceed(() => undefined))
       if (state.subscriptions.get(key) !== subscription) return
       if (until !== undefined) {
-        subscription.settle(0, [])
+        const tally = subscription.settle(0, [])
+        yield* Metrics.delivered(tally.sent, tally.refused)
         return expireAt(key, channel, until)
       }
       outbox.offer(Wire.error(undefined, "forbidden", channel))
@@ -250,12 +280,16 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
   }
   yield* (yield* Sessions).register(live)
   yield* audit.append({ event: "ws.opened", jti: state.jti, subject, origin: transport.origin, result: "ok" })
+  progress.opened = true
+  yield* Metrics.connected("opened")
+  yield* Effect.acquireRelease(Metric.modify(Metrics.connections, 1), () => Metric.modify(Metrics.connections, -1))
   yield* Effect.addFinalizer(() =>
     Effect.forEach([...state.subscriptions.keys()], drop, { discard: true })
   )
 
   const limited = Effect.fn("Session.limited")(function*(error: RateLimited, id?: string) {
     state.limited += 1
+    yield* Metrics.rateLimited(error.scope)
     if (state.limited === 1) yield* audit.append({ event: "rate.limited", subject, cause: error.scope, result: "refused" })
     if (state.limited > Limits.LIMITED_BEFORE_CLOSE) return yield* error
     outbox.offer(Wire.error(id, "rate_limited"))
@@ -291,6 +325,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     const scope = yield* Scope.make()
     const subscription = makeSubscription(outbox, scope, onRefused)
     state.subscriptions.set(key, subscription)
+    yield* Metric.modify(Metrics.subscriptions, 1)
     const joined = yield* Effect.gen(function*() {
       yield* hub.join(message.channel, subscription).pipe(Scope.provide(scope))
       const lastSeq = yield* bus.lastSeq(message.channel)
@@ -306,7 +341,8 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     }
     const { lastSeq, replay } = joined.success
     outbox.offer(Wire.subscribed(message.id, message.channel, lastSeq, replay !== undefined))
-    subscription.settle(lastSeq, replay ?? [])
+    const tally = subscription.settle(lastSeq, replay ?? [])
+    yield* Metrics.delivered(tally.sent, tally.refused)
     expireAt(key, message.channel, until.success)
     yield* audit.append({ event: "subscribe.allowed", subject, channel: message.channel, result: "ok" })
   })
@@ -331,12 +367,14 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     if (!taken.ok) return yield* limited(new RateLimited({ scope: "message", retryAfterMs: taken.retryAfterMs }))
     const decoded = Wire.decodeClientMessage(text)
     if (Result.isFailure(decoded)) {
+      yield* Metrics.clientMessage("malformed")
       state.malformed += 1
       if (state.malformed > Limits.MALFORMED_BEFORE_CLOSE) return yield* new ProtocolViolation()
       outbox.offer(Wire.error(undefined, "bad_request"))
       return
     }
     const message = decoded.success
+    yield* Metrics.clientMessage(message.type)
     switch (message.type) {
       case "subscribe":
         return yield* subscribe(message)
@@ -368,7 +406,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     Effect.tapError((error) =>
       error._tag === "TooSlow" && refused !== undefined
         ? Effect.andThen(
-          Metric.update(deliveriesFailed, 1),
+          Metric.update(Metrics.deliveriesFailed, 1),
           audit.append({ event: "delivery.failed", subject, channel: refused, result: "failed", cause: error._tag })
         )
         : Effect.void

@@ -13,6 +13,7 @@ import { Settings } from "../services/Settings.ts"
 import { TicketSigner } from "../services/TicketSigner.ts"
 import { TicketStore } from "../services/TicketStore.ts"
 import * as Ids from "./Ids.ts"
+import * as Metrics from "./Metrics.ts"
 
 export interface IssuedTicket {
   readonly ticket: string
@@ -32,14 +33,19 @@ export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant, pe
   if (peer !== undefined) {
     yield* limiter.consume(`ticket-ip:${peer}`, settings.rates.ticketsPerIp).pipe(
       Effect.tapError((error) =>
-        error._tag === "RateLimited" ? audit.append({ event: "rate.limited", cause: "ticket", result: "refused" }) : Effect.void
+        error._tag === "RateLimited"
+          ? Effect.andThen(Metrics.rateLimited("ticket"), audit.append({ event: "rate.limited", cause: "ticket", result: "refused" }))
+          : Effect.void
       )
     )
   }
   yield* limiter.consume(`ticket:${user.ref}`, settings.rates.tickets).pipe(
     Effect.tapError((error) =>
       error._tag === "RateLimited"
-        ? audit.append({ event: "rate.limited", subject: user.ref, cause: error.scope, result: "refused" })
+        ? Effect.andThen(
+          Metrics.rateLimited(error.scope),
+          audit.append({ event: "rate.limited", subject: user.ref, cause: error.scope, result: "refused" })
+        )
         : Effect.void
     )
   )
@@ -78,12 +84,15 @@ export const consume = Effect.fn("Tickets.consume")(function*(ticket: string | u
     return claims
   }).pipe(
     Effect.tapError((error) =>
-      audit.append({
-        event: "ticket.rejected",
-        result: "refused",
-        cause: error._tag === "TicketRejected" ? error.cause : error._tag,
-        ...(origin === undefined ? {} : { origin })
-      })
+      Effect.andThen(
+        error._tag === "TicketRejected" ? Metrics.authFailed("ticket", error.cause) : Effect.void,
+        audit.append({
+          event: "ticket.rejected",
+          result: "refused",
+          cause: error._tag === "TicketRejected" ? error.cause : error._tag,
+          ...(origin === undefined ? {} : { origin })
+        })
+      )
     )
   )
   yield* audit.append({

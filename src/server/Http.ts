@@ -8,6 +8,7 @@ import { httpFor } from "../domain/Close.ts"
 import { type GatewayError, MalformedInput, NotFound, Unauthenticated } from "../domain/Errors.ts"
 import { print } from "../domain/Channel.ts"
 import * as Requests from "../domain/Requests.ts"
+import * as Metrics from "../programs/Metrics.ts"
 import * as Publish from "../programs/Publish.ts"
 import * as Revoke from "../programs/Revoke.ts"
 import * as Tickets from "../programs/Tickets.ts"
@@ -203,6 +204,10 @@ const readBody = (req: IncomingMessage, limit: number): Promise<string | undefin
     req.on("error", () => resolve(undefined))
   })
 
+/** Every refused access token, whichever route it was shown to, counted by its fixed cause. */
+const countAuthFailure = (error: GatewayError) =>
+  error._tag === "Unauthenticated" ? Metrics.authFailed("token", error.cause) : Effect.void
+
 export const makeHandler = (
   options: HttpOptions,
   run: <A>(effect: Effect.Effect<A, GatewayError, Requirements>) => Promise<Exit.Exit<A, GatewayError>>
@@ -236,7 +241,8 @@ export const makeHandler = (
         return send(res, failed(new MalformedInput()), extra)
       }
       const certified = (req.socket as TLSSocket).authorized === true
-      return run(route.handle({ body: text, headers: req.headers, peer: req.socket.remoteAddress ?? "unknown", certified })).then((exit) => {
+      const handled = route.handle({ body: text, headers: req.headers, peer: req.socket.remoteAddress ?? "unknown", certified })
+      return run(Effect.tapError(handled, countAuthFailure)).then((exit) => {
         if (Exit.isSuccess(exit)) return send(res, exit.value, extra)
         const error = Option.getOrUndefined(Cause.findErrorOption(exit.cause))
         if (error === undefined) {

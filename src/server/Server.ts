@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net"
 import { WebSocket, WebSocketServer } from "ws"
 import { closeFor } from "../domain/Close.ts"
 import { FRAME_BYTES, PONG_TIMEOUT_S, SUBPROTOCOL } from "../domain/Limits.ts"
+import * as Metrics from "../programs/Metrics.ts"
 import * as Session from "../programs/Session.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import * as Connection from "./Connection.ts"
@@ -161,12 +162,16 @@ export const layer = (options: ServerOptions) =>
             runSession(serve(accepted, connection))
           },
           onRejected: (reason, origin) =>
-            runSync(audit.append({
-              event: "ws.rejected",
-              result: "refused",
-              cause: reason,
-              ...(origin === undefined ? {} : { origin })
-            }))
+            runSync(Effect.andThen(
+              // Upgrade passes an origin only once it is on the allowlist; Metrics checks again.
+              Effect.andThen(Metrics.connected("refused"), Metrics.upgradeRejected(reason, origin, options.allowedOrigins)),
+              audit.append({
+                event: "ws.rejected",
+                result: "refused",
+                cause: reason,
+                ...(origin === undefined ? {} : { origin })
+              })
+            ))
         })
       )
 

@@ -6,10 +6,11 @@ import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
 import type { WebSocket, WebSocketServer } from "ws"
 import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from "../domain/Limits.ts"
+import type * as Metrics from "../programs/Metrics.ts"
 
 export const WS_PATH = "/v1/ws"
 
-export type UpgradeRejection = "path" | "origin" | "handshake" | "subprotocol"
+export type UpgradeRejection = Metrics.UpgradeRejection
 
 const STATUS_TEXT = { 400: "Bad Request", 403: "Forbidden", 404: "Not Found" } as const
 

@@ -63,7 +63,9 @@ const seen = {
   stderr: "",
   exit: undefined as { code: number | null; signal: NodeJS.Signals | null } | undefined,
   auditFiles: [] as Array<string>,
-  auditText: ""
+  auditText: "",
+  /** The Prometheus exposition of the internal metrics listener, read before the stop. */
+  metrics: ""
 }
 
 let dir: string
@@ -72,6 +74,7 @@ let child: ChildProcess | undefined
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tidings-canary-"))
   const port = await freePort()
+  const metricsPort = await freePort()
   child = spawn(process.execPath, [MAIN], {
     cwd: dir,
     env: {
@@ -80,7 +83,8 @@ beforeAll(async () => {
       TIDINGS_LISTEN: `127.0.0.1:${port}`,
       TIDINGS_LOG_LEVEL: "debug",
       TIDINGS_AUDIT_SINK: `file:${join(dir, "audit")}`,
-      TIDINGS_ALLOWED_ORIGINS: ORIGIN
+      TIDINGS_ALLOWED_ORIGINS: ORIGIN,
+      TIDINGS_METRICS_LISTEN: `127.0.0.1:${metricsPort}`
     },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -300,7 +304,8 @@ beforeAll(async () => {
   // A ticket that is never used stays a secret too.
   await ticketFor(clinician)
 
-  // --- A clean stop, then every sink is read. --------------------------------------------------
+  // --- The metrics, then a clean stop, then every sink is read. -------------------------------
+  seen.metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
   child.kill("SIGTERM")
   seen.exit = await within(exited, EXIT_TIMEOUT_MS, "exit")
   await within(Promise.all(seen.sockets.map((s) => s.rec.closed)), 5_000, "every socket closed")
@@ -426,7 +431,8 @@ describe("canaries in every caller-controlled input of the real process", () => 
     // Every kind of record a canary subject, channel or ref went through was written.
     expect(new Set(records.map((r) => r.event))).toEqual(new Set([
       "ticket.issued", "ticket.consumed", "ticket.rejected", "ws.rejected", "ws.opened", "ws.closed", "subscribe.allowed",
-      "subscribe.denied", "event.published", "relationship.granted", "relationship.ended", "session.revoked"
+      "subscribe.denied", "event.published", "relationship.granted", "relationship.ended", "session.revoked",
+      "audit.closed"
     ]))
     expect(leaks(seen.auditText)).toEqual([])
     for (const secret of seen.secrets) {
@@ -446,6 +452,9 @@ describe("canaries in every caller-controlled input of the real process", () => 
     expect(channels.size).toBe(1)
   })
 
-  // Metric labels are not checked: the registry (src/programs/Metrics.ts) has no exposition
-  // yet (TIDINGS_METRICS_LISTEN is parsed but nothing listens), so there is nothing to read.
+  it("keeps every canary out of the metrics exposition (names, labels, values)", () => {
+    expect(seen.metrics).toContain("tidings_connects_total")
+    expect(leaks(seen.metrics)).toEqual([])
+    for (const secret of seen.secrets) expect(seen.metrics.includes(secret)).toBe(false)
+  })
 })

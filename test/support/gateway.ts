@@ -96,6 +96,8 @@ export const startGateway = async (
     TIDINGS_TICKET_KEY_FILE: join(dir, "ticket.pem"),
     TIDINGS_ALLOWED_ORIGINS: ORIGIN,
     TIDINGS_AUDIT_SINK: `file:${join(dir, "audit")}`,
+    // Its own metrics port, so gateways started side by side do not contend for the default.
+    TIDINGS_METRICS_LISTEN: `127.0.0.1:${await freePort()}`,
     ...env
   })
   if (Result.isFailure(parsed)) throw new Error(`config: ${parsed.failure.setting} ${parsed.failure.problem}`)
