@@ -8,8 +8,8 @@ import { Forbidden, MalformedInput } from "../domain/Errors.ts"
 import { hasScope, type Principal, Scope } from "../domain/Principal.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { EventBus } from "../services/EventBus.ts"
-import { RateLimiter } from "../services/RateLimiter.ts"
 import { Settings } from "../services/Settings.ts"
+import { admit } from "./Admit.ts"
 import * as Ids from "./Ids.ts"
 import * as Metrics from "./Metrics.ts"
 
@@ -17,16 +17,7 @@ export const publish = Effect.fn("Publish.publish")(function*(principal: Princip
   if (principal._tag !== "Service" || !hasScope(principal, Scope.publish)) return yield* new Forbidden()
   const settings = yield* Settings
   if (!settings.eventKinds.has(request.kind)) return yield* new MalformedInput()
-  yield* (yield* RateLimiter).consume(`publish:${principal.clientId}`, settings.rates.publishes).pipe(
-    Effect.tapError((error) =>
-      error._tag === "RateLimited"
-        ? Effect.andThen(
-          Metrics.rateLimited(error.scope),
-          AuditLog.use((audit) => audit.append({ event: "rate.limited", cause: error.scope, result: "refused" }))
-        )
-        : Effect.void
-    )
-  )
+  yield* admit(`publish:${principal.clientId}`, settings.rates.publishes)
   const now = yield* Clock.currentTimeMillis
   const id = request.id ?? Ids.eventId()
   const published = yield* (yield* EventBus).publish({

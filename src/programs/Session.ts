@@ -22,6 +22,7 @@ import { RateLimiter } from "../services/RateLimiter.ts"
 import { type LiveSession, Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
 import { Hub, type Pushed, type Subscriber } from "./Hub.ts"
+import { admit } from "./Admit.ts"
 import * as Ids from "./Ids.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Tickets from "./Tickets.ts"
@@ -152,26 +153,11 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
   const audit = yield* AuditLog
   const limiter = yield* RateLimiter
   // A connect flood from one address is cut before its ticket is even looked at.
-  yield* limiter.consume(`connect-ip:${transport.peer}`, settings.rates.connectsPerIp).pipe(
-    Effect.tapError((error) =>
-      error._tag === "RateLimited"
-        ? Effect.andThen(Metrics.rateLimited("connect"), audit.append({ event: "rate.limited", cause: "connect", result: "refused" }))
-        : Effect.void
-    )
-  )
+  yield* admit(`connect-ip:${transport.peer}`, settings.rates.connectsPerIp)
   const claims = yield* Tickets.consume(transport.ticket, transport.origin)
   known.subject = claims.user.ref
   known.jti = claims.jti
-  yield* limiter.consume(`connect:${claims.user.ref}`, settings.rates.connectsPerSubject).pipe(
-    Effect.tapError((error) =>
-      error._tag === "RateLimited"
-        ? Effect.andThen(
-          Metrics.rateLimited("connect"),
-          audit.append({ event: "rate.limited", subject: claims.user.ref, cause: "connect", result: "refused" })
-        )
-        : Effect.void
-    )
-  )
+  yield* admit(`connect:${claims.user.ref}`, settings.rates.connectsPerSubject, claims.user.ref)
   const bus = yield* EventBus
   const hub = yield* Hub
   const care = yield* CareRelationships

@@ -7,11 +7,11 @@ import { TICKET_TTL_S } from "../domain/Limits.ts"
 import type { TicketClaims } from "../domain/Ticket.ts"
 import type { AccessGrant } from "../services/AccessTokens.ts"
 import { AuditLog } from "../services/AuditLog.ts"
-import { RateLimiter } from "../services/RateLimiter.ts"
 import { Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
 import { TicketSigner } from "../services/TicketSigner.ts"
 import { TicketStore } from "../services/TicketStore.ts"
+import { admit } from "./Admit.ts"
 import * as Ids from "./Ids.ts"
 import * as Metrics from "./Metrics.ts"
 
@@ -29,26 +29,8 @@ export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant, pe
   if (user._tag !== "Patient" && user._tag !== "Clinician") return yield* new Forbidden()
   const settings = yield* Settings
   const audit = yield* AuditLog
-  const limiter = yield* RateLimiter
-  if (peer !== undefined) {
-    yield* limiter.consume(`ticket-ip:${peer}`, settings.rates.ticketsPerIp).pipe(
-      Effect.tapError((error) =>
-        error._tag === "RateLimited"
-          ? Effect.andThen(Metrics.rateLimited("ticket"), audit.append({ event: "rate.limited", cause: "ticket", result: "refused" }))
-          : Effect.void
-      )
-    )
-  }
-  yield* limiter.consume(`ticket:${user.ref}`, settings.rates.tickets).pipe(
-    Effect.tapError((error) =>
-      error._tag === "RateLimited"
-        ? Effect.andThen(
-          Metrics.rateLimited(error.scope),
-          audit.append({ event: "rate.limited", subject: user.ref, cause: error.scope, result: "refused" })
-        )
-        : Effect.void
-    )
-  )
+  if (peer !== undefined) yield* admit(`ticket-ip:${peer}`, settings.rates.ticketsPerIp)
+  yield* admit(`ticket:${user.ref}`, settings.rates.tickets, user.ref)
   const revokedAt = yield* (yield* Sessions).revokedAt(subjectOf(user))
   if (revokedAt !== undefined && grant.issuedAt * 1000 <= revokedAt) {
     yield* audit.append({ event: "ticket.rejected", subject: user.ref, cause: "revoked", result: "refused" })
