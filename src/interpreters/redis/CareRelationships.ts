@@ -1,10 +1,9 @@
 // Care relationships on Redis: one hash per clinician (patient → end time in ms, or "inf"),
 // and every change announced on the control channel so each node re-checks its sessions.
 import { Effect, Layer } from "effect"
-import { Unavailable } from "../../domain/Errors.ts"
 import type { ClinicianRef, PatientRef } from "../../domain/Ref.ts"
 import { CareRelationships } from "../../services/CareRelationships.ts"
-import { RedisClient } from "./Client.ts"
+import { attempt, RedisClient } from "./Client.ts"
 import * as Control from "./Control.ts"
 import { Keys } from "./Keys.ts"
 import { RedisSubscriber } from "./Subscriber.ts"
@@ -14,8 +13,7 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const redis = (yield* RedisClient).commands
     const subscriber = yield* RedisSubscriber
-    const call = <A>(run: () => Promise<A>) =>
-      Effect.tryPromise({ try: run, catch: () => new Unavailable({ service: "care-relationships" }) })
+    const call = attempt("care-relationships")
     const announce = (clinician: string, patient: string) =>
       Control.publish(redis, { t: "care", c: clinician, p: patient }, "care-relationships")
 

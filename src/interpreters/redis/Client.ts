@@ -3,6 +3,7 @@
 // closed (503 / 4503) instead of piling up; the connection reconnects on its own.
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { Cluster, Redis } from "ioredis"
+import { Unavailable } from "../../domain/Errors.ts"
 
 export type RedisTarget =
   | { readonly _tag: "Single"; readonly url: Redacted.Redacted<string> }
@@ -17,6 +18,10 @@ export class RedisClient extends Context.Service<RedisClient, {
   readonly commands: Redis
   readonly cluster: boolean
 }>()("tidings/RedisClient") {}
+
+/** A command for one service: any failure (down, timeout, refused) is that service Unavailable. */
+export const attempt = (service: Unavailable["service"]) => <A>(run: () => Promise<A>) =>
+  Effect.tryPromise({ try: run, catch: () => new Unavailable({ service }) })
 
 /** Redis did not answer when the node started; carries nothing of the URL (it may hold a password). */
 export class RedisUnreachable extends Schema.TaggedError<RedisUnreachable>()("RedisUnreachable", {}) {}

@@ -7,10 +7,9 @@
 import { Effect, Layer } from "effect"
 import type { Channel } from "../../domain/Channel.ts"
 import type { Event } from "../../domain/Event.ts"
-import { Unavailable } from "../../domain/Errors.ts"
 import { HISTORY_PER_CHANNEL, IDEMPOTENCY_TTL_S } from "../../domain/Limits.ts"
 import { EventBus, type Published } from "../../services/EventBus.ts"
-import { RedisClient } from "./Client.ts"
+import { attempt, RedisClient } from "./Client.ts"
 import { Keys } from "./Keys.ts"
 import { RedisSubscriber } from "./Subscriber.ts"
 
@@ -63,8 +62,7 @@ export const layer = Layer.effect(
     const subscriber = yield* RedisSubscriber
     redis.defineCommand("tidingsPublish", { numberOfKeys: 3, lua: PUBLISH })
     const scripted = redis as unknown as Scripted
-    const call = <A>(run: () => Promise<A>) =>
-      Effect.tryPromise({ try: run, catch: () => new Unavailable({ service: "event-bus" }) })
+    const call = attempt("event-bus")
 
     return EventBus.of({
       publish: (draft, idempotencyKey) =>

@@ -2,11 +2,11 @@
 // expiry, refreshed by their node, so the per-subject cap holds across nodes and a crashed
 // node's sessions age out. Revocation stores its time and is announced to every node.
 import { Clock, Effect, Layer } from "effect"
-import { SessionRevoked, TooManySessions, Unavailable } from "../../domain/Errors.ts"
+import { SessionRevoked, TooManySessions } from "../../domain/Errors.ts"
 import { REVOCATION_TTL_S } from "../../domain/Limits.ts"
 import { type LiveSession, Sessions } from "../../services/Sessions.ts"
 import { Settings } from "../../services/Settings.ts"
-import { RedisClient } from "./Client.ts"
+import { attempt, RedisClient } from "./Client.ts"
 import * as Control from "./Control.ts"
 import { Keys, subjectTag } from "./Keys.ts"
 import { RedisSubscriber } from "./Subscriber.ts"
@@ -36,8 +36,7 @@ export const layer = Layer.effect(
     const settings = yield* Settings
     redis.defineCommand("tidingsRegister", { numberOfKeys: 1, lua: REGISTER })
     const scripted = redis as unknown as Scripted
-    const call = <A>(run: () => Promise<A>) =>
-      Effect.tryPromise({ try: run, catch: () => new Unavailable({ service: "sessions" }) })
+    const call = attempt("sessions")
 
     // This node's sessions, by hashed subject (what control messages carry) and by raw ref.
     const local = new Map<string, Set<LiveSession>>()

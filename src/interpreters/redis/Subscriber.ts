@@ -4,8 +4,8 @@
 // Each name is subscribed when its first listener arrives and unsubscribed after its last
 // leaves; ioredis re-subscribes everything after a reconnect.
 import { Context, Effect, Layer, type Scope } from "effect"
-import { Unavailable } from "../../domain/Errors.ts"
-import { connect, RedisTargetRef, release } from "./Client.ts"
+import type { Unavailable } from "../../domain/Errors.ts"
+import { attempt, connect, RedisTargetRef, release } from "./Client.ts"
 
 export type MessageListener = (message: string) => void
 
@@ -45,8 +45,7 @@ export const layer = Layer.effect(
       for (const listener of reconnectListeners) listener()
     })
 
-    const command = (run: () => Promise<unknown>) =>
-      Effect.tryPromise({ try: run, catch: () => new Unavailable({ service: "event-bus" }) })
+    const command = attempt("event-bus")
 
     return RedisSubscriber.of({
       onReconnect: (listener) =>
