@@ -17,6 +17,11 @@ export interface WindowLimits {
   readonly bytes: number
 }
 
+/** Shared by every send: one options object, not one per delivery. */
+const AS_TEXT = { binary: false } as const
+/** What a binary frame becomes for the session: text that never decodes as a message. */
+const NOT_A_MESSAGE = "\u0000"
+
 /** Inbound frames queued before the socket stops reading (backpressure on a flooding client). */
 const INBOUND_HIGH_WATER = 32
 
@@ -91,9 +96,9 @@ export const make = (
 
   ws.on("message", (data: RawData, isBinary: boolean) => {
     if (ended) return
-    // Binary frames are not part of the protocol: decode them as text and let the session
-    // answer bad_request like any other malformed message.
-    Queue.offerUnsafe(inbound, isBinary ? "\u0000" : data.toString())
+    // Binary frames are not part of the protocol: the session answers them bad_request like
+    // any other message that does not decode.
+    Queue.offerUnsafe(inbound, isBinary ? NOT_A_MESSAGE : data.toString())
     if (Queue.sizeUnsafe(inbound) >= INBOUND_HIGH_WATER) ws.pause()
   })
   ws.on("pong", (data: Buffer) => {
@@ -142,7 +147,7 @@ export const make = (
             end(new TooSlow())
             return false
           }
-          ws.send(bytesOf(frame), { binary: false })
+          ws.send(bytesOf(frame), AS_TEXT)
           sent += 1
           if (sent - pingedAt >= ACK_EVERY_FRAMES) ping()
           return true
