@@ -8,12 +8,14 @@ import { randomBytes } from "node:crypto"
 import type { AppConfig } from "./Config.ts"
 import * as DevSeed from "./DevSeed.ts"
 import * as FileSink from "./interpreters/audit/FileSink.ts"
+import * as RedisSink from "./interpreters/audit/RedisSink.ts"
 import * as AccessTokens from "./interpreters/jwt/AccessTokens.ts"
 import * as DevIssuer from "./interpreters/jwt/DevIssuer.ts"
 import * as Keys from "./interpreters/jwt/Keys.ts"
 import * as TicketSigner from "./interpreters/jwt/TicketSigner.ts"
 import * as MemoryAudit from "./interpreters/memory/AuditLog.ts"
 import * as Memory from "./interpreters/memory/Memory.ts"
+import type { RedisTarget } from "./interpreters/redis/Client.ts"
 import * as Redis from "./interpreters/redis/Redis.ts"
 import { Hub } from "./programs/Hub.ts"
 import { CareWatcher } from "./programs/Revoke.ts"
@@ -70,15 +72,19 @@ export const layer = (
 ) => {
   const key = auditKey(config)
   const settings = Settings.layer(config.settings)
-  const audit = options.audit === "memory" || config.auditSink._tag !== "File"
-    ? MemoryAudit.layer(key)
-    : FileSink.layer({ directory: config.auditSink.directory, key })
   // Redis when a URL or cluster is set (production always has one); otherwise one process is the gateway.
-  const interpreters = config.redisCluster !== undefined
-    ? Redis.layer({ _tag: "Cluster", nodes: config.redisCluster })
+  const target: RedisTarget | undefined = config.redisCluster !== undefined
+    ? { _tag: "Cluster", nodes: config.redisCluster }
     : config.redisUrl !== undefined
-    ? Redis.layer({ _tag: "Single", url: config.redisUrl })
-    : Memory.layer(key)
+    ? { _tag: "Single", url: config.redisUrl }
+    : undefined
+  const interpreters = target === undefined ? Memory.layer(key) : Redis.layer(target)
+  const audit = options.audit === "memory"
+    ? MemoryAudit.layer(key)
+    : config.auditSink._tag === "File"
+    ? FileSink.layer({ directory: config.auditSink.directory, maxFileBytes: config.auditSink.maxFileBytes, key })
+    // Config refuses the redis sink without a Redis target.
+    : RedisSink.layer({ target: target!, key })
   const services = Layer.mergeAll(interpreters, audit).pipe(Layer.provideMerge(settings))
   const perNode = Layer.mergeAll(Hub.layer, CareWatcher, config.mode === "dev" ? DevSeed.layer : Layer.empty)
   const server = Server.layer({

@@ -19,7 +19,9 @@ export type AuthSource =
     readonly jwks: { readonly _tag: "Url"; readonly url: URL } | { readonly _tag: "File"; readonly file: string }
   }
 
-export type AuditSink = { readonly _tag: "File"; readonly directory: string } | { readonly _tag: "Redis" }
+export type AuditSink =
+  | { readonly _tag: "File"; readonly directory: string; readonly maxFileBytes: number }
+  | { readonly _tag: "Redis" }
 
 export interface AppConfig {
   readonly mode: Mode
@@ -189,9 +191,20 @@ const parseOrThrow = (env: Env): AppConfig => {
 
   const sinkText = read(env, "TIDINGS_AUDIT_SINK") ?? "file:.data/audit"
   let auditSink: AuditSink
-  if (sinkText === "redis") auditSink = { _tag: "Redis" }
-  else if (sinkText.startsWith("file:") && sinkText.length > 5) auditSink = { _tag: "File", directory: sinkText.slice(5) }
-  else auditSink = fail("TIDINGS_AUDIT_SINK", "must be file:<directory> or redis")
+  if (sinkText === "redis") {
+    if (redisText === undefined && redisCluster === undefined) fail("TIDINGS_AUDIT_SINK", "redis needs TIDINGS_REDIS_URL or TIDINGS_REDIS_CLUSTER")
+    auditSink = { _tag: "Redis" }
+  } else if (sinkText.startsWith("file:") && sinkText.length > 5) {
+    auditSink = {
+      _tag: "File",
+      directory: sinkText.slice(5),
+      maxFileBytes: int(env, "TIDINGS_AUDIT_FILE_MAX_BYTES", 64 * 1024 * 1024, 4096, 2 ** 40)
+    }
+  } else auditSink = fail("TIDINGS_AUDIT_SINK", "must be file:<directory> or redis")
+
+  const nodeId = read(env, "TIDINGS_NODE_ID") ?? defaults.nodeId
+  // It names audit files and the audit stream: a plain word, never a path.
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) fail("TIDINGS_NODE_ID", "must be 1 to 64 letters, digits, - or _")
 
   const kindsText = read(env, "TIDINGS_EVENT_KINDS")
   const eventKinds = kindsText === undefined ? DEFAULT_EVENT_KINDS : kindsText.split(",").map((k) => k.trim()).filter((k) => k.length > 0)
@@ -226,7 +239,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     metricsListen: hostPort(env, "TIDINGS_METRICS_LISTEN", "127.0.0.1:9464"),
     logLevel: LOG_LEVELS[level as keyof typeof LOG_LEVELS],
     settings: {
-      nodeId: read(env, "TIDINGS_NODE_ID") ?? defaults.nodeId,
+      nodeId,
       eventKinds: new Set(eventKinds),
       sessionMaxS: int(env, "TIDINGS_SESSION_MAX_S", defaults.sessionMaxS, 60, 7 * 86_400),
       idleTimeoutS: int(env, "TIDINGS_IDLE_TIMEOUT_S", defaults.idleTimeoutS, 30, 86_400),

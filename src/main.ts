@@ -14,7 +14,6 @@ const stop = (setting: string, problem: string): never => {
 const parsed = Config.parse(process.env)
 if (Result.isFailure(parsed)) stop(parsed.failure.setting, parsed.failure.problem)
 const config = (parsed as Result.Success<Config.AppConfig, Config.ConfigProblem>).success
-if (config.auditSink._tag === "Redis") stop("TIDINGS_AUDIT_SINK", "redis needs the Redis interpreters, which this build does not have")
 
 const Announce = Layer.effectDiscard(Effect.gen(function*() {
   const address = yield* ServerAddress

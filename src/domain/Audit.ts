@@ -17,6 +17,8 @@ export type AuditEvent =
   | "relationship.granted"
   | "relationship.ended"
   | "rate.limited"
+  /** The first record of each start: `cause` new, resumed (after a seal) or unsealed (after a crash). */
+  | "audit.opened"
   /** The last record of a cleanly closed log: a log without it may have lost its tail. */
   | "audit.closed"
 

@@ -1,6 +1,7 @@
 // One way through a shared rate limit: take a token, and when the limit refuses, count it and
 // audit it once, so every limited action (tickets, connects, publishes) is recorded alike.
 import { Effect } from "effect"
+import { Unavailable } from "../domain/Errors.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { RateLimiter, type RateRule } from "../services/RateLimiter.ts"
 import * as Metrics from "./Metrics.ts"
@@ -24,3 +25,11 @@ export const admit = (key: string, rule: RateRule, subject?: string) =>
         : Effect.void
     )
   )
+
+/**
+ * Fail closed: while the audit trail cannot take records, no new session or ticket begins
+ * (503 / 4503). Sessions already open go on; their records wait in the writer's buffer.
+ */
+export const auditReady = AuditLog.use((audit) =>
+  Effect.flatMap(audit.ready, (ready) => ready ? Effect.void : Effect.fail(new Unavailable({ service: "audit-log" })))
+)

@@ -31,6 +31,7 @@ export const FIXED_LABELS: Readonly<Record<string, Readonly<Record<string, Reado
   tidings_client_messages_total: { type: CLIENT_MESSAGE_TYPES },
   tidings_deliveries_total: { result: ["sent", "refused"] },
   tidings_rate_limited_total: { scope: RateScope.literals },
+  tidings_audit_records_total: { result: ["written", "dropped"] },
   tidings_origin_rejections_total: { reason: UPGRADE_REJECTIONS },
   tidings_auth_failures_total: {
     credential: CREDENTIALS,

@@ -22,7 +22,7 @@ import { RateLimiter } from "../services/RateLimiter.ts"
 import { type LiveSession, Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
 import { Hub, type Pushed, type Subscriber } from "./Hub.ts"
-import { admit } from "./Admit.ts"
+import { admit, auditReady } from "./Admit.ts"
 import * as Ids from "./Ids.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Tickets from "./Tickets.ts"
@@ -154,6 +154,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
   const limiter = yield* RateLimiter
   // A connect flood from one address is cut before its ticket is even looked at.
   yield* admit(`connect-ip:${transport.peer}`, settings.rates.connectsPerIp)
+  yield* auditReady
   const claims = yield* Tickets.consume(transport.ticket, transport.origin)
   known.subject = claims.user.ref
   known.jti = claims.jti

@@ -11,7 +11,7 @@ import { Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
 import { TicketSigner } from "../services/TicketSigner.ts"
 import { TicketStore } from "../services/TicketStore.ts"
-import { admit } from "./Admit.ts"
+import { admit, auditReady } from "./Admit.ts"
 import * as Ids from "./Ids.ts"
 import * as Metrics from "./Metrics.ts"
 
@@ -31,6 +31,7 @@ export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant, pe
   const audit = yield* AuditLog
   if (peer !== undefined) yield* admit(`ticket-ip:${peer}`, settings.rates.ticketsPerIp)
   yield* admit(`ticket:${user.ref}`, settings.rates.tickets, user.ref)
+  yield* auditReady
   const revokedAt = yield* (yield* Sessions).revokedAt(subjectOf(user))
   if (revokedAt !== undefined && grant.issuedAt * 1000 <= revokedAt) {
     yield* audit.append({ event: "ticket.rejected", subject: user.ref, cause: "revoked", result: "refused" })

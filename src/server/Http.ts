@@ -14,6 +14,7 @@ import * as Revoke from "../programs/Revoke.ts"
 import * as Tickets from "../programs/Tickets.ts"
 import { AccessTokens } from "../services/AccessTokens.ts"
 import { DevIssuer } from "../services/DevIssuer.ts"
+import { AuditLog } from "../services/AuditLog.ts"
 import { Health } from "../services/Health.ts"
 
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -79,6 +80,7 @@ const devTokenBody = body(Requests.DevTokenRequest)
 export type Requirements =
   | AccessTokens
   | Health
+  | AuditLog
   | Effect.Services<ReturnType<typeof Tickets.issue>>
   | Effect.Services<ReturnType<typeof Publish.publish>>
   | Effect.Services<ReturnType<typeof Revoke.grantCare>>
@@ -131,8 +133,13 @@ const routes = (dev: boolean, demandCertificate: boolean) => {
     "GET /healthz": { handle: () => Effect.succeed({ status: 200, body: { status: "ok" } }) },
     "GET /readyz": {
       handle: () =>
-        Effect.map(Effect.flatMap(Health, (health) => health.ready), (ready) =>
-          ready ? { status: 200, body: { status: "ready" } } : { status: 503, body: { error: "unavailable" } })
+        // Not ready while a backing service or the audit sink fails: the node refuses new
+        // sessions and tickets then, so the balancer should send them elsewhere.
+        Effect.map(
+          Effect.all([Effect.flatMap(Health, (health) => health.ready), Effect.flatMap(AuditLog, (audit) => audit.ready)]),
+          ([backends, audit]) =>
+            backends && audit ? { status: 200, body: { status: "ready" } } : { status: 503, body: { error: "unavailable" } }
+        )
     }
   }
   if (dev) {

@@ -5,6 +5,7 @@ import { Effect, Layer } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
+import { Health } from "../services/Health.ts"
 
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -13,13 +14,18 @@ export const layer = (listen: { readonly host: string; readonly port: number }) 
     // The registry is read through this context: the process-global one unless the app was
     // given another.
     const context = yield* Effect.context<never>()
+    const health = yield* Health
     const server = createServer({ keepAliveTimeout: 5_000, headersTimeout: 10_000, requestTimeout: 15_000 }, (req, res) => {
       req.resume()
       const path = (req.url ?? "/").split("?", 1)[0]
       if (req.method === "GET" && path === "/metrics") {
-        const body = PrometheusMetrics.formatUnsafe(context)
-        res.writeHead(200, { "content-type": CONTENT_TYPE, "content-length": Buffer.byteLength(body), "cache-control": "no-store" })
-        return res.end(body)
+        // Health gauges (Redis) are refreshed by a check, so each scrape sees the present.
+        void Effect.runPromiseWith(context)(health.ready).then(() => {
+          const body = PrometheusMetrics.formatUnsafe(context)
+          res.writeHead(200, { "content-type": CONTENT_TYPE, "content-length": Buffer.byteLength(body), "cache-control": "no-store" })
+          res.end(body)
+        })
+        return
       }
       res.writeHead(404, { "content-length": 0 })
       res.end()

@@ -39,8 +39,8 @@ const check = (lines: ReadonlyArray<string>, open = false): Verdict => {
 
 describe("audit verify", () => {
   it("accepts an untouched, sealed trail, and two chains (a restart) in a row", () => {
-    expect(check(trail(50))).toEqual({ ok: true, records: 50, chains: 1, sealed: true })
-    expect(check([...trail(20), ...trail(30)])).toEqual({ ok: true, records: 50, chains: 2, sealed: true })
+    expect(check(trail(50))).toEqual({ ok: true, records: 50, chains: 1, sealed: true, from: 1, unclean: [] })
+    expect(check([...trail(20), ...trail(30)])).toEqual({ ok: true, records: 50, chains: 2, sealed: true, from: 1, unclean: [] })
   })
 
   it("detects a deleted record at its seq", () => {
@@ -91,6 +91,35 @@ describe("audit verify", () => {
     expect(check([...lines.slice(0, 40), ...trail(5)])).toMatchObject({ ok: false, problem: "missing tail", seq: 41 })
     // A log still being written has no seal yet: --open accepts that.
     expect(check(lines.slice(0, 40), true)).toMatchObject({ ok: true, records: 40, sealed: false })
+  })
+
+  it("checks a trail whose older files were archived only when told it is partial, and still checks its first mac", () => {
+    const lines = trail(50).slice(20)
+    expect(check(lines)).toMatchObject({ ok: false, problem: "seq", seq: 1 })
+    const partial = (ls: ReadonlyArray<string>) => {
+      const v = verifier(key, { partial: true })
+      for (const [i, line] of ls.entries()) {
+        const bad = v.line("audit.jsonl", i + 1, line)
+        if (bad !== undefined) return bad
+      }
+      return v.end(false)
+    }
+    expect(partial(lines)).toEqual({ ok: true, records: 30, chains: 1, sealed: true, from: 21, unclean: [] })
+    const edited = [...lines]
+    edited[0] = JSON.stringify({ ...JSON.parse(edited[0]!), result: "refused" })
+    expect(partial(edited)).toMatchObject({ ok: false, problem: "mac", seq: 21 })
+  })
+
+  it("names the restarts that followed an unsealed end, without calling the chain broken", () => {
+    const chain = makeChain(key, "node-1")
+    const lines = [
+      JSON.stringify(chain({ event: "audit.opened", cause: "new" }, 1)),
+      JSON.stringify(chain({ event: "ticket.issued", jti: "j1", result: "ok" }, 2)),
+      // The node crashed here: no seal; the next start continues the chain and says so.
+      JSON.stringify(chain({ event: "audit.opened", cause: "unsealed" }, 3)),
+      JSON.stringify(chain({ event: "audit.closed" }, 4))
+    ]
+    expect(check(lines)).toEqual({ ok: true, records: 4, chains: 1, sealed: true, from: 1, unclean: [3] })
   })
 
   it("refuses a line that is not JSON", () => {

@@ -58,10 +58,10 @@ describe("delivery", () => {
       expect(seqs.every((seq, i) => seq === i + 1)).toBe(true)
     }
     // The server cut the stalled socket while publishing went on, not after it had drained.
-    const cut = gateway.audit().find((r) => r.event === "ws.closed" && r.close === 4508)
+    const cut = (await gateway.audit()).find((r) => r.event === "ws.closed" && r.close === 4508)
     expect(cut).toBeDefined()
     expect(Date.parse(cut!.ts)).toBeLessThan(lastPublishAt)
-    expect(gateway.audit().filter((r) => r.event === "delivery.failed" && r.cause === "TooSlow")).toHaveLength(1)
+    expect((await gateway.audit()).filter((r) => r.event === "delivery.failed" && r.cause === "TooSlow")).toHaveLength(1)
     // Once it reads again, the client finds the close frame behind what it had buffered.
     ;(stuck.ws as unknown as { _socket: { resume(): void } })._socket.resume()
     expect(await stuck.client.closed).toEqual({ code: 4508, reason: "too slow" })

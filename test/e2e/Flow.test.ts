@@ -171,7 +171,7 @@ describe("a session", () => {
     ws.close(1000)
     await client.closed
     await new Promise((resolve) => setTimeout(resolve, 50))
-    const records = gateway.audit()
+    const records = (await gateway.audit())
     expect(records.map((r) => r.event)).toEqual(expect.arrayContaining(["ticket.issued", "ticket.consumed", "ws.opened", "ws.closed"]))
     expect(JSON.stringify(records)).not.toContain("pt_sess_000004")
     expect(JSON.stringify(records)).not.toContain("pt_flow_000001")

@@ -35,7 +35,7 @@ describe("connect and ticket limits", () => {
     expect(outcomes[3]).toEqual({ code: 4429, reason: "rate limited" })
     // Another subject from the same address is not affected by that subject's limit.
     expect(await connectOutcome(await gateway.ticket("patient", "pt_limit_000002"))).toBe("open")
-    const limited = gateway.audit().filter((r) => r.event === "rate.limited" && r.cause === "connect")
+    const limited = (await gateway.audit()).filter((r) => r.event === "rate.limited" && r.cause === "connect")
     expect(limited.length).toBeGreaterThanOrEqual(1)
     expect(JSON.stringify(limited)).not.toContain("pt_limit_000001")
   })
@@ -47,7 +47,7 @@ describe("connect and ticket limits", () => {
     expect(outcomes.slice(0, 3)).toEqual(["open", "open", "open"])
     expect(outcomes[3]).toEqual({ code: 4429, reason: "rate limited" })
     // Refused before the ticket is consumed: no ticket.consumed record for the refused one.
-    const consumedFor = gateway.audit().filter((r) => r.event === "ticket.consumed").length
+    const consumedFor = (await gateway.audit()).filter((r) => r.event === "ticket.consumed").length
     expect(consumedFor).toBe(8)
   })
 

@@ -84,7 +84,7 @@ describe("publish", () => {
       expect(seen[0]!.id).toBe(id)
       const next = yield* Publish.publish(service, request(alice))
       expect(next.seq).toBe(2)
-      const published = (yield* MemoryAuditRecords).all().filter((r) => r.event === "event.published")
+      const published = (yield* (yield* MemoryAuditRecords).all).filter((r) => r.event === "event.published")
       expect(published).toHaveLength(2)
     }).pipe(Effect.provide(memoryLayer())))
 
@@ -135,7 +135,7 @@ describe("publish", () => {
         expect(error._tag).toBe("Forbidden")
       }
       expect(seen).toHaveLength(0)
-      expect((yield* MemoryAuditRecords).all().filter((r) => r.event === "event.published")).toHaveLength(0)
+      expect((yield* (yield* MemoryAuditRecords).all).filter((r) => r.event === "event.published")).toHaveLength(0)
     }).pipe(Effect.provide(memoryLayer())))
 
   it.effect("makes an evt_ id matching the ref pattern when the service gives none, unique per event", () =>
@@ -164,7 +164,7 @@ describe("publish", () => {
   it.effect("audits the publish with the channel's ref pseudonymized", () =>
     Effect.gen(function*() {
       yield* Publish.publish(service, request(Channel.patient(ALICE), { ref: "apt_secret_0001" as EventRef }))
-      const records = (yield* MemoryAuditRecords).all()
+      const records = (yield* (yield* MemoryAuditRecords).all)
       const record = records.find((r) => r.event === "event.published")
       expect(record).toMatchObject({ result: "ok", cause: "appointment.updated" })
       expect(record!.channel).toMatch(/^patient:[0-9a-f]{32}$/)

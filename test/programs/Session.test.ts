@@ -175,7 +175,7 @@ describe("Session.run", () => {
         expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 5, "apt_live_0003"))
         yield* alice.ping("p1")
         expect(alice.unread()).toEqual([])
-        const records = (yield* MemoryAuditRecords).all()
+        const records = (yield* (yield* MemoryAuditRecords).all)
         expect(records.map((r) => r.event)).toEqual(expect.arrayContaining(["ws.opened", "subscribe.allowed"]))
         expect(JSON.stringify(records)).not.toContain(ALICE)
       }).pipe(Effect.provide(memoryLayer())))
@@ -192,7 +192,7 @@ describe("Session.run", () => {
         yield* alice.ping("c4")
         expect(alice.isOpen()).toBe(true)
         expect((yield* Hub).stats()).toEqual({ channels: 0, subscribers: 0 })
-        const denied = (yield* MemoryAuditRecords).all().filter((r) => r.event === "subscribe.denied")
+        const denied = (yield* (yield* MemoryAuditRecords).all).filter((r) => r.event === "subscribe.denied")
         expect(denied).toHaveLength(2)
       }).pipe(Effect.provide(memoryLayer())))
 
@@ -404,7 +404,7 @@ describe("Session.run", () => {
         const ended = yield* Effect.flip(Fiber.join(fiber))
         expect(ended._tag).toBe("TooSlow")
         expect(frames.map((f) => JSON.parse(f).type)).toEqual(["subscribed", "event", "event"])
-        const failed = (yield* MemoryAuditRecords).all().filter((r) => r.event === "delivery.failed")
+        const failed = (yield* (yield* MemoryAuditRecords).all).filter((r) => r.event === "delivery.failed")
         expect(failed).toMatchObject([{ cause: "TooSlow", result: "failed" }])
         expect(failed[0]!.channel).toMatch(/^patient:[0-9a-f]{32}$/)
         expect((yield* Metric.value(deliveriesFailed)).count - before).toBe(1)
@@ -424,7 +424,7 @@ describe("Session.run", () => {
         for (let i = 0; i < LIMITED_BEFORE_CLOSE; i++) yield* alice.send({ type: "ping", id: `flood${i}` })
         const ended = yield* alice.ended
         expect(ended).toMatchObject({ _tag: "RateLimited", scope: "message" })
-        const records = (yield* MemoryAuditRecords).all()
+        const records = (yield* (yield* MemoryAuditRecords).all)
         expect(records.filter((r) => r.event === "rate.limited" && r.cause === "message")).toHaveLength(1)
       }).pipe(Effect.provide(memoryLayer())))
 

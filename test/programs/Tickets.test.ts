@@ -110,7 +110,7 @@ describe("issueTicket", () => {
         const error = yield* Effect.flip(Tickets.issue(grant))
         expect(error._tag).toBe("Forbidden")
       }
-      const records = (yield* MemoryAuditRecords).all()
+      const records = (yield* (yield* MemoryAuditRecords).all)
       expect(records.filter((r) => r.event === "ticket.issued")).toHaveLength(0)
     }).pipe(provide()))
 
@@ -119,7 +119,7 @@ describe("issueTicket", () => {
       for (let i = 0; i < 30; i++) yield* issue()
       const error = yield* Effect.flip(issue())
       expect(error._tag).toBe("RateLimited")
-      const limited = (yield* MemoryAuditRecords).all().filter((r) => r.event === "rate.limited")
+      const limited = (yield* (yield* MemoryAuditRecords).all).filter((r) => r.event === "rate.limited")
       expect(limited).toMatchObject([{ cause: "ticket", result: "refused" }])
       expect(JSON.stringify(limited)).not.toContain(ALICE)
       // Another user is not affected.
@@ -275,7 +275,7 @@ describe("consumeTicket", () => {
       yield* outcome(ticket)
       yield* outcome(undefined)
       yield* outcome(yield* issue(clinician()))
-      const records = (yield* MemoryAuditRecords).all()
+      const records = (yield* (yield* MemoryAuditRecords).all)
       const events = records.map((r) => r.event)
       expect(events.filter((e) => e === "ticket.issued")).toHaveLength(2)
       expect(events.filter((e) => e === "ticket.consumed")).toHaveLength(2)

@@ -465,7 +465,7 @@ describe("the handshake head", () => {
       body: ""
     })))
     // And each malformed handshake is audited as a refusal.
-    const refusals = gateway.audit().filter((r) => r.event === "ws.rejected" && r.cause === "handshake")
+    const refusals = (await gateway.audit()).filter((r) => r.event === "ws.rejected" && r.cause === "handshake")
     expect(refusals.length).toBeGreaterThanOrEqual(6)
   })
 })
@@ -642,7 +642,7 @@ describe("WebSocket protocol failures below the session", () => {
     const deadline = Date.now() + 2_000
     let closed: any
     while (closed === undefined && Date.now() < deadline) {
-      closed = gateway.audit().find((r) => r.event === "ws.closed" && r.jti === jti)
+      closed = (await gateway.audit()).find((r) => r.event === "ws.closed" && r.jti === jti)
       if (closed === undefined) await sleep(20)
     }
     expect(closed).toBeDefined()
@@ -774,7 +774,7 @@ describe("a frame fuzzer against live sessions", () => {
     expect(sent).toBeGreaterThanOrEqual(FRAMES)
     expect(closes.get(1011)).toBeUndefined()
     expect((await fuzz.http("GET", "/healthz")).status).toBe(200)
-    expect(fuzz.audit().filter((r) => r.event === "ws.closed" && r.close === 1011)).toEqual([])
+    expect((await fuzz.audit()).filter((r) => r.event === "ws.closed" && r.close === 1011)).toEqual([])
     const after = await withTicket(await fuzz.ticket("patient", OWN), fuzz)
     expect(await after.alive("after-fuzz")).toBe(true)
     after.ws.close()
@@ -783,7 +783,7 @@ describe("a frame fuzzer against live sessions", () => {
 
 describe("after every attack above", () => {
   it("never closed a socket 1011 and still answers /healthz", async () => {
-    expect(gateway.audit().filter((r) => r.event === "ws.closed" && r.close === 1011)).toEqual([])
+    expect((await gateway.audit()).filter((r) => r.event === "ws.closed" && r.close === 1011)).toEqual([])
     expect((await gateway.http("GET", "/healthz")).status).toBe(200)
     expect((await gateway.http("GET", "/readyz")).status).toBe(200)
   })

@@ -432,6 +432,7 @@ describe("canaries in every caller-controlled input of the real process", () => 
     expect(new Set(records.map((r) => r.event))).toEqual(new Set([
       "ticket.issued", "ticket.consumed", "ticket.rejected", "ws.rejected", "ws.opened", "ws.closed", "subscribe.allowed",
       "subscribe.denied", "event.published", "relationship.granted", "relationship.ended", "session.revoked",
+      "audit.opened",
       "audit.closed"
     ]))
     expect(leaks(seen.auditText)).toEqual([])

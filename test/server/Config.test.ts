@@ -60,7 +60,7 @@ describe("Config.parse in dev mode", () => {
     expect(config.redisUrl).toBeUndefined()
     expect(config.ticketKeyFile).toBeUndefined()
     expect(config.auditKeyFile).toBeUndefined()
-    expect(config.auditSink).toEqual({ _tag: "File", directory: ".data/audit" })
+    expect(config.auditSink).toEqual({ _tag: "File", directory: ".data/audit", maxFileBytes: 64 * 1024 * 1024 })
   })
 
   it("defaults the heartbeat to 25 s, sessions to 12 h and 900 s idle, 5 sessions per subject", () => {
@@ -81,7 +81,8 @@ describe("Config.parse in dev mode", () => {
       TIDINGS_IDLE_TIMEOUT_S: "60",
       TIDINGS_MAX_SESSIONS_PER_SUBJECT: "2",
       TIDINGS_EVENT_KINDS: "lab.result_ready, message.received",
-      TIDINGS_AUDIT_SINK: "file:/var/log/tidings"
+      TIDINGS_AUDIT_SINK: "file:/var/log/tidings",
+      TIDINGS_AUDIT_FILE_MAX_BYTES: "1048576"
     })
     expect(config.listen).toEqual({ host: "::1", port: 9443 })
     expect(config.heartbeatS).toBe(30)
@@ -89,7 +90,7 @@ describe("Config.parse in dev mode", () => {
     expect(config.settings.idleTimeoutS).toBe(60)
     expect(config.settings.maxSessionsPerSubject).toBe(2)
     expect([...config.settings.eventKinds]).toEqual(["lab.result_ready", "message.received"])
-    expect(config.auditSink).toEqual({ _tag: "File", directory: "/var/log/tidings" })
+    expect(config.auditSink).toEqual({ _tag: "File", directory: "/var/log/tidings", maxFileBytes: 1_048_576 })
   })
 
   it("uses certificate files when both are set", () => {
@@ -204,6 +205,9 @@ describe("Config.parse refuses a bad value by its setting's name", () => {
     ["previous ticket keys without a current one", { TIDINGS_TICKET_PREVIOUS_KEY_FILES: "/old.pem" }, "TIDINGS_TICKET_KEY_FILE"],
     ["a per-address ticket limit that is not a number", { TIDINGS_RATE_TICKETS_PER_IP_PER_MIN: "lots" }, "TIDINGS_RATE_TICKETS_PER_IP_PER_MIN"],
     ["an unknown audit sink", { TIDINGS_AUDIT_SINK: "syslog" }, "TIDINGS_AUDIT_SINK"],
+    ["the redis audit sink without Redis", { TIDINGS_AUDIT_SINK: "redis" }, "TIDINGS_AUDIT_SINK"],
+    ["audit files smaller than 4 KiB", { TIDINGS_AUDIT_FILE_MAX_BYTES: "100" }, "TIDINGS_AUDIT_FILE_MAX_BYTES"],
+    ["a node id that could be a path", { TIDINGS_NODE_ID: "../etc" }, "TIDINGS_NODE_ID"],
     ["an unknown log level", { TIDINGS_LOG_LEVEL: "verbose" }, "TIDINGS_LOG_LEVEL"]
   ]
   for (const [what, env, setting] of cases) {

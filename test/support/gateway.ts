@@ -30,7 +30,8 @@ export interface Gateway {
   readonly wsUrl: string
   readonly ca: string
   readonly ticketKeyPem: string
-  readonly audit: () => ReadonlyArray<AuditRecord>
+  /** Every audit record so far, after writing what is buffered. */
+  readonly audit: () => Promise<ReadonlyArray<AuditRecord>>
   readonly http: (method: string, path: string, options?: { body?: string; headers?: Record<string, string> }) => Promise<Reply>
   readonly token: (role: "patient" | "clinician" | "admin" | "service", ref: string) => Promise<string>
   readonly ticket: (role: "patient" | "clinician", ref: string) => Promise<string>
@@ -146,7 +147,7 @@ export const startGateway = async (
     wsUrl: `wss://localhost:${port}/v1/ws`,
     ca: tls.cert,
     ticketKeyPem,
-    audit: () => records.all(),
+    audit: () => Effect.runPromise(records.all),
     http,
     token,
     ticket: async (role, ref) => {

@@ -46,11 +46,18 @@ export const macFor = (macKey: Uint8Array) => {
     hash("sha256", Buffer.concat([outer, hash("sha256", Buffer.concat([inner, Buffer.from(prev), Buffer.from(bodyJson)]), "buffer")]), "hex")
 }
 
-export const makeChain = (key: Uint8Array, node: string) => {
+/** Where a chain stands: the last record's seq and mac (seq 0 and GENESIS before the first). */
+export interface ChainHead {
+  readonly seq: number
+  readonly mac: string
+}
+
+/** Chains records from `head` on: a sink that already holds this node's records continues it. */
+export const makeChain = (key: Uint8Array, node: string, head: ChainHead = { seq: 0, mac: GENESIS }) => {
   const pseudonym = pseudonymizer(key)
   const mac = macFor(chainKey(key))
-  let seq = 0
-  let prev = GENESIS
+  let seq = head.seq
+  let prev = head.mac
   return (entry: AuditEntry, nowMs: number): AuditRecord => {
     const body = {
       ts: new Date(nowMs).toISOString(),

@@ -1,10 +1,20 @@
-// Checks an audit trail as the file sink wrote it: every record's mac over the previous mac
-// and its own JSON, seq counting up by one, prev naming the previous mac, and a seal at the end.
-// Reports the first bad record by seq (and line), which is what an auditor needs to look at.
+// Checks an audit trail as the sinks write it: every record's mac over the previous mac and
+// its own JSON, seq counting up by one, prev naming the previous mac, and a seal at the end.
+// Reports the first bad record by seq (and line), which is what an auditor needs to look at,
+// and every restart that followed a crash (`audit.opened` with cause `unsealed`).
 import { chainKey, GENESIS, macFor } from "./Chain.ts"
 
 export type Verdict =
-  | { readonly ok: true; readonly records: number; readonly chains: number; readonly sealed: boolean }
+  | {
+    readonly ok: true
+    readonly records: number
+    readonly chains: number
+    readonly sealed: boolean
+    /** The seq the trail starts at: 1 unless verified `partial` (older files archived away). */
+    readonly from: number
+    /** Seqs of the restarts after an unsealed end (a crash, or a tail cut before the restart). */
+    readonly unclean: ReadonlyArray<number>
+  }
   | {
     readonly ok: false
     readonly records: number
@@ -25,6 +35,12 @@ export interface Verifier {
 const MAC_ENDING = /,"mac":"([0-9a-f]{64})"\}$/
 const SEQ_PREV_ENDING = /,"seq":(\d{1,15}),"prev":"([0-9a-f]{64})"\}$/
 const EVENT = /"event":"([a-z.]+)"/
+const UNSEALED = /"cause":"unsealed"/
+
+export interface VerifyOptions {
+  /** The trail may start past seq 1: its first record is taken as given (older files archived). */
+  readonly partial?: boolean
+}
 
 const isJson = (text: string): boolean => {
   try {
@@ -35,13 +51,15 @@ const isJson = (text: string): boolean => {
   }
 }
 
-export const verifier = (key: Uint8Array): Verifier => {
+export const verifier = (key: Uint8Array, options: VerifyOptions = {}): Verifier => {
   const macOf = macFor(chainKey(key))
   let prev = GENESIS
   let seq = 0
   let records = 0
   let chains = 0
   let lastEvent: string | undefined
+  let from = 1
+  const unclean: Array<number> = []
   let last: { file: string; line: number } = { file: "", line: 0 }
   const fail = (problem: "not json" | "mac" | "seq" | "prev", file: string, line: number, at: number | undefined): Verdict =>
     ({ ok: false, records, seq: at, file, line, problem })
@@ -59,6 +77,13 @@ export const verifier = (key: Uint8Array): Verifier => {
       if (fields === null) return fail(isJson(text) ? "seq" : "not json", file, lineNumber, seq + 1)
       const claimed = Number(fields[1])
       const claimedPrev = fields[2]!
+      if (options.partial === true && records === 0 && claimed > 1) {
+        // Nothing before it to check against: its mac below still has to hold.
+        seq = claimed - 1
+        prev = claimedPrev
+        from = claimed
+        chains = 1
+      }
       // A node's restart starts a new chain at seq 1 from the genesis value.
       if (claimed === 1 && claimedPrev === GENESIS) {
         // The chain before a restart must have been sealed: else its tail may have been cut
@@ -78,6 +103,7 @@ export const verifier = (key: Uint8Array): Verifier => {
       seq = claimed
       records += 1
       lastEvent = EVENT.exec(bodyJson)?.[1]
+      if (lastEvent === "audit.opened" && UNSEALED.test(bodyJson)) unclean.push(claimed)
       last = { file, line: lineNumber }
       return undefined
     },
@@ -86,7 +112,7 @@ export const verifier = (key: Uint8Array): Verifier => {
       if (!sealed && !open && records > 0) {
         return { ok: false, records, seq: seq + 1, file: last.file, line: last.line + 1, problem: "missing tail" }
       }
-      return { ok: true, records, chains, sealed }
+      return { ok: true, records, chains, sealed, from, unclean }
     }
   }
 }

@@ -1,7 +1,12 @@
-// Readiness on Redis: a PING answered within a second.
-import { Effect, Layer } from "effect"
+// Readiness on Redis: a PING answered within a second. Each check also sets
+// `tidings_redis_up`, which the metrics listener refreshes on every scrape.
+import { Effect, Layer, Metric } from "effect"
 import { Health } from "../../services/Health.ts"
 import { RedisClient } from "./Client.ts"
+
+export const redisUp = Metric.gauge("tidings_redis_up", {
+  description: "1 when this node's Redis answered its last PING within a second, else 0"
+})
 
 export const layer = Layer.effect(
   Health,
@@ -11,7 +16,8 @@ export const layer = Layer.effect(
       ready: Effect.tryPromise(() => redis.ping()).pipe(
         Effect.timeout("1 second"),
         Effect.map((reply) => reply === "PONG"),
-        Effect.orElseSucceed(() => false)
+        Effect.orElseSucceed(() => false),
+        Effect.tap((up) => Metric.update(redisUp, up ? 1 : 0))
       )
     })
   })

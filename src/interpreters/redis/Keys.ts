@@ -23,6 +23,8 @@ export const Keys = {
   sessions: (subject: string) => `${PREFIX}:sessions:{${subjectTag(subject)}}`,
   revoked: (subject: string) => `${PREFIX}:revoked:{${subjectTag(subject)}}`,
   rate: (key: string) => `${PREFIX}:rate:${createHash("sha256").update(key).digest("hex").slice(0, 32)}`,
+  /** One node's audit chain, as a stream (node ids are configuration, never caller input). */
+  audit: (node: string) => `${PREFIX}:audit:{${node}}`,
   /** Revocations and care-relationship changes, heard by every node. */
   control: `${PREFIX}:control`
 } as const
