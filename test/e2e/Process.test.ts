@@ -2,12 +2,15 @@
 // the certificate it wrote, stops cleanly on SIGTERM (1001 to every socket, exit 0), refuses
 // bad settings with exit 78 and one line, and leaves a chained, pseudonymized audit file.
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { randomBytes } from "node:crypto"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { request as httpRequest } from "node:http"
 import { request } from "node:https"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { WebSocket } from "ws"
 import { afterAll, afterEach, describe, expect, it } from "vitest"
+import { main } from "../../src/cli.ts"
 import { freePort } from "../support/net.ts"
 
 const MAIN = resolve(import.meta.dirname, "../../src/main.ts")
@@ -215,6 +218,70 @@ describe("node src/main.ts in dev mode", () => {
     const channel = records.find((r) => r.event === "subscribe.allowed")!.channel
     expect(channel).toMatch(/^patient:[0-9a-f]{32}$/)
   })
+})
+
+describe("node src/main.ts with an audit disk that refuses writes", () => {
+  const http = (port: number, path: string): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+        let data = ""
+        res.setEncoding("utf8")
+        res.on("data", (chunk: string) => (data += chunk))
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }))
+      })
+      req.on("error", reject)
+      req.end()
+    })
+  const sinkUp = async (metricsPort: number) => /^tidings_audit_sink_up (\S+)$/m.exec((await http(metricsPort, "/metrics")).body)?.[1]
+
+  it("fails closed (readyz 503, tickets 503, sink gauge 0) and recovers on its own, losing no record", async () => {
+    const port = await freePort()
+    const metricsPort = await freePort()
+    const node = run((dir) => {
+      mkdirSync(join(dir, "audit"), { mode: 0o700 })
+      writeFileSync(join(dir, "audit.key"), randomBytes(32))
+      // Its first audit file is /dev/full: every write fails with ENOSPC, as on a full disk.
+      symlinkSync("/dev/full", join(dir, "audit", "audit-node-1-000000000001.jsonl"))
+      return {
+        TIDINGS_LISTEN: `127.0.0.1:${port}`,
+        TIDINGS_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+        TIDINGS_AUDIT_SINK: `file:${join(dir, "audit")}`,
+        TIDINGS_AUDIT_KEY_FILE: join(dir, "audit.key")
+      }
+    })
+    await listening(node)
+    const ca = readFileSync(join(node.dir, ".data", "dev-cert.pem"), "utf8")
+    const until = async (check: () => Promise<boolean>, what: string) => {
+      const deadline = Date.now() + 10_000
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`not within 10 s: ${what}`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+    await until(async () => (await https(port, ca, "GET", "/readyz")).status === 503, "readyz 503")
+    expect(await sinkUp(metricsPort)).toBe("0")
+    expect((await https(port, ca, "GET", "/healthz")).status).toBe(200)
+    const token = JSON.parse((await https(port, ca, "POST", "/dev/token", { role: "patient", ref: "pt_proc_full_0001" })).body).accessToken
+    const refused = await https(port, ca, "POST", "/v1/tickets", undefined, token)
+    expect({ status: refused.status, body: JSON.parse(refused.body) }).toEqual({ status: 503, body: { error: "unavailable" } })
+    const failing = jsonLines(node.stdout()).find((line) => line.message?.startsWith("audit sink failing"))
+    expect(failing).toMatchObject({ level: "ERROR", annotations: { sink: "file" } })
+
+    rmSync(join(node.dir, "audit", "audit-node-1-000000000001.jsonl"))
+    await until(async () => (await https(port, ca, "GET", "/readyz")).status === 200, "readyz 200")
+    expect(await sinkUp(metricsPort)).toBe("1")
+    const issued = await https(port, ca, "POST", "/v1/tickets", undefined, token)
+    expect(issued.status).toBe(201)
+
+    node.child.kill("SIGTERM")
+    expect((await bounded(node.exited, EXIT_TIMEOUT_MS, "exit")).code).toBe(0)
+    const files = readdirSync(join(node.dir, "audit")).sort().map((name) => join(node.dir, "audit", name))
+    expect(await main(["audit", "verify", "--key", join(node.dir, "audit.key"), ...files])).toBe(0)
+    const events = files.flatMap((file) => jsonLines(readFileSync(file, "utf8"))).map((r) => r.event)
+    expect(events[0]).toBe("audit.opened")
+    expect(events).toContain("ticket.issued")
+    expect(events.at(-1)).toBe("audit.closed")
+  }, 40_000)
 })
 
 describe("node src/main.ts refusing to start", () => {
