@@ -81,6 +81,11 @@ export const deliveryLatency = Metric.histogram("tidings_delivery_latency_ms", {
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
 })
 
+export const handshakeDuration = Metric.histogram("tidings_handshake_duration_ms", {
+  description: "From a WebSocket upgrade request to its session being open (ticket consumed, session registered)",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
+})
+
 const rateLimits = series(RateScope.literals, (scope) =>
   counter("tidings_rate_limited_total", "Requests, connects or messages refused by a rate limit", { scope }))
 

@@ -44,6 +44,8 @@ export interface Transport {
   /** The next text frame; fails once the socket has ended. */
   readonly receive: Effect.Effect<string, TransportEnd>
   readonly outbox: Outbox
+  /** Called once the session is open (ticket consumed, registered): ends the handshake timing. */
+  readonly opened?: () => void
 }
 
 /** A subscription that holds back live events until its `subscribed` answer is out. */
@@ -268,7 +270,9 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
   yield* (yield* Sessions).register(live)
   yield* audit.append({ event: "ws.opened", jti: state.jti, subject, origin: transport.origin, result: "ok" })
   progress.opened = true
+  transport.opened?.()
   yield* Metrics.connected("opened")
+  yield* Effect.logDebug("session opened")
   yield* Effect.acquireRelease(Metric.modify(Metrics.connections, 1), () => Metric.modify(Metrics.connections, -1))
   yield* Effect.addFinalizer(() =>
     Effect.forEach([...state.subscriptions.keys()], drop, { discard: true })

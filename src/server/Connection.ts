@@ -78,6 +78,7 @@ export const make = (
     readonly peer: string
     readonly ticket: string | undefined
     readonly window: WindowLimits
+    readonly opened?: () => void
   }
 ): Connection => {
   const inbound = Effect.runSync(Queue.unbounded<string, TransportEnd>())
@@ -134,6 +135,7 @@ export const make = (
       origin: options.origin,
       peer: options.peer,
       ticket: options.ticket,
+      ...(options.opened === undefined ? {} : { opened: options.opened }),
       receive: Queue.take(inbound).pipe(
         Effect.map((text) => {
           if (ws.isPaused && Queue.sizeUnsafe(inbound) < INBOUND_HIGH_WATER / 2) ws.resume()

@@ -8,6 +8,7 @@ import { httpFor } from "../domain/Close.ts"
 import { type GatewayError, MalformedInput, NotFound, Unauthenticated } from "../domain/Errors.ts"
 import { print } from "../domain/Channel.ts"
 import * as Requests from "../domain/Requests.ts"
+import * as Ids from "../programs/Ids.ts"
 import * as Metrics from "../programs/Metrics.ts"
 import * as Publish from "../programs/Publish.ts"
 import * as Revoke from "../programs/Revoke.ts"
@@ -165,7 +166,9 @@ export interface HttpOptions {
   /** Largest request body (contract: 16 KiB). */
   readonly bodyBytes: number
   /** Logs a defect (a bug): the message is left out, as it could hold input. */
-  readonly onDefect: (cause: Cause.Cause<unknown>) => void
+  readonly onDefect: (cause: Cause.Cause<unknown>, request: string) => void
+  /** One debug line per request: its id, the route (a fixed table key), status and time. */
+  readonly onServed?: (request: string, route: string, status: number, ms: number) => void
 }
 
 const send = (res: ServerResponse, reply: Reply, extra: Record<string, string> = {}) => {
@@ -225,8 +228,13 @@ export const makeHandler = (
     return { status, body: { error: code } }
   }
 
+  const ids = Ids.sequence("r")
+
   return (req: IncomingMessage, res: ServerResponse) => {
     for (const name in SECURITY_HEADERS) res.setHeader(name, SECURITY_HEADERS[name]!)
+    // Ours, never the caller's: an operator can match a reported id to the log line.
+    const id = ids()
+    res.setHeader("x-request-id", id)
     const path = (req.url ?? "/").split("?", 1)[0]!
     const origin = req.headers.origin
     const cors = path === CORS_PATH && origin !== undefined && options.allowedOrigins.has(origin)
@@ -235,7 +243,13 @@ export const makeHandler = (
     if (req.method === "OPTIONS" && path === CORS_PATH) {
       return send(res, { status: 204 }, cors ? corsHeaders(origin, true) : {})
     }
-    const route = table[`${req.method} ${path}`]
+    const key = `${req.method} ${path}`
+    const route = table[key]
+    if (options.onServed !== undefined) {
+      const started = performance.now()
+      const onServed = options.onServed
+      res.once("finish", () => onServed(id, route === undefined ? "unmatched" : key, res.statusCode, Math.round(performance.now() - started)))
+    }
     const extra = cors ? corsHeaders(origin, false) : {}
     if (route === undefined) {
       req.resume()
@@ -253,7 +267,7 @@ export const makeHandler = (
         if (Exit.isSuccess(exit)) return send(res, exit.value, extra)
         const error = Option.getOrUndefined(Cause.findErrorOption(exit.cause))
         if (error === undefined) {
-          options.onDefect(exit.cause)
+          options.onDefect(exit.cause, id)
           return send(res, { status: 500, body: { error: "internal" } }, extra)
         }
         const retry = error._tag === "RateLimited" ? { "retry-after": String(Math.ceil(error.retryAfterMs / 1000)) } : {}

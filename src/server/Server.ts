@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net"
 import { WebSocket, WebSocketServer } from "ws"
 import { closeFor } from "../domain/Close.ts"
 import { FRAME_BYTES, PONG_TIMEOUT_S, SUBPROTOCOL } from "../domain/Limits.ts"
+import * as Ids from "../programs/Ids.ts"
 import * as Metrics from "../programs/Metrics.ts"
 import * as Session from "../programs/Session.ts"
 import { AuditLog } from "../services/AuditLog.ts"
@@ -109,7 +110,9 @@ export const layer = (options: ServerOptions) =>
             allowedOrigins: options.allowedOrigins,
             serviceClientCertificates: options.clientCa !== undefined,
             bodyBytes: options.connection.bodyBytes,
-            onDefect: (cause) => runSync(logDefect(cause))
+            onDefect: (cause, request) => runSync(logDefect(cause).pipe(Effect.annotateLogs({ request }))),
+            onServed: (request, route, status, ms) =>
+              runSync(Effect.logDebug("request").pipe(Effect.annotateLogs({ request, route, status, ms })))
           },
           runPromiseExit
         )
@@ -131,7 +134,9 @@ export const layer = (options: ServerOptions) =>
       const connections = new Set<Connection.Connection>()
       const runSession = yield* FiberSet.makeRuntime<Effect.Services<ReturnType<typeof Session.run>>>()
 
-      const serve = (accepted: Upgrade.Accepted, connection: Connection.Connection) =>
+      // Log lines of one socket carry its connection id (never its subject or ticket).
+      const ids = Ids.sequence("c")
+      const serve = (accepted: Upgrade.Accepted, connection: Connection.Connection, id: string) =>
         Session.run(connection.transport).pipe(
           Effect.scoped,
           Effect.onExit((exit) =>
@@ -141,9 +146,13 @@ export const layer = (options: ServerOptions) =>
               const error = Session.endOf(exit)
               const close = closeFor(error)
               if (accepted.ws.readyState === WebSocket.OPEN) accepted.ws.close(close.code, close.reason)
-              return error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
+              return Effect.andThen(
+                Effect.logDebug("session closed").pipe(Effect.annotateLogs({ code: close.code, cause: error._tag })),
+                error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
+              )
             })
-          )
+          ),
+          Effect.annotateLogs({ connection: id })
         )
 
       server.on(
@@ -156,10 +165,11 @@ export const layer = (options: ServerOptions) =>
               origin: accepted.origin,
               peer: accepted.peer,
               ticket: accepted.ticket,
-              window: options.window
+              window: options.window,
+              opened: () => Metrics.handshakeDuration.updateUnsafe(performance.now() - accepted.startedAt, context)
             })
             connections.add(connection)
-            runSession(serve(accepted, connection))
+            runSession(serve(accepted, connection, ids()))
           },
           onRejected: (reason, origin) =>
             runSync(Effect.andThen(

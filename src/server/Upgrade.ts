@@ -53,6 +53,8 @@ export interface Accepted {
   readonly origin: string
   readonly peer: string
   readonly ticket: string | undefined
+  /** performance.now() when the upgrade request came in: the handshake duration starts here. */
+  readonly startedAt: number
 }
 
 export const makeHandler = (options: {
@@ -62,6 +64,7 @@ export const makeHandler = (options: {
   readonly onRejected: (reason: UpgradeRejection, origin: string | undefined) => void
 }) =>
 (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const startedAt = performance.now()
   socket.on("error", () => socket.destroy())
   const path = (request.url ?? "/").split("?", 1)[0]
   if (path !== WS_PATH) {
@@ -85,5 +88,5 @@ export const makeHandler = (options: {
   }
   const ticket = protocols.find((p) => p.startsWith(TICKET_PROTOCOL_PREFIX))?.slice(TICKET_PROTOCOL_PREFIX.length)
   const peer = request.socket.remoteAddress ?? "unknown"
-  options.wss.handleUpgrade(request, socket, head, (ws) => options.onAccepted({ ws, origin, peer, ticket }))
+  options.wss.handleUpgrade(request, socket, head, (ws) => options.onAccepted({ ws, origin, peer, ticket, startedAt }))
 }

@@ -96,6 +96,9 @@ describe("the metrics listener", () => {
     expect(delta(samples, "tidings_deliveries_total", { result: "sent" })).toBe(3)
     expect(delta(samples, "tidings_deliveries_total", { result: "refused" })).toBe(0)
     expect(delta(samples, "tidings_delivery_latency_ms_count")).toBe(3)
+    // One handshake got as far as an open session; the refused ones are not timed.
+    expect(delta(samples, "tidings_handshake_duration_ms_count")).toBe(1)
+    expect(valueOf(samples, "tidings_audit_sink_up")).toBe(1)
     expect(delta(samples, "tidings_origin_rejections_total", { reason: "origin", origin: "other" })).toBe(1)
     expect(delta(samples, "tidings_auth_failures_total", { credential: "ticket", cause: "invalid" })).toBe(1)
     expect(delta(samples, "tidings_auth_failures_total", { credential: "token", cause: "invalid" })).toBe(1)
