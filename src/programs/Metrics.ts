@@ -81,6 +81,11 @@ export const deliveryLatency = Metric.histogram("tidings_delivery_latency_ms", {
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
 })
 
+const revocations = counter("tidings_revocations_total", "Admin revocations of a subject's sessions accepted by this node")
+
+/** An admin revoked a subject's sessions (the subject itself is in the audit trail, never here). */
+export const revoked = Metric.update(revocations, 1)
+
 export const handshakeDuration = Metric.histogram("tidings_handshake_duration_ms", {
   description: "From a WebSocket upgrade request to its session being open (ticket consumed, session registered)",
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })

@@ -6,6 +6,7 @@ import * as Channel from "../domain/Channel.ts"
 import { Forbidden } from "../domain/Errors.ts"
 import { hasScope, type Principal, Scope } from "../domain/Principal.ts"
 import type { ClinicianRef, PatientRef, SubjectRef } from "../domain/Ref.ts"
+import * as Metrics from "./Metrics.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { CareRelationships } from "../services/CareRelationships.ts"
 import { Sessions } from "../services/Sessions.ts"
@@ -14,6 +15,7 @@ export const revokeSubject = Effect.fn("Revoke.revokeSubject")(function*(princip
   if (principal._tag !== "Admin" || !hasScope(principal, Scope.revoke)) return yield* new Forbidden()
   yield* (yield* Sessions).revoke(subject, yield* Clock.currentTimeMillis)
   yield* (yield* AuditLog).append({ event: "session.revoked", subject, result: "ok" })
+  yield* Metrics.revoked
 })
 
 export interface CareRequest {
