@@ -53,8 +53,8 @@ const verifier = (source: ReturnType<typeof issuer>, cooldownMs: number) =>
     jwks: { _tag: "Remote", url: new URL(`${ISSUER}/jwks.json`), fetch: source.fetch, cooldownMs }
   })
 
-const outcome = (verify: ReturnType<typeof verifier>, jwt: string) =>
-  verify.verify(jwt, Date.now()).pipe(
+const outcome = (verify: ReturnType<typeof verifier>, jwt: string, nowMs = Date.now()) =>
+  verify.verify(jwt, nowMs).pipe(
     Effect.map((grant) => grant.principal._tag),
     Effect.catch((error) => Effect.succeed(`${error._tag}:${error.cause}`))
   )
@@ -82,8 +82,32 @@ describe("AccessTokens with a remote JWKS", () => {
       source.publish([k2])
       expect(yield* outcome(verify, yield* Effect.promise(() => token(k2)))).toBe("Patient")
       expect(source.fetches()).toBe(2)
-      // The fetch for k2 replaced the cached set, which holds k2 only: k1 no longer verifies.
-      expect(yield* outcome(verify, old)).toBe("Unauthenticated:invalid")
+      // A token verified a moment ago is remembered for up to a minute…
+      expect(yield* outcome(verify, old)).toBe("Patient")
+      // …after which the cached set, now k2 only, decides: k1 no longer verifies.
+      expect(yield* outcome(verify, old, Date.now() + 61_000)).toBe("Unauthenticated:invalid")
+    }))
+
+  it.live("remembers a verified token for a minute at most, and never past its exp (with the 30 s tolerance)", () =>
+    Effect.gen(function*() {
+      const source = issuer()
+      const k1 = key("k1")
+      source.publish([k1])
+      const verify = verifier(source, 0)
+      const nowS = Math.floor(Date.now() / 1000)
+      const short = yield* Effect.promise(() =>
+        new SignJWT({ role: "patient", ref: "pt_jwks_000001" })
+          .setProtectedHeader({ alg: "ES256", kid: k1.kid })
+          .setIssuer(ISSUER)
+          .setAudience(AUDIENCE)
+          .setIssuedAt(nowS)
+          .setExpirationTime(nowS + 5)
+          .sign(k1.privateKey)
+      )
+      expect(yield* outcome(verify, short, nowS * 1000)).toBe("Patient")
+      expect(yield* outcome(verify, short, (nowS + 34) * 1000)).toBe("Patient")
+      expect(yield* outcome(verify, short, (nowS + 36) * 1000)).toBe("Unauthenticated:expired")
+      expect(source.fetches()).toBe(1)
     }))
 
   it.live("asks the issuer at most once per cooldown for kids it does not know", () =>

@@ -5,7 +5,7 @@ import { Effect, Layer } from "effect"
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type FetchImplementation, type JSONWebKeySet, jwtVerify } from "jose"
 import { Unauthenticated } from "../../domain/Errors.ts"
 import { fromClaims } from "../../domain/Principal.ts"
-import { AccessTokens } from "../../services/AccessTokens.ts"
+import { type AccessGrant, AccessTokens } from "../../services/AccessTokens.ts"
 
 export const ALGORITHMS = ["RS256", "ES256", "EdDSA"]
 export const CLOCK_TOLERANCE_S = 30
@@ -27,6 +27,20 @@ export interface IssuerOptions {
   readonly jwks: JwksSource
 }
 
+/**
+ * Verified tokens are remembered for a short while: a service publishing thousands of events
+ * a second with one token should not pay a signature check on each. A remembered token is
+ * still refused once its `exp` has passed; the short age bounds how long a key the issuer
+ * withdrew from its JWKS keeps a token good.
+ */
+const REMEMBER_MS = 60_000
+const REMEMBER_MAX = 10_000
+
+interface Remembered {
+  readonly grant: AccessGrant
+  readonly until: number
+}
+
 export const make = (options: IssuerOptions) => {
   const keys = options.jwks._tag === "Local"
     ? createLocalJWKSet(options.jwks.jwks)
@@ -38,8 +52,14 @@ export const make = (options: IssuerOptions) => {
       timeoutDuration: 5_000,
       ...(options.jwks.fetch === undefined ? {} : { [customFetch]: options.jwks.fetch })
     })
-  return AccessTokens.of({
-    verify: (token, nowMs) =>
+  // Insertion order is age order: the oldest entries go first when the map is full.
+  const remembered = new Map<string, Remembered>()
+  const remember = (token: string, grant: AccessGrant, nowMs: number) => {
+    if (remembered.size >= REMEMBER_MAX) remembered.delete(remembered.keys().next().value!)
+    remembered.set(token, { grant, until: nowMs + REMEMBER_MS })
+  }
+
+  const check = (token: string, nowMs: number) =>
       Effect.tryPromise({
         try: () =>
           jwtVerify(token, keys, {
@@ -60,6 +80,17 @@ export const make = (options: IssuerOptions) => {
           return Effect.succeed({ principal, expiresAt: payload.exp, issuedAt: payload.iat ?? 0 })
         })
       )
+
+  return AccessTokens.of({
+    verify: (token, nowMs) => {
+      const known = remembered.get(token)
+      if (known !== undefined) {
+        // The same expiry rule as jwtVerify: exp plus the tolerance.
+        if (nowMs < known.until && nowMs < (known.grant.expiresAt + CLOCK_TOLERANCE_S) * 1000) return Effect.succeed(known.grant)
+        remembered.delete(token)
+      }
+      return Effect.tap(check(token, nowMs), (grant) => Effect.sync(() => remember(token, grant, nowMs)))
+    }
   })
 }
 
