@@ -1,0 +1,586 @@
+// The benchmark of issue 6: Tidings against a floor server, back to back, under the same load
+// from the same generator (separate processes), every figure a ratio against the floor measured
+// in the same run. `npm run bench` runs S1–S4; `npm run bench -- --scale` runs S5.
+//   node bench/run.ts [--only S1,S3] [--quick] [--step-s 10] [--rates 1000,5000,20000]
+//                     [--connections N] [--scale] [--profile] [--heap-snapshots] [--modes http,bus]
+//                     [--no-docs] [--report]
+import { execFileSync } from "node:child_process"
+import { generateKeyPairSync, randomBytes } from "node:crypto"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { freemem, totalmem, tmpdir, cpus } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Redis } from "ioredis"
+import { Keys } from "../src/interpreters/redis/Keys.ts"
+import { makeSelfSigned } from "../src/server/SelfSigned.ts"
+import { keys as benchKeys } from "./lib/bus.ts"
+import { sleep } from "./lib/clock.ts"
+import { Histogram, type HistogramJson, summaryMs, type SummaryMs } from "./lib/hist.ts"
+import { AUDIENCE, ISSUER, jwksOf, makeIssuerKey, makeSigner } from "./lib/jwt.ts"
+import { cpuUs, cpuUsOf, machineCpuUs, rssBytes } from "./lib/proc.ts"
+import { Worker } from "./lib/rpc.ts"
+import * as Report from "./lib/report.ts"
+import {
+  cleanups, type Material, RAISED_LIMITS, type Server, startFloor, startRedis, startTidings
+} from "./lib/servers.ts"
+import type { OpenArgs, Target } from "./load/clients.ts"
+
+// --- options -----------------------------------------------------------------------------------
+
+const argv = process.argv.slice(2)
+const flag = (name: string) => argv.includes(name)
+const option = (name: string): string | undefined => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const quick = flag("--quick")
+const scale = flag("--scale")
+const only = new Set((option("--only") ?? (scale ? "S5" : "S1,S2,S3,S4")).toUpperCase().split(","))
+const stepS = Number(option("--step-s") ?? (quick ? 3 : 10))
+const rates = (option("--rates") ?? "1000,5000,20000").split(",").map(Number)
+const s1Connections = Number(option("--connections") ?? (quick ? 1000 : 10_000))
+const fanout = { connections: quick ? 500 : 2_000, channels: quick ? 50 : 200 }
+const churnS = Number(option("--churn-s") ?? (quick ? 3 : 10))
+const profileDir = flag("--profile") ? join(fileURLToPath(new URL(".", import.meta.url)), "results", "profiles") : undefined
+const writeDocs = !flag("--no-docs")
+const modes = (option("--modes") ?? "http,bus").split(",") as Array<"http" | "bus">
+const heapSnapshots = flag("--heap-snapshots")
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url))
+const RESULTS = join(ROOT, "bench", "results")
+const ORIGIN = "https://bench.example"
+const SPREAD = 200
+
+// --- progress ----------------------------------------------------------------------------------
+
+const began = Date.now()
+const clock = () => {
+  const s = Math.floor((Date.now() - began) / 1000)
+  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`
+}
+const say = (text: string) => process.stderr.write(`[${clock()}] ${text}\n`)
+let lastNote = 0
+const onNote = (who: string) => (note: any) => {
+  if (Date.now() - lastNote < 2_000) return
+  lastNote = Date.now()
+  if (note.kind === "open") say(`  ${who}: ${note.opened}/${note.count} sessions open, ${note.failed} failed`)
+  else if (note.kind === "churn") say(`  ${who}: ${note.completed} sessions completed, ${note.failed} failed`)
+  else if (note.kind === "publish") say(`  ${who}: ${note.tag} sent ${note.sent}, accepted ${note.accepted}, dropped ${note.dropped}`)
+}
+
+// --- cleanup on every way out ------------------------------------------------------------------
+
+let tmp = ""
+let cleaning: Promise<void> | undefined
+const cleanup = () => {
+  cleaning ??= (async () => {
+    for (const stop of cleanups.splice(0).reverse()) await stop().catch(() => undefined)
+    if (tmp !== "") rmSync(tmp, { recursive: true, force: true })
+  })()
+  return cleaning
+}
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    say(`${signal}: stopping everything the bench started`)
+    void cleanup().then(() => process.exit(130))
+  })
+}
+
+// --- the run -----------------------------------------------------------------------------------
+
+const main = async () => {
+  if (flag("--report")) {
+    // Only re-render docs/ from the newest results already in bench/results/.
+    say(`rewrote ${Report.writeDocs(ROOT, RESULTS).join(", ")}`)
+    return
+  }
+  // The bench writes Redis keys itself (bus publishes, floor): they must be Tidings' names.
+  const sample = { _tag: "patient", ref: "pt_check0001" } as const
+  if (Keys.events(sample as any) !== benchKeys.events("patient:pt_check0001") || Keys.seq(sample as any) !== benchKeys.seq("patient:pt_check0001")) {
+    throw new Error("bench/lib/bus.ts key names no longer match src/interpreters/redis/Keys.ts")
+  }
+
+  tmp = mkdtempSync(join(tmpdir(), "tidings-bench-"))
+  const material = makeMaterial(tmp)
+  const issuer = makeIssuerKey()
+  writeFileSync(material.jwksFile, JSON.stringify(jwksOf(issuer)))
+  const serviceToken = makeSigner(issuer)({ role: "service", ref: "bench_publisher", scope: "events:publish relationships:write" }, 86_400)
+
+  say(`starting redis-server`)
+  const redis = await startRedis()
+  const admin = new Redis(redis.url)
+  cleanups.push(async () => void admin.disconnect())
+
+  const fdLimit = Number(execFileSync("sh", ["-c", "ulimit -Hn"]).toString().trim()) || 20_000
+  const s5Wanted = Number(option("--connections") ?? 100_000)
+  const s5Connections = Math.min(s5Wanted, fdLimit - 1_000)
+  const clientWorkers = scale ? Math.max(1, Math.ceil(s5Connections / 15_000)) : 1
+
+  const clients = Array.from({ length: clientWorkers }, (_, i) => {
+    const worker = new Worker(`clients-${i}`, join(ROOT, "bench/load/clients.ts"), { execArgv: ["--max-old-space-size=8192"] })
+    worker.onNote = onNote(worker.name)
+    cleanups.push(() => worker.stop())
+    return worker
+  })
+  const publisher = new Worker("publisher", join(ROOT, "bench/load/publisher.ts"))
+  publisher.onNote = onNote("publisher")
+  cleanups.push(() => publisher.stop())
+  await Promise.all(clients.map((c, i) => c.call("setup", { issuer, redisUrl: redis.url, spread: SPREAD, worker: i })))
+  await publisher.call("setup", { redisUrl: redis.url })
+
+  const ctx: Ctx = {
+    material, redis: { url: redis.url, admin }, clients, publisher, serviceToken, runTag: randomBytes(3).toString("hex"),
+    loadPids: [...clients, publisher].map((w) => w.child.pid!), redisPid: redis.pid
+  }
+  const results: Report.Results = {
+    kind: scale ? "scale" : only.size === 4 && !quick && !flag("--only") ? "default" : "partial",
+    startedAt: new Date(began).toISOString(),
+    finishedAt: "",
+    wallSeconds: 0,
+    env: environment(),
+    settings: {
+      stepS, rates, s1Connections, fanout, churnS, churnConcurrency: 50, s4Rate: 5_000,
+      raisedLimits: RAISED_LIMITS, heartbeatS: 25, profile: profileDir !== undefined, quick
+    },
+    s1: undefined, s2: undefined, s3: undefined, s4: undefined, s5: undefined, targets: []
+  }
+  if (scale && s5Connections < s5Wanted) say(`S5: ${s5Wanted} connections wanted, capped at ${s5Connections}: one process may hold only ${fdLimit} files (ulimit -Hn)`)
+
+  if (only.has("S1")) results.s1 = { tidings: await s1(ctx, "tidings"), floor: await s1(ctx, "floor") }
+  if (only.has("S2")) results.s2 = { tidings: await s2(ctx, "tidings"), floor: await s2(ctx, "floor") }
+  if (only.has("S3")) results.s3 = { tidings: await s3(ctx, "tidings"), floor: await s3(ctx, "floor") }
+  if (only.has("S4")) results.s4 = { tidings: await s4(ctx, "tidings"), floor: await s4(ctx, "floor") }
+  if (only.has("S5")) {
+    results.s5 = { wanted: s5Wanted, connections: s5Connections, tidings: await s5(ctx, "tidings", s5Connections), floor: await s5(ctx, "floor", s5Connections) }
+  }
+
+  results.finishedAt = new Date().toISOString()
+  results.wallSeconds = Math.round((Date.now() - began) / 1000)
+  results.targets = Report.targets(results)
+  mkdirSync(RESULTS, { recursive: true })
+  const file = join(RESULTS, `${results.startedAt.replace(/[:.]/g, "-")}-${results.kind}.json`)
+  writeFileSync(file, `${JSON.stringify(results, null, 1)}\n`)
+  process.stdout.write(`\n${Report.table(results)}\n`)
+  say(`results: ${file}`)
+  if (writeDocs && results.kind !== "partial") {
+    const written = Report.writeDocs(ROOT, RESULTS)
+    say(`rewrote ${written.join(", ")}`)
+  }
+  say(`done in ${results.wallSeconds} s`)
+}
+
+// --- shared plumbing ---------------------------------------------------------------------------
+
+interface Ctx {
+  readonly material: Material
+  readonly redis: { readonly url: string; readonly admin: Redis }
+  readonly clients: ReadonlyArray<Worker>
+  readonly publisher: Worker
+  readonly serviceToken: string
+  readonly runTag: string
+  /** The load generators and Redis, whose CPU is reported beside the server's. */
+  readonly loadPids: ReadonlyArray<number>
+  readonly redisPid: number
+}
+
+type Kind = "tidings" | "floor"
+
+const makeMaterial = (dir: string): Material => {
+  // The public listener's certificate: EC P-256, like Tidings' own self-signed one.
+  const tls = makeSelfSignedPem()
+  const certFile = join(dir, "cert.pem")
+  const keyFile = join(dir, "key.pem")
+  writeFileSync(certFile, tls.cert)
+  writeFileSync(keyFile, tls.key, { mode: 0o600 })
+  const ticketKeyFile = join(dir, "ticket-key.pem")
+  writeFileSync(ticketKeyFile, generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 })
+  const auditKeyFile = join(dir, "audit-key.bin")
+  writeFileSync(auditKeyFile, randomBytes(32), { mode: 0o600 })
+  return { dir, certFile, keyFile, ticketKeyFile, auditKeyFile, jwksFile: join(dir, "jwks.json"), issuer: ISSUER, audience: AUDIENCE, origin: ORIGIN }
+}
+
+const makeSelfSignedPem = () => makeSelfSigned({ hosts: ["localhost", "127.0.0.1"], days: 2 })
+
+const environment = () => {
+  const run = (cmd: string, args: ReadonlyArray<string>) => {
+    try {
+      return execFileSync(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] }).toString().trim()
+    } catch {
+      return "unknown"
+    }
+  }
+  return {
+    date: new Date().toISOString(),
+    nproc: cpus().length,
+    cpuModel: cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    freeMemoryGiB: Math.round(freemem() / 2 ** 30),
+    node: process.version,
+    openssl: process.versions.openssl,
+    redis: run("redis-server", ["--version"]).replace(/^Redis server v=(\S+).*$/, "$1"),
+    commit: run("git", ["rev-parse", "--short", "HEAD"]),
+    dirty: run("git", ["status", "--porcelain", "--", "src"]) !== "",
+    loadAverage: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")
+  }
+}
+
+const target = (server: Server, material: Material): Target => ({
+  kind: server.kind, host: "127.0.0.1", port: server.port, ca: readFileSync(material.certFile, "utf8"), origin: material.origin
+})
+
+/** A fresh Redis and fresh servers for each scenario and each side; everything stopped after. */
+const withServers = async <A>(ctx: Ctx, kind: Kind, nodes: number, run: (servers: ReadonlyArray<Server>) => Promise<A>, extraEnv: Record<string, string> = {}): Promise<A> => {
+  await ctx.redis.admin.flushall()
+  const servers: Array<Server> = []
+  try {
+    for (let i = 0; i < nodes; i++) {
+      const name = `${kind}-${String.fromCharCode(97 + i)}`
+      servers.push(kind === "tidings"
+        ? await startTidings(name, ctx.material, ctx.redis.url, { extraEnv, cpuProfileDir: profileDir })
+        : await startFloor(name, ctx.material, ctx.redis.url, { cpuProfileDir: profileDir }))
+    }
+    await sleep(500)
+    return await run(servers)
+  } finally {
+    await Promise.all(ctx.clients.map((c) => c.call("closeAll").catch(() => undefined)))
+    await ctx.publisher.call("reset").catch(() => undefined)
+    for (const server of servers) await server.stop()
+  }
+}
+
+const openAll = async (ctx: Ctx, args: Omit<OpenArgs, "from" | "count"> & { readonly from: number; readonly count: number }) => {
+  // Split over the client workers in contiguous slices.
+  const per = Math.ceil(args.count / ctx.clients.length)
+  const parts = await Promise.all(ctx.clients.map((c, i) => {
+    const count = Math.max(0, Math.min(per, args.count - i * per))
+    return count === 0 ? undefined : c.call("open", { ...args, from: args.from + i * per, count })
+  }))
+  const took = new Histogram()
+  const failures: Record<string, number> = {}
+  let opened = 0
+  let seconds = 0
+  let tls: unknown
+  for (const part of parts) {
+    if (part === undefined) continue
+    opened += part.opened
+    seconds = Math.max(seconds, part.seconds)
+    took.merge(part.took)
+    tls ??= part.tls
+    for (const [k, v] of Object.entries(part.failures as Record<string, number>)) failures[k] = (failures[k] ?? 0) + v
+  }
+  return { opened, failed: Object.values(failures).reduce((a, b) => a + b, 0), failures, seconds, took, tls }
+}
+
+const status = async (ctx: Ctx, staleMs?: number) => {
+  const parts = await Promise.all(ctx.clients.map((c) => c.call("status", { staleMs })))
+  const closes: Record<string, number> = {}
+  let open = 0
+  let stale = 0
+  for (const p of parts) {
+    open += p.open
+    stale += p.stale
+    for (const [k, v] of Object.entries(p.closes as Record<string, number>)) closes[k] = (closes[k] ?? 0) + v
+  }
+  return { open, stale, closes }
+}
+
+/** Opens the publisher's connections and warms both ends' code paths; its events are discarded. */
+const warmUp = async (ctx: Ctx, publishVia: Server, mode: "http" | "bus", channelNames: ReadonlyArray<string>, tag: string) => {
+  await ctx.publisher.call("run", {
+    mode, tag, rate: 500, durationMs: 2_000, channels: channelNames, maxOutstanding: 2_000,
+    ...(mode === "http" ? { target: serviceTarget(ctx, publishVia) } : {})
+  })
+  await drainAndCollect(ctx, tag, Number.POSITIVE_INFINITY)
+}
+
+/** Waits until the tag's deliveries stop growing (or reach `expected`), then takes them. */
+const drainAndCollect = async (ctx: Ctx, tag: string, expected: number) => {
+  let last = -1
+  let stableSince = Date.now()
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline) {
+    const counts = await Promise.all(ctx.clients.map((c) => c.call("counts")))
+    const got = counts.reduce((sum, c) => sum + (c[tag] ?? 0), 0)
+    if (got >= expected) break
+    if (got !== last) {
+      last = got
+      stableSince = Date.now()
+    } else if (Date.now() - stableSince > 1_500) break
+    await sleep(200)
+  }
+  const hist = new Histogram()
+  let count = 0
+  for (const c of ctx.clients) {
+    const part = (await c.call("collect", { tags: [tag] }))[tag]
+    count += part.count
+    hist.merge(part.hist as HistogramJson)
+  }
+  return { count, hist }
+}
+
+const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10
+
+// --- S1: connections ---------------------------------------------------------------------------
+
+const s1 = (ctx: Ctx, kind: Kind) =>
+  withServers(ctx, kind, 1, async ([server]) => {
+    const s = server!
+    say(`S1 ${kind}: ${s1Connections} authenticated sessions, each subscribed to its own channel`)
+    const layout = { target: target(s, ctx.material), prefix: `s1${ctx.runTag}`, layout: "own" as const, concurrency: 100 }
+    const warm = Math.min(200, Math.floor(s1Connections / 10))
+    await openAll(ctx, { ...layout, from: 0, count: warm, concurrency: 20 })
+    await sleep(1_000)
+    const snapshotDir = join(RESULTS, "profiles")
+    if (heapSnapshots) mkdirSync(snapshotDir, { recursive: true })
+    const base = await s.probe({ gc: true, reset: true, ...(heapSnapshots ? { snapshot: join(snapshotDir, `${kind}-s1-base.heapsnapshot`) } : {}) })
+    const rss0 = rssBytes(s.pid)
+    const cpu0 = cpuUs(s.pid)
+    const ramp = await openAll(ctx, { ...layout, from: warm, count: s1Connections - warm })
+    const cpu1 = cpuUs(s.pid)
+    const duringRamp = await s.probe({ reset: true })
+    await sleep(3_000)
+    const atRest = await s.probe({ reset: true })
+    const after = await s.probe({ gc: true, ...(heapSnapshots ? { snapshot: join(snapshotDir, `${kind}-s1-after.heapsnapshot`) } : {}) })
+    const rss1 = rssBytes(s.pid)
+    const st = await status(ctx)
+    const n = Math.max(1, ramp.opened)
+    const result = {
+      opened: ramp.opened + warm,
+      failed: ramp.failed,
+      failures: ramp.failures,
+      connectPerS: ramp.opened / ramp.seconds,
+      connectMs: summaryMs(ramp.took),
+      rssBaseMiB: mb(rss0),
+      rssAfterMiB: mb(rss1),
+      rssPerConnKiB: (rss1 - rss0) / n / 1024,
+      heapPerConnKiB: (after.memory.heapUsed - base.memory.heapUsed) / n / 1024,
+      externalPerConnKiB: (after.memory.external - base.memory.external) / n / 1024,
+      cpuPerConnUs: (cpu1 - cpu0) / n,
+      eldRamp: duringRamp.eld,
+      eldRest: atRest.eld,
+      stillOpen: st.open,
+      closes: st.closes,
+      tls: ramp.tls
+    }
+    say(`S1 ${kind}: ${Math.round(result.connectPerS)}/s, ${result.failed} failed, ${result.rssPerConnKiB.toFixed(1)} KiB RSS/conn, ELD p99 ${result.eldRamp.p99.toFixed(1)} ms`)
+    return result
+  })
+
+// --- S2: fan-out -------------------------------------------------------------------------------
+
+const serviceTarget = (ctx: Ctx, server: Server) => ({
+  host: "127.0.0.1", port: server.port, ca: readFileSync(ctx.material.certFile, "utf8"),
+  ...(server.kind === "tidings" ? { token: ctx.serviceToken } : {})
+})
+
+/** Sessions of the fan-out layout: `connections` clinicians, 10 on each patient channel. */
+const openFanout = async (ctx: Ctx, kind: Kind, careVia: Server, subscribeTo: Server, prefix: string) => {
+  const { connections, channels } = fanout
+  const layout = { prefix, layout: "care" as const, channels }
+  const channelNames = Array.from({ length: channels }, (_, i) => `patient:${prefix}p${String(i).padStart(6, "0")}`)
+  if (kind === "tidings") {
+    const pairs = Array.from({ length: connections }, (_, i) => [
+      `${prefix}c${String(i).padStart(6, "0")}`, `${prefix}p${String(i % channels).padStart(6, "0")}`
+    ] as const)
+    const care = await ctx.publisher.call("care", { target: serviceTarget(ctx, careVia), pairs, concurrency: 32 })
+    if (care.ok !== connections) throw new Error(`care relationships: ${JSON.stringify(care)}`)
+  }
+  const opened = await openAll(ctx, { ...layout, target: target(subscribeTo, ctx.material), from: 0, count: connections, concurrency: 100 })
+  if (opened.failed > 0) say(`  ${opened.failed} sessions failed to open: ${JSON.stringify(opened.failures)}`)
+  return { opened, channelNames }
+}
+
+interface Step {
+  readonly mode: "http" | "bus"
+  readonly rate: number
+  readonly published: number
+  readonly dropped: number
+  readonly failed: number
+  readonly expected: number
+  readonly delivered: number
+  readonly lost: number
+  readonly deliveredPerS: number
+  readonly latency: SummaryMs
+  readonly cpuPerDeliveryUs: number
+  readonly serverCpuPct: number
+  readonly eldP99: number
+  /** The load generators' CPU (clients + publisher), Redis's, and the whole machine's busy share. */
+  readonly loadCpuPct: number
+  readonly redisCpuPct: number
+  readonly machineBusyPct: number
+  readonly held: boolean
+}
+
+const step = async (
+  ctx: Ctx, servers: ReadonlyArray<Server>, publishVia: Server, mode: "http" | "bus", rate: number,
+  channelNames: ReadonlyArray<string>, perChannel: number, tag: string, durationS = stepS
+): Promise<Step> => {
+  const pids = servers.map((s) => s.pid)
+  await Promise.all(servers.map((s) => s.probe({ reset: true })))
+  const cpu0 = cpuUsOf(pids)
+  const load0 = cpuUsOf(ctx.loadPids)
+  const redis0 = cpuUs(ctx.redisPid)
+  const machine0 = machineCpuUs()
+  const t0 = Date.now()
+  const run = await ctx.publisher.call("run", {
+    mode, tag, rate, durationMs: durationS * 1000, channels: channelNames, maxOutstanding: 2_000,
+    ...(mode === "http" ? { target: serviceTarget(ctx, publishVia) } : {})
+  })
+  const expected = run.accepted * perChannel
+  const got = await drainAndCollect(ctx, tag, expected)
+  const cpu1 = cpuUsOf(pids)
+  const load1 = cpuUsOf(ctx.loadPids)
+  const redis1 = cpuUs(ctx.redisPid)
+  const machine1 = machineCpuUs()
+  const seconds = (Date.now() - t0) / 1000
+  const eld = await Promise.all(servers.map((s) => s.probe()))
+  const failed = Object.values(run.failures as Record<string, number>).reduce((a, b) => a + b, 0) + run.unanswered
+  const latency = summaryMs(got.hist)
+  const lost = Math.max(0, expected - got.count)
+  const result: Step = {
+    mode, rate,
+    published: run.accepted,
+    dropped: run.dropped,
+    failed,
+    expected,
+    delivered: got.count,
+    lost,
+    deliveredPerS: got.count / run.sendSeconds,
+    latency,
+    cpuPerDeliveryUs: (cpu1 - cpu0) / Math.max(1, got.count),
+    serverCpuPct: ((cpu1 - cpu0) / 1e6 / seconds) * 100,
+    eldP99: Math.max(...eld.map((e) => e.eld.p99)),
+    loadCpuPct: ((load1 - load0) / 1e6 / seconds) * 100,
+    redisCpuPct: ((redis1 - redis0) / 1e6 / seconds) * 100,
+    machineBusyPct: ((machine1 - machine0) / 1e6 / seconds / cpus().length) * 100,
+    held: run.dropped === 0 && failed === 0 && lost === 0 && run.accepted === run.total && latency.p99 < 50
+  }
+  say(`  ${mode} ${rate}/s: ${Math.round(result.deliveredPerS)} delivered/s, p50 ${latency.p50.toFixed(1)} p99 ${latency.p99.toFixed(1)} max ${latency.max.toFixed(0)} ms, lost ${lost}, dropped ${run.dropped}, failed ${failed}, ${result.cpuPerDeliveryUs.toFixed(1)} µs CPU/delivery; CPU % server ${result.serverCpuPct.toFixed(0)} load ${result.loadCpuPct.toFixed(0)} redis ${result.redisCpuPct.toFixed(0)} machine ${result.machineBusyPct.toFixed(0)}/100; ELD p99 ${result.eldP99.toFixed(0)} ms → ${result.held ? "held" : "NOT held"}`)
+  return result
+}
+
+const highestHeld = (steps: ReadonlyArray<Step>, mode: "http" | "bus") => {
+  let best = 0
+  for (const s of steps) {
+    if (s.mode !== mode) continue
+    if (!s.held) break
+    best = s.rate
+  }
+  return best
+}
+
+const s2 = (ctx: Ctx, kind: Kind) =>
+  withServers(ctx, kind, 1, async ([server]) => {
+    const s = server!
+    say(`S2 ${kind}: ${fanout.connections} sessions on ${fanout.channels} channels, steps ${rates.join("/")} events/s × ${stepS} s, via POST /v1/events and via the bus`)
+    const prefix = `s2${ctx.runTag}${kind[0]}`
+    const { opened, channelNames } = await openFanout(ctx, kind, s, s, prefix)
+    const steps: Array<Step> = []
+    for (const mode of modes) {
+      await warmUp(ctx, s, mode, channelNames, `${kind[0]}${mode[0]}w`)
+      for (const rate of rates) {
+        steps.push(await step(ctx, [s], s, mode, rate, channelNames, fanout.connections / fanout.channels, `${kind[0]}${mode[0]}${rate}`))
+        await sleep(1_000)
+      }
+    }
+    const st = await status(ctx)
+    return {
+      sessions: opened.opened,
+      sessionFailures: opened.failures,
+      steps,
+      highestHeld: { http: highestHeld(steps, "http"), bus: highestHeld(steps, "bus") },
+      stillOpen: st.open,
+      closes: st.closes
+    }
+  })
+
+// --- S3: churn ---------------------------------------------------------------------------------
+
+const s3 = (ctx: Ctx, kind: Kind) =>
+  withServers(ctx, kind, 1, async ([server]) => {
+    const s = server!
+    say(`S3 ${kind}: 50 clients doing ${kind === "tidings" ? "ticket + " : ""}connect + subscribe + first event + close for ${churnS} s`)
+    await s.probe({ reset: true })
+    const cpu0 = cpuUs(s.pid)
+    const churn = await ctx.clients[0]!.call("churn", {
+      target: target(s, ctx.material), prefix: `s3${ctx.runTag}${kind[0]}`, concurrency: 50, durationMs: churnS * 1000, tag: `${kind[0]}c`
+    })
+    const cpu1 = cpuUs(s.pid)
+    const probe = await s.probe()
+    const firstEvent = summaryMs(Histogram.from(churn.firstEvent))
+    const result = {
+      completed: churn.completed,
+      failures: churn.failures,
+      sessionsPerS: churn.completed / churn.seconds,
+      tlsResumed: churn.resumed,
+      firstEventMs: firstEvent,
+      cpuPerSessionUs: (cpu1 - cpu0) / Math.max(1, churn.completed),
+      serverCpuPct: ((cpu1 - cpu0) / 1e6 / churn.seconds) * 100,
+      eldP99: probe.eld.p99
+    }
+    say(`S3 ${kind}: ${result.sessionsPerS.toFixed(0)} sessions/s, first event p99 ${firstEvent.p99.toFixed(1)} ms, ${result.cpuPerSessionUs.toFixed(0)} µs CPU/session, ${result.tlsResumed}/${result.completed} TLS resumed`)
+    return result
+  })
+
+// --- S4: two nodes -----------------------------------------------------------------------------
+
+const s4 = (ctx: Ctx, kind: Kind) =>
+  withServers(ctx, kind, 2, async ([a, b]) => {
+    say(`S4 ${kind}: ${fanout.connections} sessions on node B, 5000 events/s published through node A for ${stepS} s`)
+    const prefix = `s4${ctx.runTag}${kind[0]}`
+    const { opened, channelNames } = await openFanout(ctx, kind, a!, b!, prefix)
+    await warmUp(ctx, a!, "http", channelNames, `${kind[0]}xw`)
+    const result = await step(ctx, [a!, b!], a!, "http", 5_000, channelNames, fanout.connections / fanout.channels, `${kind[0]}x5000`)
+    return { sessions: opened.opened, ...result }
+  })
+
+// --- S5: scale ---------------------------------------------------------------------------------
+
+const s5 = (ctx: Ctx, kind: Kind, connections: number) =>
+  withServers(ctx, kind, 1, async ([server]) => {
+    const s = server!
+    const restS = Number(option("--rest-s") ?? 60)
+    const publishS = Number(option("--publish-s") ?? 30)
+    say(`S5 ${kind}: ${connections} idle sessions over ${ctx.clients.length} client processes and ${SPREAD} source addresses, heartbeat 25 s`)
+    const rss0 = rssBytes(s.pid)
+    const ramp = await openAll(ctx, {
+      target: target(s, ctx.material), prefix: `s5${ctx.runTag}${kind[0]}`, layout: "own", from: 0, count: connections, concurrency: 100
+    })
+    say(`  ${ramp.opened} open (${Math.round(ramp.opened / ramp.seconds)}/s), ${ramp.failed} failed; ${restS} s at rest`)
+    await s.probe({ reset: true })
+    const cpu0 = cpuUs(s.pid)
+    await sleep(restS * 1000)
+    const cpu1 = cpuUs(s.pid)
+    const rest = await s.probe({ reset: true })
+    const heartbeats = await status(ctx, (25 + 10 + 5) * 1000)
+    // 1,000 channels spread over every client process, one event per second each.
+    const stride = Math.max(1, Math.floor(ramp.opened / 1000))
+    const channels = Array.from({ length: Math.min(1000, ramp.opened) }, (_, k) => `patient:s5${ctx.runTag}${kind[0]}p${String(k * stride).padStart(6, "0")}`)
+    await warmUp(ctx, s, "http", channels, `${kind[0]}sw`)
+    const published = await step(ctx, [s], s, "http", channels.length, channels, 1, `${kind[0]}s`, publishS)
+    const rss1 = rssBytes(s.pid)
+    const after = await status(ctx, (25 + 10 + 5) * 1000)
+    return {
+      opened: ramp.opened,
+      failed: ramp.failed,
+      failures: ramp.failures,
+      connectPerS: ramp.opened / ramp.seconds,
+      rssMiB: mb(rss1),
+      rssPerConnKiB: (rss1 - rss0) / Math.max(1, ramp.opened) / 1024,
+      cpuAtRestPct: ((cpu1 - cpu0) / 1e6 / restS) * 100,
+      eldAtRest: rest.eld,
+      missedHeartbeats: heartbeats.stale + Math.max(0, ramp.opened - heartbeats.open),
+      closedByServer: after.closes,
+      latency: published.latency,
+      lost: published.lost,
+      stillOpen: after.open
+    }
+  }, { TIDINGS_IDLE_TIMEOUT_S: "86400" })
+
+main().then(
+  () => cleanup().then(() => process.exit(0)),
+  (error) => {
+    say(`failed: ${error instanceof Error ? error.stack : String(error)}`)
+    void cleanup().then(() => process.exit(1))
+  }
+)
