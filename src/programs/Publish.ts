@@ -13,7 +13,7 @@ import { admit } from "./Admit.ts"
 import * as Ids from "./Ids.ts"
 import * as Metrics from "./Metrics.ts"
 
-export const publish = Effect.fn("Publish.publish")(function*(principal: Principal, request: PublishRequest) {
+export const publish = Effect.fnUntraced(function*(principal: Principal, request: PublishRequest) {
   if (principal._tag !== "Service" || !hasScope(principal, Scope.publish)) return yield* new Forbidden()
   const settings = yield* Settings
   if (!settings.eventKinds.has(request.kind)) return yield* new MalformedInput()

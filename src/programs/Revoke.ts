@@ -11,7 +11,7 @@ import { AuditLog } from "../services/AuditLog.ts"
 import { CareRelationships } from "../services/CareRelationships.ts"
 import { Sessions } from "../services/Sessions.ts"
 
-export const revokeSubject = Effect.fn("Revoke.revokeSubject")(function*(principal: Principal, subject: SubjectRef) {
+export const revokeSubject = Effect.fnUntraced(function*(principal: Principal, subject: SubjectRef) {
   if (principal._tag !== "Admin" || !hasScope(principal, Scope.revoke)) return yield* new Forbidden()
   yield* (yield* Sessions).revoke(subject, yield* Clock.currentTimeMillis)
   yield* (yield* AuditLog).append({ event: "session.revoked", subject, result: "ok" })
@@ -26,7 +26,7 @@ export interface CareRequest {
 const requireRelationshipsScope = (principal: Principal) =>
   principal._tag === "Service" && hasScope(principal, Scope.relationships) ? Effect.void : Effect.fail(new Forbidden())
 
-export const grantCare = Effect.fn("Revoke.grantCare")(function*(
+export const grantCare = Effect.fnUntraced(function*(
   principal: Principal,
   request: CareRequest,
   untilMs: number | undefined
@@ -41,7 +41,7 @@ export const grantCare = Effect.fn("Revoke.grantCare")(function*(
   })
 })
 
-export const endCare = Effect.fn("Revoke.endCare")(function*(principal: Principal, request: CareRequest) {
+export const endCare = Effect.fnUntraced(function*(principal: Principal, request: CareRequest) {
   yield* requireRelationshipsScope(principal)
   yield* (yield* CareRelationships).end(request.clinician, request.patient)
   yield* (yield* AuditLog).append({

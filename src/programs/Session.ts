@@ -150,7 +150,9 @@ export const run = (transport: Transport) => {
   )
 }
 
-const live = Effect.fn("Session.run")(function*(transport: Transport, known: Known, progress: { opened: boolean }) {
+// Untraced, here and in the other programs: a traced Effect.fn captures an Error (its call
+// site) and a span per call, which a session holding a socket for hours would keep alive.
+const live = Effect.fnUntraced(function*(transport: Transport, known: Known, progress: { opened: boolean }) {
   const settings = yield* Settings
   const audit = yield* AuditLog
   const limiter = yield* RateLimiter
@@ -200,7 +202,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
   }
 
   /** Until when the session may see the channel (ms; Infinity: while it lives), or undefined. */
-  const allowedUntil = Effect.fn("Session.allowedUntil")(function*(channel: Channel) {
+  const allowedUntil = Effect.fnUntraced(function*(channel: Channel) {
     const decision = Policy.canSubscribe(user, channel)
     switch (decision._tag) {
       case "Allow":
@@ -278,7 +280,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     Effect.forEach([...state.subscriptions.keys()], drop, { discard: true })
   )
 
-  const limited = Effect.fn("Session.limited")(function*(error: RateLimited, id?: string) {
+  const limited = Effect.fnUntraced(function*(error: RateLimited, id?: string) {
     state.limited += 1
     yield* Metrics.rateLimited(error.scope)
     if (state.limited === 1) yield* audit.append({ event: "rate.limited", subject, cause: error.scope, result: "refused" })
@@ -286,14 +288,14 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     outbox.offer(Wire.error(id, "rate_limited"))
   })
 
-  const deny = Effect.fn("Session.deny")(function*(id: string, channel: Channel) {
+  const deny = Effect.fnUntraced(function*(id: string, channel: Channel) {
     state.denied += 1
     yield* audit.append({ event: "subscribe.denied", subject, channel, result: "refused" })
     if (state.denied > Limits.DENIALS_BEFORE_CLOSE) return yield* new RepeatedDenials()
     outbox.offer(Wire.error(id, frameCodeFor(new SubscriptionDenied())))
   })
 
-  const subscribe = Effect.fn("Session.subscribe")(function*(message: Wire.Subscribe) {
+  const subscribe = Effect.fnUntraced(function*(message: Wire.Subscribe) {
     const key = print(message.channel)
     const admitted = yield* limiter.consume(`subscribe:${subject}`, settings.rates.subscribes).pipe(Effect.result)
     if (Result.isFailure(admitted)) {
@@ -338,7 +340,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     yield* audit.append({ event: "subscribe.allowed", subject, channel: message.channel, result: "ok" })
   })
 
-  const refresh = Effect.fn("Session.refresh")(function*(id: string, ticket: string) {
+  const refresh = Effect.fnUntraced(function*(id: string, ticket: string) {
     const renewed = yield* Tickets.consume(ticket, transport.origin).pipe(Effect.result)
     if (Result.isFailure(renewed) || !sameUser(renewed.success.user, user)) {
       outbox.offer(Wire.error(id, "forbidden"))
@@ -350,7 +352,7 @@ const live = Effect.fn("Session.run")(function*(transport: Transport, known: Kno
     outbox.offer(Wire.refreshed(id, new Date(state.deadline)))
   })
 
-  const handle = Effect.fn("Session.handle")(function*(text: string) {
+  const handle = Effect.fnUntraced(function*(text: string) {
     const now = yield* Clock.currentTimeMillis
     state.lastActive = now
     const taken = TokenBucket.take(state.messages, settings.rates.messages, now)

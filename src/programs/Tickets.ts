@@ -24,7 +24,7 @@ export interface IssuedTicket {
  * A ticket for a patient or clinician. A subject revoked after its access token was issued
  * gets none: revocation would mean little if the same token could fetch a fresh ticket.
  */
-export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant, peer?: string) {
+export const issue = Effect.fnUntraced(function*(grant: AccessGrant, peer?: string) {
   const user = grant.principal
   if (user._tag !== "Patient" && user._tag !== "Clinician") return yield* new Forbidden()
   const settings = yield* Settings
@@ -55,7 +55,7 @@ export const issue = Effect.fn("Tickets.issue")(function*(grant: AccessGrant, pe
  * Checks signature, audience and expiry, then takes the jti (so even a refused ticket is
  * burned), then refuses tickets issued before the subject's last revocation.
  */
-export const consume = Effect.fn("Tickets.consume")(function*(ticket: string | undefined, origin?: string) {
+export const consume = Effect.fnUntraced(function*(ticket: string | undefined, origin?: string) {
   const audit = yield* AuditLog
   const outcome = yield* Effect.gen(function*() {
     if (ticket === undefined) return yield* new TicketRejected({ cause: "missing" })

@@ -36,22 +36,27 @@ const PER_CONNECTION = {
   retryStrategy: (times: number) => Math.min(times * 100, 1_000)
 }
 
-const create = (target: RedisTarget): Redis =>
+const create = (target: RedisTarget, pipelining: boolean): Redis =>
   target._tag === "Single"
-    ? new Redis(Redacted.value(target.url), { ...PER_CONNECTION, lazyConnect: true })
+    ? new Redis(Redacted.value(target.url), { ...PER_CONNECTION, lazyConnect: true, enableAutoPipelining: pipelining })
     : new Cluster([...target.nodes], {
       lazyConnect: true,
       enableOfflineQueue: false,
+      enableAutoPipelining: pipelining,
       shardedSubscribers: true,
       clusterRetryStrategy: (times: number) => Math.min(times * 100, 1_000),
       redisOptions: PER_CONNECTION
     }) as unknown as Redis
 
-/** Connects a new client to the target (also used for each node's subscriber connection). */
-export const connect = (target: RedisTarget) =>
+/**
+ * Connects a new client to the target (also used for each node's subscriber connection).
+ * `pipelining`: commands issued in the same tick go out as one write, which is what keeps a
+ * node's many concurrent sessions from paying a socket write (and its CPU) per command.
+ */
+export const connect = (target: RedisTarget, pipelining = false) =>
   Effect.tryPromise({
     try: async () => {
-      const client = create(target)
+      const client = create(target, pipelining)
       // Errors surface through the commands that fail; without a listener ioredis would print.
       client.on("error", () => undefined)
       try {
@@ -71,7 +76,7 @@ export const release = (client: Redis) =>
 export const layer = (target: RedisTarget) =>
   Layer.effect(
     RedisClient,
-    Effect.map(Effect.acquireRelease(connect(target), release), (commands) => ({
+    Effect.map(Effect.acquireRelease(connect(target, true), release), (commands) => ({
       commands,
       cluster: target._tag === "Cluster"
     }))
