@@ -1,7 +1,7 @@
 // One WebSocket session, from ticket to close: consume the ticket, register the session,
 // then answer client messages until the socket ends, the session expires or is revoked.
 // The session fails with the error that ended it; the edge maps that to a close code.
-import { Cause, Clock, Deferred, Effect, Exit, type Fiber, FiberSet, Metric, Result, Scope } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric, Result, Scope } from "effect"
 import { type Channel, parse, print } from "../domain/Channel.ts"
 import { closeFor, frameCodeFor } from "../domain/Close.ts"
 import type { Event } from "../domain/Event.ts"
@@ -169,7 +169,17 @@ const live = Effect.fnUntraced(function*(transport: Transport, known: Known, pro
   const user = claims.user
   const subject = subjectOf(user)
   const outbox = transport.outbox
-  const runFork = yield* FiberSet.makeRuntime<never>()
+  // The rare side fibers (care expiry timers, re-checks) are forked on demand and interrupted
+  // with the session: lighter than a FiberSet and its runtime kept by every idle session.
+  const context = yield* Effect.context<never>()
+  let forked: Set<Fiber.Fiber<void>> | undefined
+  const runFork = (effect: Effect.Effect<void>): Fiber.Fiber<void> => {
+    const fiber = Effect.runForkWith(context)(effect)
+    ;(forked ??= new Set()).add(fiber)
+    fiber.addObserver(() => forked?.delete(fiber))
+    return fiber
+  }
+  yield* Effect.addFinalizer(() => (forked === undefined ? Effect.void : Fiber.interruptAll([...forked])))
 
   const opened = yield* Clock.currentTimeMillis
   const state = {

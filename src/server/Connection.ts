@@ -61,6 +61,8 @@ export interface Connection {
   readonly transport: Transport
   /** When the unanswered heartbeat ping went out; undefined once any pong came back. */
   awaitingPongSince: number | undefined
+  /** Which part of the heartbeat interval pings this socket (spreads the pings). */
+  readonly slice: number
   /** Heartbeat: a numbered ping, so its pong also acknowledges the window. */
   readonly ping: () => void
   readonly terminate: () => void
@@ -70,6 +72,8 @@ export interface Connection {
    */
   readonly finish: () => void
 }
+
+let nextSlice = 0
 
 export const make = (
   ws: WebSocket,
@@ -125,6 +129,7 @@ export const make = (
 
   const connection: Connection = {
     awaitingPongSince: undefined,
+    slice: nextSlice++,
     ping,
     terminate: () => ws.terminate(),
     finish: () => {

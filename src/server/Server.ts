@@ -51,6 +51,9 @@ const logDefect = (cause: Cause.Cause<unknown>) =>
     })
   )
 
+/** How many parts the heartbeat interval is cut into (one tick per part). */
+const HEARTBEAT_SLICES = 25
+
 export const layer = (options: ServerOptions) =>
   Layer.effect(
     ServerAddress,
@@ -185,26 +188,27 @@ export const layer = (options: ServerOptions) =>
         })
       )
 
-      // One timer for every socket: ping those not already waiting, and 10 s later cut those
-      // whose ping is still unanswered.
+      // One timer for every socket. The heartbeat interval is cut into slices and each socket
+      // belongs to one, so a node with 100,000 sockets pings a 25th of them each second instead
+      // of all at once (which stalled the event loop for a second). Each tick also cuts the
+      // sockets whose ping has gone unanswered for PONG_TIMEOUT_S.
+      const slices = Math.max(1, Math.min(HEARTBEAT_SLICES, options.heartbeatS * 10))
+      let tick = 0
       yield* Effect.acquireRelease(
         Effect.sync(() =>
           setInterval(() => {
             const now = Date.now()
+            const slice = tick++ % slices
+            const deadline = now - PONG_TIMEOUT_S * 1000
             for (const connection of connections) {
-              if (connection.awaitingPongSince !== undefined) continue
-              connection.awaitingPongSince = now
-              connection.ping()
-            }
-            setTimeout(() => {
-              const deadline = Date.now() - PONG_TIMEOUT_S * 1000
-              for (const connection of connections) {
-                if (connection.awaitingPongSince !== undefined && connection.awaitingPongSince <= deadline) {
-                  connection.terminate()
-                }
+              if (connection.awaitingPongSince !== undefined) {
+                if (connection.awaitingPongSince <= deadline) connection.terminate()
+              } else if (connection.slice % slices === slice) {
+                connection.awaitingPongSince = now
+                connection.ping()
               }
-            }, PONG_TIMEOUT_S * 1000).unref()
-          }, options.heartbeatS * 1000)
+            }
+          }, (options.heartbeatS * 1000) / slices)
         ),
         (timer) => Effect.sync(() => clearInterval(timer))
       )

@@ -28,6 +28,9 @@ interface Scripted {
   tidingsRegister(key: string, now: number, lease: number, cap: number, id: string): Promise<number>
 }
 
+/** Renewals sent before the renewing fiber waits for their answers and lets other work run. */
+const RENEW_SLICE = 1_000
+
 export const layer = Layer.effect(
   Sessions,
   Effect.gen(function*() {
@@ -62,16 +65,20 @@ export const layer = Layer.effect(
       }
     })
 
-    // Renew every local registration well before its lease runs out.
+    // Each local session's key, hashed once at registration rather than at every renewal.
+    const leaseKeys = new Map<LiveSession, string>()
+
+    // Renew every local registration well before its lease runs out, a slice at a time: one
+    // burst for 100,000 sessions would hold the event loop (and every socket) for a second.
     yield* Effect.forkScoped(
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        // One command per session, not a pipeline: on a cluster, subjects live in many slots.
-        const renewals: Array<Promise<unknown>> = []
-        for (const sessions of local.values()) {
-          for (const session of sessions) renewals.push(redis.zadd(Keys.sessions(session.subject), "XX", now + LEASE_MS, session.id))
+        const all = [...leaseKeys]
+        for (let start = 0; start < all.length; start += RENEW_SLICE) {
+          // One command per session (auto-pipelined): on a cluster, subjects live in many slots.
+          const slice = all.slice(start, start + RENEW_SLICE).map(([session, key]) => redis.zadd(key, "XX", now + LEASE_MS, session.id))
+          yield* call(() => Promise.all(slice)).pipe(Effect.ignore)
         }
-        if (renewals.length > 0) yield* call(() => Promise.all(renewals)).pipe(Effect.ignore)
       }).pipe(Effect.andThen(Effect.sleep(REFRESH_MS)), Effect.forever)
     )
 
@@ -80,10 +87,10 @@ export const layer = Layer.effect(
         Effect.acquireRelease(
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
-            const ok = yield* call(() =>
-              scripted.tidingsRegister(Keys.sessions(session.subject), now, LEASE_MS, settings.maxSessionsPerSubject, session.id)
-            )
+            const key = Keys.sessions(session.subject)
+            const ok = yield* call(() => scripted.tidingsRegister(key, now, LEASE_MS, settings.maxSessionsPerSubject, session.id))
             if (ok !== 1) return yield* new TooManySessions()
+            leaseKeys.set(session, key)
             const tag = subjectTag(session.subject)
             const mine = local.get(tag) ?? new Set()
             mine.add(session)
@@ -95,7 +102,9 @@ export const layer = Layer.effect(
               const mine = local.get(tag)
               mine?.delete(session)
               if (mine?.size === 0) local.delete(tag)
-              return call(() => redis.zrem(Keys.sessions(session.subject), session.id)).pipe(Effect.ignore)
+              const key = leaseKeys.get(session) ?? Keys.sessions(session.subject)
+              leaseKeys.delete(session)
+              return call(() => redis.zrem(key, session.id)).pipe(Effect.ignore)
             })
         ),
       revoke: (subject, atMs) =>
