@@ -35,14 +35,22 @@ export interface Outbox {
 /** How the socket itself can end a session. */
 export type TransportEnd = ClosedNormally | MessageTooBig | FrameRejected | TooSlow
 
+/** How the gateway ends a session from outside its message loop. */
+export type Interruption = SessionRevoked | SessionExpired
+
 /** What a session needs from its socket; the edge builds it from `ws`. */
 export interface Transport {
   readonly origin: string
   /** The client's network address, for per-address limits only (never logged or audited). */
   readonly peer: string
   readonly ticket: string | undefined
-  /** The next text frame; fails once the socket has ended. */
-  readonly receive: Effect.Effect<string, TransportEnd>
+  /** The next text frame; fails once the socket has ended, or with what `end` was given. */
+  readonly receive: Effect.Effect<string, TransportEnd | Interruption>
+  /**
+   * Ends the session: the pending or next `receive` fails with `reason` (the first reason
+   * wins). One waiting point per session, so an idle session holds a single fiber.
+   */
+  readonly end: (reason: Interruption) => void
   readonly outbox: Outbox
   /** Called once the session is open (ticket consumed, registered): ends the handshake timing. */
   readonly opened?: () => void
@@ -194,7 +202,6 @@ const live = Effect.fnUntraced(function*(transport: Transport, known: Known, pro
     jti: claims.jti as Jti,
     subscriptions: new Map<string, Subscription>()
   }
-  const stop = yield* Deferred.make<never, SessionRevoked>()
 
   // A refused frame means the socket is ending as too slow. Nothing waits on it here (the
   // publisher and the other subscribers carry on); it is audited once, as the session ends.
@@ -264,7 +271,7 @@ const live = Effect.fnUntraced(function*(transport: Transport, known: Known, pro
     id: Ids.sessionId(),
     subject,
     openedAt: opened,
-    end: (reason) => Deferred.doneUnsafe(stop, Exit.fail(reason)),
+    end: (reason) => transport.end(reason),
     reauthorize: (channel) => {
       const subscription = state.subscriptions.get(print(channel))
       if (subscription === undefined) return
@@ -394,18 +401,16 @@ const live = Effect.fnUntraced(function*(transport: Transport, known: Known, pro
   })
 
   // Ends the session at its deadline (token expiry or TIDINGS_SESSION_MAX_S) or when idle.
-  const watchdog = Effect.gen(function*() {
+  runFork(Effect.gen(function*() {
     while (true) {
       const now = yield* Clock.currentTimeMillis
       const until = Math.min(state.deadline, state.lastActive + settings.idleTimeoutS * 1000)
-      if (now >= until) return yield* new SessionExpired()
+      if (now >= until) return transport.end(new SessionExpired())
       yield* Effect.sleep(until - now)
     }
-  })
+  }))
 
-  const loop = Effect.forever(Effect.flatMap(transport.receive, handle))
-
-  return yield* Effect.raceAllFirst([loop, watchdog, Deferred.await(stop)]).pipe(
+  return yield* Effect.forever(Effect.flatMap(transport.receive, handle)).pipe(
     Effect.tapError((error) =>
       error._tag === "TooSlow" && refused !== undefined
         ? Effect.andThen(

@@ -8,7 +8,7 @@ import { type RawData, WebSocket } from "ws"
 import { CloseTable } from "../domain/Close.ts"
 import { ClosedNormally, FrameRejected, MessageTooBig, TooSlow } from "../domain/Errors.ts"
 import { ACK_EVERY_FRAMES } from "../domain/Limits.ts"
-import type { Transport, TransportEnd } from "../programs/Session.ts"
+import type { Interruption, Transport, TransportEnd } from "../programs/Session.ts"
 
 export interface WindowLimits {
   /** Frames sent but not yet acknowledged by a pong. */
@@ -85,13 +85,13 @@ export const make = (
     readonly opened?: () => void
   }
 ): Connection => {
-  const inbound = Effect.runSync(Queue.unbounded<string, TransportEnd>())
+  const inbound = Effect.runSync(Queue.unbounded<string, TransportEnd | Interruption>())
   let ended = false
   let sent = 0
   let acked = 0
   let pingedAt = 0
 
-  const end = (reason: TransportEnd) => {
+  const end = (reason: TransportEnd | Interruption) => {
     if (ended) return
     ended = true
     // Failing the queue can resume the session fiber at once; a microtask lets the caller
@@ -141,6 +141,7 @@ export const make = (
       peer: options.peer,
       ticket: options.ticket,
       ...(options.opened === undefined ? {} : { opened: options.opened }),
+      end,
       receive: Queue.take(inbound).pipe(
         Effect.map((text) => {
           if (ws.isPaused && Queue.sizeUnsafe(inbound) < INBOUND_HIGH_WATER / 2) ws.resume()

@@ -40,12 +40,13 @@ const alice: AccessGrant = { principal: { _tag: "Patient", ref: "pt_alice_0001" 
 /** A session on a socket that sends nothing: enough to see whether it is admitted. */
 const sessionWith = (ticket: string) =>
   Effect.gen(function*() {
-    const inbox = yield* Queue.unbounded<string, ClosedNormally>()
+    const inbox = yield* Queue.unbounded<string, ClosedNormally | Session.Interruption>()
     const transport: Session.Transport = {
       origin: "https://app.example",
       peer: "192.0.2.10",
       ticket,
       receive: Queue.take(inbox),
+      end: (reason) => Queue.failCauseUnsafe(inbox, Cause.fail(reason)),
       outbox: { offer: () => true }
     }
     return { run: Effect.scoped(Session.run(transport)), close: Queue.fail(inbox, new ClosedNormally()) }

@@ -70,13 +70,14 @@ const connectWith = (
   around: <A, E, R>(session: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> = (session) => session
 ) =>
   Effect.gen(function*() {
-    const inbox = yield* Queue.unbounded<string, ClosedNormally>()
+    const inbox = yield* Queue.unbounded<string, ClosedNormally | Session.Interruption>()
     const frames: Array<string> = []
     const transport: Session.Transport = {
       origin: ORIGIN,
       peer: "192.0.2.10",
       ticket,
       receive: Queue.take(inbox),
+      end: (reason) => Queue.failCauseUnsafe(inbox, Cause.fail(reason)),
       outbox: {
         offer: (frame) => {
           frames.push(frame)
@@ -375,7 +376,7 @@ describe("Session.run", () => {
       Effect.gen(function*() {
         const before = (yield* Metric.value(deliveriesFailed)).count
         const { ticket } = yield* Tickets.issue(patient())
-        const inbox = yield* Queue.unbounded<string, ClosedNormally | TooSlow>()
+        const inbox = yield* Queue.unbounded<string, ClosedNormally | TooSlow | Session.Interruption>()
         const frames: Array<string> = []
         // Like server/Connection.ts: room for three frames, then refuse and end the socket.
         const transport: Session.Transport = {
@@ -383,6 +384,7 @@ describe("Session.run", () => {
           peer: "192.0.2.10",
           ticket,
           receive: Queue.take(inbox),
+          end: (reason) => Queue.failCauseUnsafe(inbox, Cause.fail(reason)),
           outbox: {
             offer: (frame) => {
               if (frames.length >= 3) {
