@@ -85,6 +85,15 @@ describe("audit verify", () => {
     }
   })
 
+  it("keeps pseudonyms as HMAC-SHA256 under the derived subject key, remembered or not", async () => {
+    const { createHmac } = await import("node:crypto")
+    const { derive } = await import("../../src/interpreters/audit/Chain.ts")
+    const pseudonym = pseudonymizer(key)
+    for (const ref of ["pt_subject_0001", "cl_x", "pt_subject_0001"]) {
+      expect(pseudonym(ref)).toBe(createHmac("sha256", derive(key, "tidings/audit/subject")).update(ref).digest("hex").slice(0, 32))
+    }
+  })
+
   it("detects a cut tail: no seal at the end, or before a restart", () => {
     const lines = trail(50)
     expect(check(lines.slice(0, 40))).toMatchObject({ ok: false, problem: "missing tail", seq: 41 })
