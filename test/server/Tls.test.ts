@@ -12,7 +12,7 @@ import { makeSelfSigned } from "../../src/server/SelfSigned.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 
 type Handshake =
-  | { readonly ok: true; readonly protocol: string | null; readonly cipher: tls.CipherNameAndProtocol }
+  | { readonly ok: true; readonly protocol: string | null; readonly cipher: tls.CipherNameAndProtocol; readonly alpn: string | false | null }
   | { readonly ok: false; readonly code: string }
 
 const HANDSHAKE_TIMEOUT_MS = 5_000
@@ -29,7 +29,7 @@ const handshake = (port: number, options: tls.ConnectionOptions): Promise<Handsh
       resolve(result)
     }
     const socket = tls.connect({ host: "127.0.0.1", port, servername: "localhost", ...options })
-    socket.once("secureConnect", () => finish({ ok: true, protocol: socket.getProtocol(), cipher: socket.getCipher() }))
+    socket.once("secureConnect", () => finish({ ok: true, protocol: socket.getProtocol(), cipher: socket.getCipher(), alpn: socket.alpnProtocol }))
     socket.once("error", (error: Error & { code?: string }) => finish({ ok: false, code: error.code ?? error.message }))
     socket.once("close", () => finish({ ok: false, code: "closed before the handshake completed" }))
     const timer = setTimeout(() => finish({ ok: false, code: "timeout" }), HANDSHAKE_TIMEOUT_MS)
@@ -90,6 +90,12 @@ describe("the TLS listener", () => {
     if (!result.ok) return
     expect(result.protocol).toBe("TLSv1.3")
     expect(result.cipher.name).toMatch(/^TLS_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)$/)
+  })
+
+  it("selects http/1.1 by ALPN when offered, handshakes without ALPN, and refuses an offer without http/1.1", async () => {
+    expect(await handshake(ecPort, { ca: gateway.ca, ALPNProtocols: ["h2", "http/1.1"] })).toMatchObject({ ok: true, alpn: "http/1.1" })
+    expect(await handshake(ecPort, { ca: gateway.ca })).toMatchObject({ ok: true, alpn: false })
+    expect(await handshake(ecPort, { ca: gateway.ca, ALPNProtocols: ["h2"] })).toMatchObject(REFUSED)
   })
 
   it("negotiates an ECDHE AEAD suite with a client capped at TLS 1.2", async () => {
