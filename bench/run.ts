@@ -339,7 +339,9 @@ const s1 = (ctx: Ctx, kind: Kind) =>
     const ramp = await openAll(ctx, { ...layout, from: warm, count: s1Connections - warm })
     const cpu1 = cpuUs(s.pid)
     const duringRamp = await s.probe({ reset: true })
-    await sleep(3_000)
+    // At rest past Tidings' 5 s HTTP keep-alive: the ticket requests' API connections are
+    // closed by then, so what is measured is the idle WebSocket sessions themselves.
+    await sleep(6_000)
     const atRest = await s.probe({ reset: true })
     const after = await s.probe({ gc: true, ...(heapSnapshots ? { snapshot: join(snapshotDir, `${kind}-s1-after.heapsnapshot`) } : {}) })
     const rss1 = rssBytes(s.pid)
