@@ -49,19 +49,25 @@ export const chainKey = (key: Uint8Array) => derive(key, "tidings/audit/chain")
  * same bytes as createHmac at a sixth of the cost (createHmac re-checks and re-imports its key
  * on every call), which matters at a million records.
  */
-export const hmacFor = (hmacKey: Uint8Array) => {
+const pads = (hmacKey: Uint8Array) => {
   const block = Buffer.alloc(64)
   Buffer.from(hmacKey).copy(block)
-  const inner = Buffer.from(block.map((b) => b ^ 0x36))
-  const outer = Buffer.from(block.map((b) => b ^ 0x5c))
-  return (...parts: ReadonlyArray<string>): string =>
-    hash("sha256", Buffer.concat([outer, hash("sha256", Buffer.concat([inner, ...parts.map((p) => Buffer.from(p))]), "buffer")]), "hex")
+  return { inner: Buffer.from(block.map((b) => b ^ 0x36)), outer: Buffer.from(block.map((b) => b ^ 0x5c)) }
+}
+
+const outerHash = (outer: Buffer, innerDigest: Buffer) => hash("sha256", Buffer.concat([outer, innerDigest]), "hex")
+
+/** HMAC-SHA256 of one string, hex. */
+export const hmacFor = (hmacKey: Uint8Array) => {
+  const { inner, outer } = pads(hmacKey)
+  return (text: string): string => outerHash(outer, hash("sha256", Buffer.concat([inner, Buffer.from(text)]), "buffer"))
 }
 
 /** The mac of a record: HMAC-SHA256 over the previous mac and the record's own JSON without `mac`. */
 export const macFor = (macKey: Uint8Array) => {
-  const hmac = hmacFor(macKey)
-  return (prev: string, bodyJson: string): string => hmac(prev, bodyJson)
+  const { inner, outer } = pads(macKey)
+  return (prev: string, bodyJson: string): string =>
+    outerHash(outer, hash("sha256", Buffer.concat([inner, Buffer.from(prev), Buffer.from(bodyJson)]), "buffer"))
 }
 
 /** Where a chain stands: the last record's seq and mac (seq 0 and GENESIS before the first). */
