@@ -16,7 +16,11 @@ beforeAll(async () => {
     TIDINGS_RATE_TICKETS_PER_MIN: "100000",
     TIDINGS_RATE_SUBSCRIBES_PER_MIN: "100000",
     TIDINGS_RATE_CONNECTS_PER_MIN: "100000",
-    TIDINGS_OUTBOX_FRAMES: "256"
+    TIDINGS_OUTBOX_FRAMES: "256",
+    // The heartbeat would also cut the stalled reader (no pong within 10 s of a ping, and a
+    // socket's first ping may come at any point of the interval): kept out of the way here,
+    // so what ends it is the full window, under any load. Heartbeat.test.ts covers the other.
+    TIDINGS_HEARTBEAT_S: "3600"
   })
 })
 afterAll(() => gateway.close())
