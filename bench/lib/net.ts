@@ -1,16 +1,5 @@
 // Free loopback ports, and the loopback source addresses client sockets are spread over.
-import { createServer } from "node:net"
-
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
+export { freePort } from "../../test/support/net.ts"
 
 /**
  * 127.0.0.2 … : all of 127/8 is loopback on Linux. Each source address has its own ~28k

@@ -14,20 +14,13 @@ import * as RedisSink from "../../src/interpreters/audit/RedisSink.ts"
 import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import { AuditLog } from "../../src/services/AuditLog.ts"
 import * as Settings from "../../src/services/Settings.ts"
+import { until } from "../support/wait.ts"
 import { canControlRedis, controlSkipReason, hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 
 const key = randomBytes(32)
 const dir = mkdtempSync(join(tmpdir(), "tidings-audit-redis-"))
 const keyFile = join(dir, "audit.key")
 writeFileSync(keyFile, key)
-
-const until = async (check: () => Promise<boolean>, withinMs: number, what: string) => {
-  const started = Date.now()
-  while (!(await check())) {
-    if (Date.now() - started > withinMs) throw new Error(`not within ${withinMs} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 /** The sink of one node, running until `close` (a shutdown: flush, seal). */
 const open = async (url: string, node: string) => {

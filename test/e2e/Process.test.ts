@@ -12,6 +12,7 @@ import { WebSocket } from "ws"
 import { afterAll, afterEach, describe, expect, it } from "vitest"
 import { main } from "../../src/cli.ts"
 import { freePort } from "../support/net.ts"
+import { until } from "../support/wait.ts"
 
 const MAIN = resolve(import.meta.dirname, "../../src/main.ts")
 const START_TIMEOUT_MS = 20_000
@@ -251,14 +252,7 @@ describe("node src/main.ts with an audit disk that refuses writes", () => {
     })
     await listening(node)
     const ca = readFileSync(join(node.dir, ".data", "dev-cert.pem"), "utf8")
-    const until = async (check: () => Promise<boolean>, what: string) => {
-      const deadline = Date.now() + 10_000
-      while (!(await check())) {
-        if (Date.now() > deadline) throw new Error(`not within 10 s: ${what}`)
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      }
-    }
-    await until(async () => (await https(port, ca, "GET", "/readyz")).status === 503, "readyz 503")
+    await until(async () => (await https(port, ca, "GET", "/readyz")).status === 503, 10_000, "readyz 503")
     expect(await sinkUp(metricsPort)).toBe("0")
     expect((await https(port, ca, "GET", "/healthz")).status).toBe(200)
     const token = JSON.parse((await https(port, ca, "POST", "/dev/token", { role: "patient", ref: "pt_proc_full_0001" })).body).accessToken
@@ -268,7 +262,7 @@ describe("node src/main.ts with an audit disk that refuses writes", () => {
     expect(failing).toMatchObject({ level: "ERROR", annotations: { sink: "file" } })
 
     rmSync(join(node.dir, "audit", "audit-node-1-000000000001.jsonl"))
-    await until(async () => (await https(port, ca, "GET", "/readyz")).status === 200, "readyz 200")
+    await until(async () => (await https(port, ca, "GET", "/readyz")).status === 200, 10_000, "readyz 200")
     expect(await sinkUp(metricsPort)).toBe("1")
     const issued = await https(port, ca, "POST", "/v1/tickets", undefined, token)
     expect(issued.status).toBe(201)

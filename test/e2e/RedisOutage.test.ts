@@ -4,16 +4,9 @@
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Gateway, startGateway } from "../support/gateway.ts"
+import { until } from "../support/wait.ts"
 import { canControlRedis, controlSkipReason, hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 
-const until = async (check: () => Promise<boolean>, withinMs: number, what: string) => {
-  const started = Date.now()
-  while (!(await check())) {
-    if (Date.now() - started > withinMs) throw new Error(`not within ${withinMs} ms: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return Date.now() - started
-}
 
 describe.skipIf(!canControlRedis)(`a Redis outage${
   canControlRedis ? "" : ` (skipped: ${hasRedisServer ? controlSkipReason : skipReason})`
