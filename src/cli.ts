@@ -39,7 +39,7 @@ async function* linesOf(args: Array<string>, redisUrl: string | undefined, node:
   if (redisUrl !== undefined && node !== undefined) {
     const { Redis } = await import("ioredis")
     const { Keys } = await import("./interpreters/redis/Keys.ts")
-    const { FIELD } = await import("./interpreters/audit/RedisSink.ts")
+    const { lineOf } = await import("./interpreters/audit/RedisSink.ts")
     const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
     await redis.connect()
     const key = Keys.audit(node)
@@ -50,7 +50,7 @@ async function* linesOf(args: Array<string>, redisUrl: string | undefined, node:
         const page = await redis.xrange(key, start, "+", "COUNT", 10_000)
         for (const [id, fields] of page) {
           index += 1
-          yield [`${key}#${id}`, index, fields[fields.indexOf(FIELD) + 1] ?? ""]
+          yield [`${key}#${id}`, index, lineOf(fields)]
         }
         if (page.length < 10_000) break
         start = `(${page[page.length - 1]![0]}`

@@ -13,10 +13,13 @@ import * as Writer from "./Writer.ts"
 /** The field of each stream entry that holds the record's JSON line. */
 export const FIELD = "r"
 
+/** The record line of one stream entry's field list ("" when it has none). */
+export const lineOf = (fields: ReadonlyArray<string>): string => fields[fields.indexOf(FIELD) + 1] ?? ""
+
 const lastEntry = async (redis: Redis, key: string) => {
   const entries = await redis.xrevrange(key, "+", "-", "COUNT", 1)
   const fields = entries[0]?.[1]
-  return fields === undefined ? undefined : Writer.headOf(fields[fields.indexOf(FIELD) + 1] ?? "")
+  return fields === undefined ? undefined : Writer.headOf(lineOf(fields))
 }
 
 export const sink = (redis: Redis, node: string): Writer.Sink => {
