@@ -1,7 +1,7 @@
 // The one listener: an HTTPS server we own, with the routes on 'request' and the WebSocket
 // gate on 'upgrade' (ws in noServer mode, so outbound backpressure stays visible), a session
 // fiber per socket, and one node-wide heartbeat. Closing the layer closes every socket 1001.
-import { Cause, Context, Effect, Exit, FiberSet, Layer } from "effect"
+import { Cause, Context, Effect, Exit, FiberSet, Layer, LogLevel, References } from "effect"
 import { createServer } from "node:https"
 import type { AddressInfo } from "node:net"
 import { WebSocket, WebSocketServer } from "ws"
@@ -62,6 +62,7 @@ export const layer = (options: ServerOptions) =>
       const runPromiseExit = Effect.runPromiseExitWith(context)
       const runSync = Effect.runSyncWith(context)
       const audit = yield* AuditLog
+      const debug = LogLevel.isLessThanOrEqualTo(yield* References.MinimumLogLevel, "Debug")
       const server = createServer({
         ...Tls.serverOptions(options.tls, options.clientCa),
         // Slow or silent clients hold nothing for long: the TLS handshake, then the request
@@ -114,8 +115,13 @@ export const layer = (options: ServerOptions) =>
             serviceClientCertificates: options.clientCa !== undefined,
             bodyBytes: options.connection.bodyBytes,
             onDefect: (cause, request) => runSync(logDefect(cause).pipe(Effect.annotateLogs({ request }))),
-            onServed: (request, route, status, ms) =>
-              runSync(Effect.logDebug("request").pipe(Effect.annotateLogs({ request, route, status, ms })))
+            // Only at debug: below it the line would be built and dropped on every publish.
+            ...(debug
+              ? {
+                onServed: (request: string, route: string, status: number, ms: number) =>
+                  runSync(Effect.logDebug("request").pipe(Effect.annotateLogs({ request, route, status, ms })))
+              }
+              : {})
           },
           runPromiseExit
         )
