@@ -192,9 +192,10 @@ const makeMaterial = (dir: string): Material => {
   const keyFile = join(dir, "key.pem")
   writeFileSync(certFile, tls.cert)
   writeFileSync(keyFile, tls.key, { mode: 0o600 })
-  const ticketKeyFile = join(dir, "ticket-key.pem")
-  // Ed25519: the faster of the two ticket key types Tidings accepts (README, TIDINGS_TICKET_KEY_FILE).
-  writeFileSync(ticketKeyFile, generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 })
+  const ticketKeyFile = join(dir, "ticket-key.bin")
+  // An HS256 secret: the cheapest ticket key Tidings accepts, and the one README recommends
+  // (tickets are made and checked by the gateway alone).
+  writeFileSync(ticketKeyFile, randomBytes(32), { mode: 0o600 })
   const auditKeyFile = join(dir, "audit-key.bin")
   writeFileSync(auditKeyFile, randomBytes(32), { mode: 0o600 })
   return { dir, certFile, keyFile, ticketKeyFile, auditKeyFile, jwksFile: join(dir, "jwks.json"), issuer: ISSUER, audience: AUDIENCE, origin: ORIGIN }

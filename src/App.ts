@@ -37,8 +37,8 @@ const auditKey = (config: AppConfig): Uint8Array => {
 const keysLayer = (config: AppConfig) =>
   Layer.unwrap(Effect.promise(async () => {
     const ticketKey = config.ticketKeyFile === undefined
-      ? await Keys.generate()
-      : await Keys.fromPem(readFileSync(config.ticketKeyFile, "utf8"))
+      ? Keys.generateSecret()
+      : await Keys.ticketKeyFrom(readFileSync(config.ticketKeyFile))
     const auth = config.auth._tag === "DevIssuer"
       ? DevIssuer.layer(
         config.devIssuerKeyFile === undefined ? await Keys.generate() : await Keys.fromPem(readFileSync(config.devIssuerKeyFile, "utf8"))
@@ -50,7 +50,7 @@ const keysLayer = (config: AppConfig) =>
           ? { _tag: "Remote", url: config.auth.jwks.url }
           : { _tag: "Local", jwks: JSON.parse(readFileSync(config.auth.jwks.file, "utf8")) }
       })
-    const previous = await Promise.all(config.previousTicketKeyFiles.map((file) => Keys.fromPem(readFileSync(file, "utf8"))))
+    const previous = await Promise.all(config.previousTicketKeyFiles.map((file) => Keys.ticketKeyFrom(readFileSync(file))))
     return Layer.mergeAll(TicketSigner.layer(ticketKey, previous), auth)
   }))
 

@@ -1,6 +1,6 @@
 // Summarizes a V8 .cpuprofile (node --cpu-prof): the top functions by self time, and self time
 // by package/file, so a hot spot can be named as file:function with its share.
-//   node bench/tools/cpuprofile-top.ts <file.cpuprofile> [top=30] [--from-s A --to-s B]
+//   node bench/tools/cpuprofile-top.ts <file.cpuprofile> [top=30] [--from-s A --to-s B] [--inclusive [substring]]
 import { readFileSync } from "node:fs"
 
 interface ProfileNode {
@@ -18,7 +18,7 @@ interface Profile {
 const args = process.argv.slice(2)
 const file = args[0]
 if (file === undefined) {
-  process.stderr.write("usage: node bench/tools/cpuprofile-top.ts <file.cpuprofile> [top] [--from-s A --to-s B]\n")
+  process.stderr.write("usage: node bench/tools/cpuprofile-top.ts <file.cpuprofile> [top] [--from-s A --to-s B] [--inclusive [substring]]\n")
   process.exit(64)
 }
 const top = Number(args[1] && !args[1].startsWith("--") ? args[1] : 30)
@@ -73,8 +73,31 @@ for (const [id, us] of self) {
   files.set(key, (files.get(key) ?? 0) + us)
 }
 
+// Inclusive time: each function counted once per sampled stack, so "what is under X" can be read.
+const parent = new Map<number, number>()
+for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
+const inclusive = new Map<string, number>()
+for (const [id, us] of self) {
+  const seen = new Set<string>()
+  for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+    const { functionName, url, lineNumber } = byId.get(at)!.callFrame
+    const name = `${short(url)}:${lineNumber + 1} ${functionName || "(anonymous)"}`
+    if (seen.has(name)) continue
+    seen.add(name)
+    inclusive.set(name, (inclusive.get(name) ?? 0) + us)
+  }
+}
+
 const pct = (us: number) => `${((us / total) * 100).toFixed(1).padStart(5)} %`
 process.stdout.write(`${file}: ${(total / 1e6).toFixed(2)} s of samples\n\nTop ${top} by self time:\n`)
 for (const [name, us] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`${pct(us)}  ${name}\n`)
+if (args.includes("--inclusive")) {
+  const match = args[args.indexOf("--inclusive") + 1]
+  const wanted = match !== undefined && !match.startsWith("--") ? match : ""
+  process.stdout.write(`\nTop ${top * 2} by inclusive time${wanted === "" ? "" : ` matching ${wanted}`}:\n`)
+  for (const [name, us] of [...inclusive].filter(([name]) => name.includes(wanted)).sort((a, b) => b[1] - a[1]).slice(0, top * 2)) {
+    process.stdout.write(`${pct(us)}  ${name}\n`)
+  }
+}
 process.stdout.write(`\nSelf time by package / file:\n`)
 for (const [name, us] of [...files].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`${pct(us)}  ${name}\n`)

@@ -3,7 +3,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Result } from "effect"
 import { TestClock } from "effect/testing"
-import { SignJWT } from "jose"
+import { exportSPKI, SignJWT } from "jose"
+import { generateKeyPairSync, randomBytes } from "node:crypto"
 import * as Keys from "../../src/interpreters/jwt/Keys.ts"
 import * as TicketSigner from "../../src/interpreters/jwt/TicketSigner.ts"
 import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
@@ -296,8 +297,66 @@ describe("consumeTicket", () => {
     }).pipe(provide()))
 })
 
+describe("HS256 ticket secrets", () => {
+  const secret = Keys.secretKey(randomBytes(32))
+  const withSecret = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    self.pipe(Effect.provide(TicketSigner.layer(secret, [ticketKey])), Effect.provide(memoryLayer()))
+  const signHs = (key: Uint8Array, kid: string) =>
+    Effect.promise(() =>
+      new SignJWT({ role: "patient", ref: ALICE, iam: 0, sxp: 3_600 })
+        .setProtectedHeader({ alg: "HS256", kid, typ: "tidings-ticket+jwt" })
+        .setJti("jti_0123456789abcdef").setAudience("tidings-ws").setIssuedAt(0).setExpirationTime(60)
+        .sign(key)
+    )
+
+  it.effect("issues HS256 tickets that are consumed once", () =>
+    Effect.gen(function*() {
+      const ticket = yield* issue()
+      const header = unb64(ticket.split(".")[0]!)
+      expect(header).toEqual({ alg: "HS256", kid: secret.kid, typ: "tidings-ticket+jwt" })
+      // The kid names the key without being derived from the secret alone.
+      expect(secret.kid).not.toContain(secret.secret.export().toString("base64url"))
+      expect(yield* outcome(ticket)).toBe("ok")
+      expect(yield* outcome(ticket)).toBe("used")
+    }).pipe(withSecret))
+
+  it.effect("refuses a tampered HS256 ticket, one made with another secret, and a truncated mac", () =>
+    Effect.gen(function*() {
+      const ticket = yield* issue()
+      const [header, payload, signature] = ticket.split(".") as [string, string, string]
+      expect(yield* outcome(`${header}.${b64({ ...unb64(payload), ref: BOB })}.${signature}`)).toBe("invalid")
+      expect(yield* outcome(`${header}.${payload}.${signature.slice(0, 20)}`)).toBe("invalid")
+      expect(yield* outcome(yield* signHs(randomBytes(32), secret.kid))).toBe("invalid")
+      // With the right secret the mac passes and only the store refuses (that jti was never
+      // issued): the refusals above came from the mac, not from the ticket's shape.
+      expect(yield* outcome(yield* signHs(secret.secret.export(), secret.kid))).toBe("used")
+      expect(yield* outcome(ticket)).toBe("ok")
+    }).pipe(withSecret))
+
+  it.effect("refuses algorithm confusion: HS256 keyed with a public key, or an asymmetric alg on the secret's kid", () =>
+    Effect.gen(function*() {
+      // The classic attack: the verifier's public key (public knowledge) used as an HMAC secret.
+      const publicPem = yield* Effect.promise(() => exportSPKI(ticketKey.publicKey))
+      expect(yield* outcome(yield* signHs(Buffer.from(publicPem), ticketKey.kid))).toBe("invalid")
+      expect(yield* outcome(yield* signTicket({ kid: secret.kid }))).toBe("invalid")
+      // The previous (asymmetric) key is still honoured under its own alg (past the signature
+      // check; the jti was never issued, so the store refuses it).
+      expect(yield* outcome(yield* signTicket({}))).toBe("used")
+    }).pipe(withSecret))
+
+  it("reads a key file: PEM is an asymmetric key, other bytes a secret of at least 32 bytes", async () => {
+    const pem = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" })
+    expect((await Keys.ticketKeyFrom(Buffer.from(pem))).alg).toBe("EdDSA")
+    const bytes = randomBytes(32)
+    const fromFile = await Keys.ticketKeyFrom(bytes)
+    expect(fromFile).toMatchObject({ alg: "HS256", kid: Keys.secretKey(bytes).kid })
+    await expect(Keys.ticketKeyFrom(randomBytes(31))).rejects.toThrow(/at least 32 bytes/)
+    expect(Keys.generateSecret().kid).not.toBe(Keys.generateSecret().kid)
+  })
+})
+
 describe("ticket key rotation", () => {
-  const at = (current: Keys.SigningKey, previous: ReadonlyArray<Keys.SigningKey> = []) =>
+  const at = (current: Keys.TicketKey, previous: ReadonlyArray<Keys.TicketKey> = []) =>
     <A, E, R>(self: Effect.Effect<A, E, R>) => self.pipe(Effect.provide(TicketSigner.layer(current, previous)))
 
   it.effect("accepts a ticket signed with the previous key during the overlap, and refuses it after", () =>
@@ -317,5 +376,14 @@ describe("ticket key rotation", () => {
       const fresh = yield* Tickets.issue(patient()).pipe(at(newKey, [oldKey]))
       const header = JSON.parse(Buffer.from(fresh.ticket.split(".")[0]!, "base64url").toString())
       expect(header.kid).toBe(newKey.kid)
+    }).pipe(Effect.provide(memoryLayer())))
+
+  it.effect("rotates from an asymmetric key to a secret", () =>
+    Effect.gen(function*() {
+      const secret = Keys.generateSecret()
+      const before = yield* Tickets.issue(patient()).pipe(at(ticketKey))
+      expect((yield* Tickets.consume(before.ticket).pipe(at(secret, [ticketKey]))).user.ref).toBe(ALICE)
+      const fresh = yield* Tickets.issue(patient()).pipe(at(secret, [ticketKey]))
+      expect((yield* Tickets.consume(fresh.ticket).pipe(at(secret))).user.ref).toBe(ALICE)
     }).pipe(Effect.provide(memoryLayer())))
 })

@@ -1,7 +1,8 @@
-// Asymmetric keys for JWS: which algorithm a key implies, and its `kid` (RFC 7638
-// thumbprint), so keys can rotate with an overlap window.
+// Keys for JWS: which algorithm a key implies, and its `kid`, so keys can rotate with an
+// overlap window. Asymmetric keys (ES256, EdDSA) sign dev access tokens and may sign tickets;
+// a shared secret (HS256) signs tickets only, which the gateway alone makes and checks.
 import { calculateJwkThumbprint, exportJWK } from "jose"
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto"
+import { createHmac, createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, type KeyObject, randomBytes } from "node:crypto"
 
 export interface SigningKey {
   readonly alg: "ES256" | "EdDSA"
@@ -9,6 +10,18 @@ export interface SigningKey {
   readonly privateKey: KeyObject
   readonly publicKey: KeyObject
 }
+
+/** A secret shared by the nodes: tickets are made and checked by the gateway alone. */
+export interface SecretKey {
+  readonly alg: "HS256"
+  readonly kid: string
+  readonly secret: KeyObject
+}
+
+export type TicketKey = SigningKey | SecretKey
+
+/** As TIDINGS_AUDIT_KEY_FILE: 256 bits at least, the strength of the other choices. */
+export const SECRET_MIN_BYTES = 32
 
 const algOf = (key: KeyObject): "ES256" | "EdDSA" => {
   if (key.asymmetricKeyType === "ed25519") return "EdDSA"
@@ -26,3 +39,19 @@ export const fromPem = (pem: string): Promise<SigningKey> => signingKey(createPr
 
 export const generate = (): Promise<SigningKey> =>
   signingKey(generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey)
+
+/**
+ * A secret's kid is a keyed hash of a fixed label, not a thumbprint of the secret itself:
+ * a ticket header then says nothing about the key but which one it is.
+ */
+export const secretKey = (bytes: Uint8Array): SecretKey => {
+  if (bytes.length < SECRET_MIN_BYTES) throw new Error(`a ticket secret must hold at least ${SECRET_MIN_BYTES} bytes`)
+  const kid = createHmac("sha256", bytes).update("tidings ticket key id").digest("base64url")
+  return { alg: "HS256", kid, secret: createSecretKey(bytes) }
+}
+
+export const generateSecret = (): SecretKey => secretKey(randomBytes(SECRET_MIN_BYTES))
+
+/** A ticket key file: a PEM private key (ES256 or EdDSA), or else the bytes of an HS256 secret. */
+export const ticketKeyFrom = async (file: Buffer): Promise<TicketKey> =>
+  file.subarray(0, 64).toString("latin1").includes("-----BEGIN ") ? fromPem(file.toString("utf8")) : secretKey(file)
