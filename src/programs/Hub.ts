@@ -30,8 +30,12 @@ interface Entry {
 }
 
 export class Hub extends Context.Service<Hub, {
-  /** Receives the channel's events while the scope is open. */
-  readonly join: (channel: Channel, subscriber: Subscriber) => Effect.Effect<void, Unavailable, Scope.Scope>
+  /**
+   * The subscriber receives the channel's events until it runs the `leave` it was given. A
+   * returned effect rather than a Scope: a socket may hold 100 subscriptions for hours, and a
+   * Scope (with its finalizer map) per subscription is memory held for nothing.
+   */
+  readonly join: (channel: Channel, subscriber: Subscriber) => Effect.Effect<Effect.Effect<void>, Unavailable>
   readonly stats: () => { readonly channels: number; readonly subscribers: number }
 }>()("tidings/Hub") {
   static readonly layer = Layer.effect(
@@ -96,16 +100,18 @@ export class Hub extends Context.Service<Hub, {
       return Hub.of({
         join: (channel, subscriber) => {
           const key = print(channel)
-          return Effect.acquireRelease(
-            Effect.map(acquire(channel, key), (entry) => {
-              entry.subscribers.add(subscriber)
-              return entry
-            }),
-            (entry) => Effect.suspend(() => {
+          // Uninterruptible, as an acquireRelease's acquire: the caller is handed the leave
+          // of everything it joined, or joined nothing.
+          return Effect.uninterruptible(Effect.map(acquire(channel, key), (entry) => {
+            entry.subscribers.add(subscriber)
+            let left = false
+            return Effect.suspend(() => {
+              if (left) return Effect.void
+              left = true
               entry.subscribers.delete(subscriber)
               return release(key, entry)
             })
-          ).pipe(Effect.asVoid)
+          }))
         },
         stats: () => {
           let subscribers = 0

@@ -5,6 +5,7 @@ import * as DevIssuer from "../../src/interpreters/jwt/DevIssuer.ts"
 import * as Keys from "../../src/interpreters/jwt/Keys.ts"
 import * as TicketSigner from "../../src/interpreters/jwt/TicketSigner.ts"
 import * as Memory from "../../src/interpreters/memory/Memory.ts"
+import { Deadlines } from "../../src/programs/Deadlines.ts"
 import { Hub } from "../../src/programs/Hub.ts"
 import { CareWatcher } from "../../src/programs/Revoke.ts"
 import * as Settings from "../../src/services/Settings.ts"
@@ -27,5 +28,5 @@ export const memoryLayer = (
 ) => {
   const memory = Memory.layer().pipe(Layer.provideMerge(Settings.layer(overrides)))
   const services = options.careAnnouncements === false ? quietCare.pipe(Layer.provideMerge(memory)) : memory
-  return Layer.mergeAll(Hub.layer, CareWatcher).pipe(Layer.provideMerge(services), Layer.provideMerge(keys))
+  return Layer.mergeAll(Hub.layer, Deadlines.layer, CareWatcher).pipe(Layer.provideMerge(services), Layer.provideMerge(keys))
 }
