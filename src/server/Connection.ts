@@ -1,14 +1,14 @@
-// A `ws` socket as a session Transport: inbound frames through a queue (pausing the socket
-// when it fills), outbound frames through a bounded window. The window counts frames the
+// A `ws` socket as a session Transport: inbound frames through a small queue (pausing the
+// socket when it fills), outbound frames through a bounded window. The window counts frames the
 // client has not yet acknowledged: every ACK_EVERY frames we send a ping numbered with the
 // frames sent so far, and the automatic pong tells us how far the client has read. The
 // kernel can absorb megabytes for a stalled reader; the pongs cannot lie (docs/decisions/0003).
-import { Cause, Effect, Queue } from "effect"
+import { Effect } from "effect"
 import { type RawData, WebSocket } from "ws"
 import { CloseTable } from "../domain/Close.ts"
 import { ClosedNormally, FrameRejected, MessageTooBig, TooSlow } from "../domain/Errors.ts"
 import { ACK_EVERY_FRAMES } from "../domain/Limits.ts"
-import type { Interruption, Transport, TransportEnd } from "../programs/Session.ts"
+import type { Interruption, Outbox, Transport, TransportEnd } from "../programs/Session.ts"
 
 export interface WindowLimits {
   /** Frames sent but not yet acknowledged by a pong. */
@@ -57,111 +57,178 @@ const refusal = (code: string | undefined): TransportEnd => {
   }
 }
 
-export interface Connection {
-  readonly transport: Transport
+/** `ws` refuses a frame itself (1002, 1007, 1008, 1009) with no reason; ours are fixed strings. */
+export class GatewaySocket extends WebSocket {
+  override close(code?: number, reason?: string | Buffer) {
+    super.close(code, reason ?? (code === undefined ? undefined : REASONS.get(code)))
+  }
+}
+
+const CONNECTION = Symbol("tidings/Connection")
+type Tagged = WebSocket & { [CONNECTION]: Connection }
+
+// The socket's listeners are module-level functions that find their connection on the
+// socket: four closures (and their contexts) fewer per connection than inline listeners.
+const connectionOf = (ws: WebSocket): Connection => (ws as Tagged)[CONNECTION]
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean) {
+  connectionOf(this).inbound(isBinary ? NOT_A_MESSAGE : data.toString())
+}
+function onPong(this: WebSocket, data: Buffer) {
+  connectionOf(this).ponged(data)
+}
+function onError(this: WebSocket, error: Error & { code?: string }) {
+  // Frame errors only; a socket error ends in 'close' anyway.
+  if (error.code?.startsWith("WS_ERR_")) connectionOf(this).fail(refusal(error.code))
+}
+function onClose(this: WebSocket) {
+  connectionOf(this).fail(new ClosedNormally())
+}
+
+type Ending = TransportEnd | Interruption
+type Resume = (effect: Effect.Effect<string, Ending>) => void
+
+let nextSlice = 0
+
+/**
+ * One socket as a session's Transport (and its Outbox). Inbound frames wait in a plain array
+ * for the session's single `receive`; the socket stops reading when too many wait.
+ */
+export class Connection implements Transport, Outbox {
+  readonly origin: string
+  readonly peer: string
+  readonly ticket: string | undefined
+  readonly outbox: Outbox = this
+  readonly receive: Effect.Effect<string, Ending>
   /** When the unanswered heartbeat ping went out; undefined once any pong came back. */
-  awaitingPongSince: number | undefined
+  awaitingPongSince: number | undefined = undefined
   /** Which part of the heartbeat interval pings this socket (spreads the pings). */
-  readonly slice: number
+  readonly slice = nextSlice++
+  private readonly ws: Tagged
+  private readonly window: WindowLimits
+  /** performance.now() when the upgrade request came in, for the handshake timing. */
+  private readonly startedAt: number
+  private readonly onOpened: ((startedAt: number) => void) | undefined
+  private queued: Array<string> | undefined = undefined
+  private waiting: Resume | undefined = undefined
+  private ending: Ending | undefined = undefined
+  private ended = false
+  private sent = 0
+  private acked = 0
+  private pingedAt = 0
+
+  constructor(
+    ws: WebSocket,
+    options: {
+      readonly origin: string
+      readonly peer: string
+      readonly ticket: string | undefined
+      readonly window: WindowLimits
+      readonly startedAt: number
+      /** Shared by every connection: told when a session opened, with its upgrade's start. */
+      readonly onOpened?: (startedAt: number) => void
+    }
+  ) {
+    this.ws = ws as Tagged
+    this.ws[CONNECTION] = this
+    this.origin = options.origin
+    this.peer = options.peer
+    this.ticket = options.ticket
+    this.window = options.window
+    this.startedAt = options.startedAt
+    this.onOpened = options.onOpened
+    this.receive = Effect.callback<string, Ending>((resume) => this.take(resume))
+    ws.on("message", onMessage)
+    ws.on("pong", onPong)
+    ws.on("error", onError)
+    ws.on("close", onClose)
+  }
+
+  opened() {
+    this.onOpened?.(this.startedAt)
+  }
+
+  /** Closes the socket with the session's code, unless it has closed already. */
+  closeWith(code: number, reason: string) {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, reason)
+  }
+
+  /** A frame from the client: to the waiting `receive`, or queued for the next. */
+  inbound(text: string) {
+    if (this.ended) return
+    const waiting = this.waiting
+    if (waiting !== undefined) {
+      this.waiting = undefined
+      return waiting(Effect.succeed(text))
+    }
+    const queued = (this.queued ??= [])
+    queued.push(text)
+    if (queued.length >= INBOUND_HIGH_WATER) this.ws.pause()
+  }
+
+  private take(resume: Resume) {
+    const queued = this.queued
+    if (queued !== undefined && queued.length > 0) {
+      const text = queued.shift()!
+      if (this.ws.isPaused && queued.length < INBOUND_HIGH_WATER / 2) this.ws.resume()
+      return resume(Effect.succeed(text))
+    }
+    if (this.ending !== undefined) return resume(Effect.fail(this.ending))
+    this.waiting = resume
+  }
+
+  /** The socket ended, or `end` was called: frames already queued are still handed out first. */
+  fail(reason: Ending) {
+    if (this.ended) return
+    this.ended = true
+    this.ending = reason
+    const waiting = this.waiting
+    if (waiting === undefined) return
+    this.waiting = undefined
+    // Resuming can run the session's close at once; a microtask lets the caller (an offer in
+    // the middle of a fan-out) finish first.
+    queueMicrotask(() => waiting(Effect.fail(reason)))
+  }
+
+  end(reason: Interruption) {
+    this.fail(reason)
+  }
+
+  ponged(data: Buffer) {
+    this.awaitingPongSince = undefined
+    const upTo = Number(data.toString("latin1"))
+    if (Number.isSafeInteger(upTo) && upTo > this.acked && upTo <= this.sent) this.acked = upTo
+  }
+
   /** Heartbeat: a numbered ping, so its pong also acknowledges the window. */
-  readonly ping: () => void
-  readonly terminate: () => void
+  ping() {
+    this.pingedAt = this.sent
+    this.ws.ping(String(this.sent))
+  }
+
+  terminate() {
+    this.ws.terminate()
+  }
+
   /**
    * The session is over: stop queueing input and read the socket again if a flood had paused
    * it, so the client's close reply and FIN are seen at once rather than after ws's 30 s.
    */
-  readonly finish: () => void
-}
-
-let nextSlice = 0
-
-export const make = (
-  ws: WebSocket,
-  options: {
-    readonly origin: string
-    readonly peer: string
-    readonly ticket: string | undefined
-    readonly window: WindowLimits
-    readonly opened?: () => void
-  }
-): Connection => {
-  const inbound = Effect.runSync(Queue.unbounded<string, TransportEnd | Interruption>())
-  let ended = false
-  let sent = 0
-  let acked = 0
-  let pingedAt = 0
-
-  const end = (reason: TransportEnd | Interruption) => {
-    if (ended) return
-    ended = true
-    // Failing the queue can resume the session fiber at once; a microtask lets the caller
-    // (an offer in the middle of a fan-out) finish first.
-    queueMicrotask(() => Queue.failCauseUnsafe(inbound, Cause.fail(reason)))
+  finish() {
+    this.ended = true
+    this.queued = undefined
+    if (this.ws.isPaused) this.ws.resume()
   }
 
-  ws.on("message", (data: RawData, isBinary: boolean) => {
-    if (ended) return
-    // Binary frames are not part of the protocol: the session answers them bad_request like
-    // any other message that does not decode.
-    Queue.offerUnsafe(inbound, isBinary ? NOT_A_MESSAGE : data.toString())
-    if (Queue.sizeUnsafe(inbound) >= INBOUND_HIGH_WATER) ws.pause()
-  })
-  ws.on("pong", (data: Buffer) => {
-    connection.awaitingPongSince = undefined
-    const upTo = Number(data.toString("latin1"))
-    if (Number.isSafeInteger(upTo) && upTo > acked && upTo <= sent) acked = upTo
-  })
-  // `ws` closes a frame it refuses itself (1002, 1007, 1008, 1009) with no reason; ours are
-  // fixed strings. Its receiver calls this socket's `close`, so the reason is added here.
-  const close = ws.close.bind(ws)
-  ws.close = (code?: number, reason?: string | Buffer) =>
-    close(code, reason ?? (code === undefined ? undefined : REASONS.get(code)))
-  ws.on("error", (error: Error & { code?: string }) => {
-    // Frame errors only; a socket error ends in 'close' anyway.
-    if (error.code?.startsWith("WS_ERR_")) end(refusal(error.code))
-  })
-  ws.once("close", () => end(new ClosedNormally()))
-
-  const ping = () => {
-    pingedAt = sent
-    ws.ping(String(sent))
-  }
-
-  const connection: Connection = {
-    awaitingPongSince: undefined,
-    slice: nextSlice++,
-    ping,
-    terminate: () => ws.terminate(),
-    finish: () => {
-      ended = true
-      if (ws.isPaused) ws.resume()
-    },
-    transport: {
-      origin: options.origin,
-      peer: options.peer,
-      ticket: options.ticket,
-      ...(options.opened === undefined ? {} : { opened: options.opened }),
-      end,
-      receive: Queue.take(inbound).pipe(
-        Effect.map((text) => {
-          if (ws.isPaused && Queue.sizeUnsafe(inbound) < INBOUND_HIGH_WATER / 2) ws.resume()
-          return text
-        })
-      ),
-      outbox: {
-        offer: (frame) => {
-          if (ended || ws.readyState !== WebSocket.OPEN) return false
-          if (sent - acked >= options.window.frames || ws.bufferedAmount > options.window.bytes) {
-            end(new TooSlow())
-            return false
-          }
-          ws.send(bytesOf(frame), AS_TEXT)
-          sent += 1
-          if (sent - pingedAt >= ACK_EVERY_FRAMES) ping()
-          return true
-        }
-      }
+  offer(frame: string): boolean {
+    const ws = this.ws
+    if (this.ended || ws.readyState !== WebSocket.OPEN) return false
+    if (this.sent - this.acked >= this.window.frames || ws.bufferedAmount > this.window.bytes) {
+      this.fail(new TooSlow())
+      return false
     }
+    ws.send(bytesOf(frame), AS_TEXT)
+    this.sent += 1
+    if (this.sent - this.pingedAt >= ACK_EVERY_FRAMES) this.ping()
+    return true
   }
-  return connection
 }

@@ -4,8 +4,9 @@
 import { Cause, Context, Effect, Exit, FiberSet, Layer, LogLevel, References } from "effect"
 import { createServer } from "node:https"
 import type { AddressInfo } from "node:net"
-import { WebSocket, WebSocketServer } from "ws"
+import { WebSocketServer } from "ws"
 import { closeFor } from "../domain/Close.ts"
+import type { GatewayError } from "../domain/Errors.ts"
 import { FRAME_BYTES, PONG_TIMEOUT_S, SUBPROTOCOL } from "../domain/Limits.ts"
 import * as Ids from "../programs/Ids.ts"
 import * as Metrics from "../programs/Metrics.ts"
@@ -134,6 +135,7 @@ export const layer = (options: ServerOptions) =>
             maxPayload: FRAME_BYTES,
             perMessageDeflate: false,
             clientTracking: false,
+            WebSocket: Connection.GatewaySocket,
             handleProtocols: () => SUBPROTOCOL
           })
         ),
@@ -145,23 +147,25 @@ export const layer = (options: ServerOptions) =>
 
       // Log lines of one socket carry its connection id (never its subject or ticket).
       const ids = Ids.sequence("c")
-      const serve = (accepted: Upgrade.Accepted, connection: Connection.Connection, id: string) =>
-        Session.run(connection.transport).pipe(
+      // Shared by every session: per-session closures are memory an idle socket holds for hours.
+      const onClosed = (connection: Connection.Connection, exit: Exit.Exit<unknown, GatewayError>) =>
+        Effect.suspend(() => {
+          connections.delete(connection)
+          connection.finish()
+          const error = Session.endOf(exit)
+          const close = closeFor(error)
+          connection.closeWith(close.code, close.reason)
+          return Effect.andThen(
+            Effect.logDebug("session closed").pipe(Effect.annotateLogs({ code: close.code, cause: error._tag })),
+            error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
+          )
+        })
+      const onOpened = (startedAt: number) => Metrics.handshakeDuration.updateUnsafe(performance.now() - startedAt, context)
+      const serve = (connection: Connection.Connection, id: string) =>
+        Session.run(connection).pipe(
           Effect.scoped,
-          Effect.onExit((exit) =>
-            Effect.suspend(() => {
-              connections.delete(connection)
-              connection.finish()
-              const error = Session.endOf(exit)
-              const close = closeFor(error)
-              if (accepted.ws.readyState === WebSocket.OPEN) accepted.ws.close(close.code, close.reason)
-              return Effect.andThen(
-                Effect.logDebug("session closed").pipe(Effect.annotateLogs({ code: close.code, cause: error._tag })),
-                error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
-              )
-            })
-          ),
-          Effect.annotateLogs({ connection: id })
+          Effect.onExit((exit) => onClosed(connection, exit)),
+          Effect.annotateLogs("connection", id)
         )
 
       server.on(
@@ -170,15 +174,16 @@ export const layer = (options: ServerOptions) =>
           allowedOrigins: options.allowedOrigins,
           wss,
           onAccepted: (accepted) => {
-            const connection = Connection.make(accepted.ws, {
+            const connection = new Connection.Connection(accepted.ws, {
               origin: accepted.origin,
               peer: accepted.peer,
               ticket: accepted.ticket,
               window: options.window,
-              opened: () => Metrics.handshakeDuration.updateUnsafe(performance.now() - accepted.startedAt, context)
+              startedAt: accepted.startedAt,
+              onOpened
             })
             connections.add(connection)
-            runSession(serve(accepted, connection, ids()))
+            runSession(serve(connection, ids()))
           },
           onRejected: (reason, origin) =>
             runSync(Effect.andThen(

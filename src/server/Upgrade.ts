@@ -57,6 +57,11 @@ export interface Accepted {
   readonly startedAt: number
 }
 
+// Module-level: the listener stays on the socket for its whole life.
+function destroy(this: Duplex) {
+  this.destroy()
+}
+
 export const makeHandler = (options: {
   readonly allowedOrigins: ReadonlySet<string>
   readonly wss: WebSocketServer
@@ -65,7 +70,7 @@ export const makeHandler = (options: {
 }) =>
 (request: IncomingMessage, socket: Duplex, head: Buffer) => {
   const startedAt = performance.now()
-  socket.on("error", () => socket.destroy())
+  socket.on("error", destroy)
   const path = (request.url ?? "/").split("?", 1)[0]
   if (path !== WS_PATH) {
     options.onRejected("path", undefined)
