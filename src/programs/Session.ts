@@ -47,6 +47,8 @@ export interface Transport {
   /** The client's network address, for per-address limits only (never logged or audited). */
   readonly peer: string
   readonly ticket: string | undefined
+  /** A log correlation id (`c-…`) for the session's own log lines, if the edge gave one. */
+  readonly id?: string
   /** The next text frame; fails once the socket has ended, or with what `end` was given. */
   readonly receive: Effect.Effect<string, TransportEnd | Interruption>
   /**
@@ -55,6 +57,8 @@ export interface Transport {
    */
   readonly end: (reason: Interruption) => void
   readonly outbox: Outbox
+  /** Called once the ticket has been checked, whatever the outcome: the transport may forget it. */
+  readonly consumed?: () => void
   /** Called once the session is open (ticket consumed, registered): ends the handshake timing. */
   readonly opened?: () => void
 }
@@ -157,6 +161,8 @@ class Live implements LiveSession, Watched {
   refused: Channel | undefined = undefined
   /** Care expiry timers and re-checks, forked on demand and interrupted with the session. */
   forked: Set<Fiber.Fiber<void>> | undefined = undefined
+  /** Takes the session out of the registry (set once registered). */
+  unregister: Effect.Effect<void> = Effect.void
   /** The session fiber's services, for the handlers and the side fibers. */
   context: Context.Context<never> = Context.empty()
   readonly transport: Transport
@@ -206,7 +212,7 @@ const get = <I, S>(live: Live, tag: Context.Key<I, S>): S => Context.get(live.co
 /** Runs one session and audits how it ended, whether or not it ever got past the ticket. */
 export const run = (transport: Transport) => {
   const live = new Live(transport)
-  return Effect.onExit(open(live), (exit) => close(live, exit))
+  return Effect.onExit(Effect.flatMap(open(live), () => loop(live)), (exit) => close(live, exit))
 }
 
 const close = (live: Live, exit: Exit.Exit<unknown, GatewayError>) =>
@@ -217,6 +223,7 @@ const close = (live: Live, exit: Exit.Exit<unknown, GatewayError>) =>
       get(live, Deadlines).unwatch(live)
       if (live.forked !== undefined) yield* Fiber.interruptAll([...live.forked])
       for (const key of [...live.subscriptions.keys()]) yield* drop(live, key)
+      yield* live.unregister
       yield* Metric.modify(Metrics.connections, -1)
     } else {
       yield* Metrics.connected("refused")
@@ -240,7 +247,10 @@ const open = Effect.fnUntraced(function*(live: Live) {
   // A connect flood from one address is cut before its ticket is even looked at.
   yield* admit(`connect-ip:${transport.peer}`, settings.rates.connectsPerIp)
   yield* auditReady
-  const claims = yield* Tickets.consume(transport.ticket, transport.origin)
+  const claims = yield* Tickets.consume(transport.ticket, transport.origin).pipe(
+    // Used once: the socket need not hold a credential (and the header it was cut from) for hours.
+    Effect.ensuring(Effect.sync(() => transport.consumed?.()))
+  )
   const user = claims.user
   live.user = user
   live.subject = subjectOf(user)
@@ -258,18 +268,25 @@ const open = Effect.fnUntraced(function*(live: Live) {
   // agreement between nodes, and a round trip per message would be the wrong price.
   live.messages = TokenBucket.full(settings.rates.messages, now)
 
-  yield* (yield* Sessions).register(live)
-  live.opened = true
+  // Registered and its release kept in one uninterruptible step, so the close always has it.
+  yield* Effect.uninterruptible(Effect.map((yield* Sessions).register(live), (release) => {
+    live.unregister = release
+    live.opened = true
+  }))
   yield* Metric.modify(Metrics.connections, 1)
   get(live, Deadlines).watch(live)
   yield* (yield* AuditLog).append({ event: "ws.opened", jti: claims.jti, subject: live.subject, origin: transport.origin, result: "ok" })
   transport.opened?.()
   yield* Metrics.connected("opened")
-  yield* Effect.logDebug("session opened")
+  yield* (transport.id === undefined
+    ? Effect.logDebug("session opened")
+    : Effect.logDebug("session opened").pipe(Effect.annotateLogs("connection", transport.id)))
 
-  const receive = transport.receive
-  const next = (text: string) => handle(live, text)
-  return yield* Effect.forever(Effect.flatMap(receive, next)).pipe(
+})
+
+// The message loop runs after `open` has returned, so no suspended generator stays with it.
+const loop = (live: Live) =>
+  Effect.forever(Effect.flatMap(live.transport.receive, (text: string) => handle(live, text))).pipe(
     Effect.tapError((error) =>
       error._tag === "TooSlow" && live.refused !== undefined
         ? Effect.andThen(
@@ -279,7 +296,6 @@ const open = Effect.fnUntraced(function*(live: Live) {
         : Effect.void
     )
   )
-})
 
 // Unique across nodes (the registry's members are session ids) and cheaper than random bytes.
 const nextSessionId = Ids.sequence("s")

@@ -96,7 +96,8 @@ let nextSlice = 0
 export class Connection implements Transport, Outbox {
   readonly origin: string
   readonly peer: string
-  readonly ticket: string | undefined
+  ticket: string | undefined
+  readonly id: string
   readonly outbox: Outbox = this
   readonly receive: Effect.Effect<string, Ending>
   /** When the unanswered heartbeat ping went out; undefined once any pong came back. */
@@ -124,6 +125,8 @@ export class Connection implements Transport, Outbox {
       readonly ticket: string | undefined
       readonly window: WindowLimits
       readonly startedAt: number
+      /** For log lines only (`c-…`): says nothing about the client. */
+      readonly id: string
       /** Shared by every connection: told when a session opened, with its upgrade's start. */
       readonly onOpened?: (startedAt: number) => void
     }
@@ -135,12 +138,17 @@ export class Connection implements Transport, Outbox {
     this.ticket = options.ticket
     this.window = options.window
     this.startedAt = options.startedAt
+    this.id = options.id
     this.onOpened = options.onOpened
     this.receive = Effect.callback<string, Ending>((resume) => this.take(resume))
     ws.on("message", onMessage)
     ws.on("pong", onPong)
     ws.on("error", onError)
     ws.on("close", onClose)
+  }
+
+  consumed() {
+    this.ticket = undefined
   }
 
   opened() {

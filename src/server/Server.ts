@@ -158,15 +158,13 @@ export const layer = (options: ServerOptions) =>
           return Effect.andThen(
             Effect.logDebug("session closed").pipe(Effect.annotateLogs({ code: close.code, cause: error._tag })),
             error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
-          )
+          ).pipe(Effect.annotateLogs("connection", connection.id))
         })
       const onOpened = (startedAt: number) => Metrics.handshakeDuration.updateUnsafe(performance.now() - startedAt, context)
-      const serve = (connection: Connection.Connection, id: string) =>
-        Session.run(connection).pipe(
-          Effect.scoped,
-          Effect.onExit((exit) => onClosed(connection, exit)),
-          Effect.annotateLogs("connection", id)
-        )
+      // The connection id is put on the session's own log lines (Transport.id), not on the
+      // whole fiber: annotating the fiber would give every idle socket a context of its own.
+      const serve = (connection: Connection.Connection) =>
+        Session.run(connection).pipe(Effect.onExit((exit) => onClosed(connection, exit)))
 
       server.on(
         "upgrade",
@@ -180,10 +178,11 @@ export const layer = (options: ServerOptions) =>
               ticket: accepted.ticket,
               window: options.window,
               startedAt: accepted.startedAt,
-              onOpened
+              onOpened,
+              id: ids()
             })
             connections.add(connection)
-            runSession(serve(connection, ids()))
+            runSession(serve(connection))
           },
           onRejected: (reason, origin) =>
             runSync(Effect.andThen(

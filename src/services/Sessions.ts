@@ -1,6 +1,6 @@
 // The live sessions of every subject, across nodes: the per-subject cap, revocation, and
 // this node's own sessions so an ended care relationship can reach them.
-import { Context, type Effect, type Scope } from "effect"
+import { Context, type Effect } from "effect"
 import type { Channel } from "../domain/Channel.ts"
 import type { SessionRevoked, TooManySessions, Unavailable } from "../domain/Errors.ts"
 import type { SubjectRef } from "../domain/Ref.ts"
@@ -23,8 +23,11 @@ export interface LiveSession {
 }
 
 export class Sessions extends Context.Service<Sessions, {
-  /** Holds the session while the scope is open; refuses a subject over its cap. */
-  readonly register: (session: LiveSession) => Effect.Effect<void, TooManySessions | Unavailable, Scope.Scope>
+  /**
+   * Holds the session until the returned effect (its release) runs; refuses a subject over
+   * its cap. A release rather than a Scope: a Scope per idle socket is memory held for hours.
+   */
+  readonly register: (session: LiveSession) => Effect.Effect<Effect.Effect<void>, TooManySessions | Unavailable>
   /** Ends every session of the subject on every node, and remembers when. */
   readonly revoke: (subject: SubjectRef, atMs: number) => Effect.Effect<void, Unavailable>
   /** When the subject was last revoked (ms), if within the revocation window. */

@@ -46,11 +46,13 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
     const hold = (sessions: Sessions["Service"], p: Probe) =>
       Effect.gen(function*() {
         const scope = yield* Scope.fork(yield* Scope.Scope)
-        yield* Scope.provide(scope)(sessions.register(p.session))
+        const release = yield* sessions.register(p.session)
+        yield* Scope.addFinalizer(scope, release)
         return scope
       })
 
-    const register = (sessions: Sessions["Service"], p: Probe) => Effect.scoped(sessions.register(p.session))
+    /** Registers and releases at once. */
+    const register = (sessions: Sessions["Service"], p: Probe) => Effect.flatMap(sessions.register(p.session), (release) => release)
 
     it.live("registers up to maxSessionsPerSubject sessions of a subject, then refuses with TooManySessions", () =>
       withSessions((sessions, cap) =>

@@ -83,7 +83,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "EventBus.lastSeq": bus.lastSeq(channel()),
         "EventBus.since": bus.since(channel(), 0),
         "RateLimiter.consume": limiter.consume(`message:${fresh("sb")}`, rule),
-        "Sessions.register": Effect.scoped(sessions.register(session)),
+        "Sessions.register": Effect.flatMap(sessions.register(session), (release) => release),
         "Sessions.revoke": sessions.revoke(subjectRef(), 0),
         "Sessions.revokedAt": sessions.revokedAt(subjectRef()),
         "CareRelationships.grant": care.grant(c, p, undefined),

@@ -17,8 +17,11 @@ interface Key {
 }
 const key = (kid: string): Key => ({ kid, ...generateKeyPairSync("ec", { namedCurve: "prime256v1" }) })
 
-const token = (k: Key, nowS = Math.floor(Date.now() / 1000)) =>
-  new SignJWT({ role: "patient", ref: "pt_jwks_000001" })
+const PATIENT = { role: "patient", ref: "pt_jwks_000001" }
+const SERVICE = { role: "service", ref: "svc_jwks_0001", scope: "events:publish" }
+
+const token = (k: Key, nowS = Math.floor(Date.now() / 1000), claims: Record<string, string> = PATIENT) =>
+  new SignJWT(claims)
     .setProtectedHeader({ alg: "ES256", kid: k.kid })
     .setIssuer(ISSUER)
     .setAudience(AUDIENCE)
@@ -77,13 +80,13 @@ describe("AccessTokens with a remote JWKS", () => {
       const [k1, k2] = [key("k1"), key("k2")]
       source.publish([k1])
       const verify = verifier(source, 0)
-      const old = yield* Effect.promise(() => token(k1))
-      expect(yield* outcome(verify, old)).toBe("Patient")
+      const old = yield* Effect.promise(() => token(k1, undefined, SERVICE))
+      expect(yield* outcome(verify, old)).toBe("Service")
       source.publish([k2])
       expect(yield* outcome(verify, yield* Effect.promise(() => token(k2)))).toBe("Patient")
       expect(source.fetches()).toBe(2)
-      // A token verified a moment ago is remembered for up to a minute…
-      expect(yield* outcome(verify, old)).toBe("Patient")
+      // A service's token verified a moment ago is remembered for up to a minute…
+      expect(yield* outcome(verify, old)).toBe("Service")
       // …after which the cached set, now k2 only, decides: k1 no longer verifies.
       expect(yield* outcome(verify, old, Date.now() + 61_000)).toBe("Unauthenticated:invalid")
     }))
@@ -96,7 +99,7 @@ describe("AccessTokens with a remote JWKS", () => {
       const verify = verifier(source, 0)
       const nowS = Math.floor(Date.now() / 1000)
       const short = yield* Effect.promise(() =>
-        new SignJWT({ role: "patient", ref: "pt_jwks_000001" })
+        new SignJWT(SERVICE)
           .setProtectedHeader({ alg: "ES256", kid: k1.kid })
           .setIssuer(ISSUER)
           .setAudience(AUDIENCE)
@@ -104,10 +107,25 @@ describe("AccessTokens with a remote JWKS", () => {
           .setExpirationTime(nowS + 5)
           .sign(k1.privateKey)
       )
-      expect(yield* outcome(verify, short, nowS * 1000)).toBe("Patient")
-      expect(yield* outcome(verify, short, (nowS + 34) * 1000)).toBe("Patient")
+      expect(yield* outcome(verify, short, nowS * 1000)).toBe("Service")
+      expect(yield* outcome(verify, short, (nowS + 34) * 1000)).toBe("Service")
       expect(yield* outcome(verify, short, (nowS + 36) * 1000)).toBe("Unauthenticated:expired")
       expect(source.fetches()).toBe(1)
+    }))
+
+  it.live("does not remember a patient's or clinician's token: a key the issuer withdrew stops it at once", () =>
+    Effect.gen(function*() {
+      const source = issuer()
+      const [k1, k2] = [key("k1"), key("k2")]
+      source.publish([k1])
+      const verify = verifier(source, 0)
+      const user = yield* Effect.promise(() => token(k1))
+      expect(yield* outcome(verify, user)).toBe("Patient")
+      source.publish([k2])
+      // A token naming k2 makes the gateway fetch the keys again: k1 is gone from them.
+      expect(yield* outcome(verify, yield* Effect.promise(() => token(k2)))).toBe("Patient")
+      // So the user's token is refused at once, where a service's would pass for a minute.
+      expect(yield* outcome(verify, user)).toBe("Unauthenticated:invalid")
     }))
 
   it.live("asks the issuer at most once per cooldown for kids it does not know", () =>

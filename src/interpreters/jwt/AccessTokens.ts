@@ -28,10 +28,12 @@ export interface IssuerOptions {
 }
 
 /**
- * Verified tokens are remembered for a short while: a service publishing thousands of events
- * a second with one token should not pay a signature check on each. A remembered token is
- * still refused once its `exp` has passed; the short age bounds how long a key the issuer
- * withdrew from its JWKS keeps a token good.
+ * A service's verified token is remembered for a short while: a service publishing thousands
+ * of events a second with one token should not pay a signature check on each. A remembered
+ * token is still refused once its `exp` has passed; the short age bounds how long a key the
+ * issuer withdrew from its JWKS keeps a token good. People's tokens are not remembered: each
+ * is shown once per ticket, so remembering them would only hold a credential (and memory)
+ * per connection for a minute.
  */
 const REMEMBER_MS = 60_000
 const REMEMBER_MAX = 10_000
@@ -89,7 +91,8 @@ export const make = (options: IssuerOptions) => {
         if (nowMs < known.until && nowMs < (known.grant.expiresAt + CLOCK_TOLERANCE_S) * 1000) return Effect.succeed(known.grant)
         remembered.delete(token)
       }
-      return Effect.tap(check(token, nowMs), (grant) => Effect.sync(() => remember(token, grant, nowMs)))
+      return Effect.tap(check(token, nowMs), (grant) =>
+        grant.principal._tag === "Service" ? Effect.sync(() => remember(token, grant, nowMs)) : Effect.void)
     }
   })
 }

@@ -14,21 +14,17 @@ export const layer = Layer.effect(
     const revoked = new Map<string, number>()
     return Sessions.of({
       register: (session) =>
-        Effect.acquireRelease(
-          Effect.suspend(() => {
-            const mine = live.get(session.subject) ?? new Set()
-            if (mine.size >= settings.maxSessionsPerSubject) return Effect.fail(new TooManySessions())
-            mine.add(session)
-            live.set(session.subject, mine)
-            return Effect.void
-          }),
-          () =>
-            Effect.sync(() => {
-              const mine = live.get(session.subject)
-              mine?.delete(session)
-              if (mine?.size === 0) live.delete(session.subject)
-            })
-        ),
+        Effect.suspend(() => {
+          const mine = live.get(session.subject) ?? new Set()
+          if (mine.size >= settings.maxSessionsPerSubject) return Effect.fail(new TooManySessions())
+          mine.add(session)
+          live.set(session.subject, mine)
+          return Effect.succeed(Effect.sync(() => {
+            const mine = live.get(session.subject)
+            mine?.delete(session)
+            if (mine?.size === 0) live.delete(session.subject)
+          }))
+        }),
       revoke: (subject, atMs) =>
         Effect.sync(() => {
           revoked.set(subject, atMs)

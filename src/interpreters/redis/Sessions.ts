@@ -84,29 +84,25 @@ export const layer = Layer.effect(
 
     return Sessions.of({
       register: (session) =>
-        Effect.acquireRelease(
-          Effect.gen(function*() {
-            const now = yield* Clock.currentTimeMillis
-            const key = Keys.sessions(session.subject)
-            const ok = yield* call(() => scripted.tidingsRegister(key, now, LEASE_MS, settings.maxSessionsPerSubject, session.id))
-            if (ok !== 1) return yield* new TooManySessions()
-            leaseKeys.set(session, key)
-            const tag = subjectTag(session.subject)
-            const mine = local.get(tag) ?? new Set()
-            mine.add(session)
-            local.set(tag, mine)
-          }),
-          () =>
-            Effect.suspend(() => {
-              const tag = subjectTag(session.subject)
-              const mine = local.get(tag)
-              mine?.delete(session)
-              if (mine?.size === 0) local.delete(tag)
-              const key = leaseKeys.get(session) ?? Keys.sessions(session.subject)
-              leaseKeys.delete(session)
-              return call(() => redis.zrem(key, session.id)).pipe(Effect.ignore)
-            })
-        ),
+        // Uninterruptible, as an acquire: a session is registered with its release, or not at all.
+        Effect.uninterruptible(Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const key = Keys.sessions(session.subject)
+          const ok = yield* call(() => scripted.tidingsRegister(key, now, LEASE_MS, settings.maxSessionsPerSubject, session.id))
+          if (ok !== 1) return yield* new TooManySessions()
+          leaseKeys.set(session, key)
+          const tag = subjectTag(session.subject)
+          const mine = local.get(tag) ?? new Set()
+          mine.add(session)
+          local.set(tag, mine)
+          return Effect.suspend(() => {
+            const mine = local.get(tag)
+            mine?.delete(session)
+            if (mine?.size === 0) local.delete(tag)
+            leaseKeys.delete(session)
+            return call(() => redis.zrem(key, session.id)).pipe(Effect.ignore)
+          })
+        })),
       revoke: (subject, atMs) =>
         call(() => redis.set(Keys.revoked(subject), String(atMs), "EX", REVOCATION_TTL_S)).pipe(
           Effect.andThen(Control.publish(redis, { t: "revoke", s: subjectTag(subject) }, "sessions"))
