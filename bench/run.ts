@@ -358,6 +358,13 @@ const s1 = (ctx: Ctx, kind: Kind) =>
       rssAfterMiB: mb(rss1),
       rssPerConnKiB: (rss1 - rss0) / n / 1024,
       heapPerConnKiB: (after.memory.heapUsed - base.memory.heapUsed) / n / 1024,
+      // What V8 holds for its heap (used plus free space in its pages): RSS follows this.
+      heapCommittedPerConnKiB: (after.memory.heapTotal - base.memory.heapTotal) / n / 1024,
+      /** Committed MiB per V8 space, before and after. */
+      heapSpacesMiB: Object.fromEntries(Object.keys(after.spaces).map((space) => [space, {
+        before: mb(base.spaces[space]?.size ?? 0),
+        after: mb(after.spaces[space]!.size)
+      }])),
       externalPerConnKiB: (after.memory.external - base.memory.external) / n / 1024,
       cpuPerConnUs: (cpu1 - cpu0) / n,
       eldRamp: duringRamp.eld,

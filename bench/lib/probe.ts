@@ -3,7 +3,7 @@
 // resolution), heap and RSS as the process sees them, answered over the IPC channel the bench
 // opened. It never touches the server's own code; the server exits if the bench goes away.
 import { monitorEventLoopDelay } from "node:perf_hooks"
-import { writeHeapSnapshot } from "node:v8"
+import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8"
 
 interface ProbeRequest {
   readonly benchProbe: number
@@ -36,7 +36,10 @@ if (process.send !== undefined) {
         max: eld.max / 1e6,
         mean: eld.mean / 1e6
       },
-      memory: { rss: memory.rss, heapUsed: memory.heapUsed, external: memory.external, arrayBuffers: memory.arrayBuffers }
+      memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external, arrayBuffers: memory.arrayBuffers },
+      // Committed bytes per V8 space: where a process's heap RSS goes (new space is fixed
+      // once grown; old space follows what is kept).
+      spaces: Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]))
     })
     if (message.reset === true) eld.reset()
   })

@@ -87,6 +87,10 @@ export const rows = (r: Results): Array<Row> => {
     row("S1 time to subscribed p99, ms", t.connectMs.p99, f.connectMs.p99)
     row("S1 server RSS per connection, KiB", t.rssPerConnKiB, f.rssPerConnKiB)
     row("S1 server JS heap per connection, KiB", t.heapPerConnKiB, f.heapPerConnKiB)
+    // Older result files have no committed figure.
+    if (t.heapCommittedPerConnKiB !== undefined) {
+      row("S1 server V8 heap committed per connection, KiB", t.heapCommittedPerConnKiB, f.heapCommittedPerConnKiB)
+    }
     row("S1 server CPU per connection, µs", t.cpuPerConnUs, f.cpuPerConnUs, n0)
     row("S1 event-loop delay p99 during ramp, ms", t.eldRamp.p99, f.eldRamp.p99)
     row("S1 event-loop delay max during ramp, ms", t.eldRamp.max, f.eldRamp.max)

@@ -76,7 +76,8 @@ export interface ProbeOptions {
 
 export interface ProbeAnswer {
   readonly eld: { readonly count: number; readonly p50: number; readonly p99: number; readonly max: number; readonly mean: number }
-  readonly memory: { readonly rss: number; readonly heapUsed: number; readonly external: number; readonly arrayBuffers: number }
+  readonly memory: { readonly rss: number; readonly heapUsed: number; readonly heapTotal: number; readonly external: number; readonly arrayBuffers: number }
+  readonly spaces: Readonly<Record<string, { readonly size: number; readonly used: number }>>
 }
 
 let probes = 0
