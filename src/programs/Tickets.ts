@@ -29,10 +29,13 @@ export const issue = Effect.fnUntraced(function*(grant: AccessGrant, peer?: stri
   if (user._tag !== "Patient" && user._tag !== "Clinician") return yield* new Forbidden()
   const settings = yield* Settings
   const audit = yield* AuditLog
-  if (peer !== undefined) yield* admit(`ticket-ip:${peer}`, settings.rates.ticketsPerIp)
-  yield* admit(`ticket:${user.ref}`, settings.rates.tickets, user.ref)
   yield* auditReady
-  const revokedAt = yield* (yield* Sessions).revokedAt(subjectOf(user))
+  // Three independent reads of the shared store, sent together: one round trip, not three.
+  const [, , revokedAt] = yield* Effect.all([
+    peer === undefined ? Effect.void : admit(`ticket-ip:${peer}`, settings.rates.ticketsPerIp),
+    admit(`ticket:${user.ref}`, settings.rates.tickets, user.ref),
+    (yield* Sessions).revokedAt(subjectOf(user))
+  ], { concurrency: "unbounded" })
   if (revokedAt !== undefined && grant.issuedAt * 1000 <= revokedAt) {
     yield* audit.append({ event: "ticket.rejected", subject: user.ref, cause: "revoked", result: "refused" })
     return yield* new Unauthenticated({ cause: "invalid" })
@@ -61,8 +64,12 @@ export const consume = Effect.fnUntraced(function*(ticket: string | undefined, o
     if (ticket === undefined) return yield* new TicketRejected({ cause: "missing" })
     const now = yield* Clock.currentTimeMillis
     const claims = yield* (yield* TicketSigner).verify(ticket, now)
-    if (!(yield* (yield* TicketStore).take(claims.jti))) return yield* new TicketRejected({ cause: "used" })
-    const revokedAt = yield* (yield* Sessions).revokedAt(subjectOf(claims.user))
+    // Taken (burned) whatever the revocation says, so both go out together: one round trip.
+    const [taken, revokedAt] = yield* Effect.all([
+      (yield* TicketStore).take(claims.jti),
+      (yield* Sessions).revokedAt(subjectOf(claims.user))
+    ], { concurrency: "unbounded" })
+    if (!taken) return yield* new TicketRejected({ cause: "used" })
     if (revokedAt !== undefined && claims.issuedAt <= revokedAt) return yield* new TicketRejected({ cause: "revoked" })
     return claims
   }).pipe(

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { exportJWK, SignJWT } from "jose"
-import { generateKeyPairSync, type KeyObject } from "node:crypto"
+import { generateKeyPairSync, type KeyObject, sign } from "node:crypto"
 import * as AccessTokens from "../../src/interpreters/jwt/AccessTokens.ts"
 
 const ISSUER = "https://issuer.example.test"
@@ -164,5 +164,88 @@ describe("AccessTokens with a remote JWKS", () => {
       }
       // Only the configured JWKS URL was ever fetched.
       expect(new Set(source.urls())).toEqual(new Set([`${ISSUER}/jwks.json`]))
+    }))
+})
+
+describe("AccessTokens checks (local JWKS)", () => {
+  const ec = key("ec-1")
+  const rsa = { kid: "rsa-1", ...generateKeyPairSync("rsa", { modulusLength: 2048 }) }
+  const weak = { kid: "rsa-weak", ...generateKeyPairSync("rsa", { modulusLength: 1024 }) }
+  const twin = key("twin")
+  const twinOther = key("twin")
+  const nowS = 1_800_000_000
+  const jwk = async (k: { kid: string; publicKey: KeyObject }, alg: string) => ({ ...(await exportJWK(k.publicKey)), kid: k.kid, alg, use: "sig" })
+  const local = async () =>
+    AccessTokens.make({
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      jwks: {
+        _tag: "Local",
+        jwks: { keys: [await jwk(ec, "ES256"), await jwk(rsa, "RS256"), await jwk(weak, "RS256"), await jwk(twinOther, "ES256"), await jwk(twin, "ES256")] }
+      }
+    })
+  const b64 = (value: unknown) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url")
+  /** A compact JWS over exactly these parts (the payload may be anything, even not JSON). */
+  const raw = (k: { kid: string; privateKey: KeyObject }, alg: string, payload: unknown, header: Record<string, unknown> = {}, der = false) => {
+    const input = `${b64({ alg, kid: k.kid, ...header })}.${b64(payload)}`
+    const signature = alg === "RS256"
+      ? sign("sha256", Buffer.from(input), k.privateKey)
+      : sign("sha256", Buffer.from(input), { key: k.privateKey, dsaEncoding: der ? "der" : "ieee-p1363" })
+    return `${input}.${signature.toString("base64url")}`
+  }
+  const claims = (extra: Record<string, unknown> = {}) => ({ ...PATIENT, iss: ISSUER, aud: AUDIENCE, iat: nowS, exp: nowS + 600, ...extra })
+  const at = (verify: Awaited<ReturnType<typeof local>>, jwt: string, s = nowS) => outcome(verify, jwt, s * 1000)
+
+  it.effect("allows 30 s of clock skew on exp and nbf, and no more", () =>
+    Effect.gen(function*() {
+      const verify = yield* Effect.promise(local)
+      expect(yield* at(verify, raw(ec, "ES256", claims({ exp: nowS - 29 })))).toBe("Patient")
+      expect(yield* at(verify, raw(ec, "ES256", claims({ exp: nowS - 30 })))).toBe("Unauthenticated:expired")
+      expect(yield* at(verify, raw(ec, "ES256", claims({ nbf: nowS + 30 })))).toBe("Patient")
+      expect(yield* at(verify, raw(ec, "ES256", claims({ nbf: nowS + 31 })))).toBe("Unauthenticated:invalid")
+    }))
+
+  it.effect("takes an audience list that holds ours, and refuses one that does not", () =>
+    Effect.gen(function*() {
+      const verify = yield* Effect.promise(local)
+      expect(yield* at(verify, raw(ec, "ES256", claims({ aud: ["other", AUDIENCE] })))).toBe("Patient")
+      expect(yield* at(verify, raw(ec, "ES256", claims({ aud: ["other"] })))).toBe("Unauthenticated:invalid")
+      expect(yield* at(verify, raw(ec, "ES256", claims({ iss: undefined })))).toBe("Unauthenticated:invalid")
+    }))
+
+  it.effect("refuses a crit header, a payload that is not a JSON object, and dates that are not numbers", () =>
+    Effect.gen(function*() {
+      const verify = yield* Effect.promise(local)
+      expect(yield* at(verify, raw(ec, "ES256", claims(), { crit: ["exp"] }))).toBe("Unauthenticated:invalid")
+      expect(yield* at(verify, raw(ec, "ES256", "not json"))).toBe("Unauthenticated:invalid")
+      expect(yield* at(verify, raw(ec, "ES256", [claims()]))).toBe("Unauthenticated:invalid")
+      expect(yield* at(verify, raw(ec, "ES256", claims({ exp: String(nowS + 600) })))).toBe("Unauthenticated:invalid")
+      expect(yield* at(verify, raw(ec, "ES256", claims({ iat: "yesterday" })))).toBe("Unauthenticated:invalid")
+      expect(yield* at(verify, raw(ec, "ES256", claims({ exp: undefined })))).toBe("Unauthenticated:invalid")
+      // The control: the same token, well formed, passes.
+      expect(yield* at(verify, raw(ec, "ES256", claims()))).toBe("Patient")
+    }))
+
+  it.effect("checks each signature with its own key type: RS256 of 2048 bits, ES256 in its 64-byte form", () =>
+    Effect.gen(function*() {
+      const verify = yield* Effect.promise(local)
+      expect(yield* at(verify, raw(rsa, "RS256", claims()))).toBe("Patient")
+      expect(yield* at(verify, raw(weak, "RS256", claims()))).toBe("Unauthenticated:invalid")
+      expect(yield* at(verify, raw(ec, "ES256", claims(), {}, true))).toBe("Unauthenticated:invalid")
+      // An RS256 header naming the EC key's kid: no key of the set fits it.
+      expect(yield* at(verify, raw({ ...rsa, kid: ec.kid }, "RS256", claims()))).toBe("Unauthenticated:invalid")
+      // A token whose signature was cut or swapped.
+      const good = raw(ec, "ES256", claims())
+      expect(yield* at(verify, good.slice(0, -4))).toBe("Unauthenticated:invalid")
+      expect(yield* at(verify, `${good.split(".").slice(0, 2).join(".")}.${raw(ec, "ES256", claims({ ref: "pt_other_0001" })).split(".")[2]}`))
+        .toBe("Unauthenticated:invalid")
+    }))
+
+  it.effect("finds the signer among keys that share a kid", () =>
+    Effect.gen(function*() {
+      const verify = yield* Effect.promise(local)
+      expect(yield* at(verify, raw(twin, "ES256", claims()))).toBe("Patient")
+      expect(yield* at(verify, raw(twinOther, "ES256", claims()))).toBe("Patient")
+      expect(yield* at(verify, raw({ ...key("twin") }, "ES256", claims()))).toBe("Unauthenticated:invalid")
     }))
 })

@@ -1,8 +1,12 @@
 // Access tokens from the hospital's issuer, checked against its JWKS: pinned asymmetric
 // algorithms (RS256, ES256, EdDSA), `iss`, `aud`, `exp`, `nbf` with 30 s tolerance. Keys come
 // only from the configured JWKS: a token's own `jku`, `x5u` or embedded `jwk` is never used.
+// jose finds the key (kid and alg matching, the remote set's cache and cooldown); the
+// signature is checked here with node:crypto, synchronously: jose checks it with WebCrypto,
+// a thread-pool job per token that cost a new session more than the check itself.
 import { Effect, Layer } from "effect"
-import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type FetchImplementation, type JSONWebKeySet, jwtVerify } from "jose"
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type FetchImplementation, type JSONWebKeySet, type JWSHeaderParameters } from "jose"
+import { KeyObject, verify as verifyBytes, type webcrypto } from "node:crypto"
 import { Unauthenticated } from "../../domain/Errors.ts"
 import { fromClaims } from "../../domain/Principal.ts"
 import { type AccessGrant, AccessTokens } from "../../services/AccessTokens.ts"
@@ -38,6 +42,74 @@ export interface IssuerOptions {
 const REMEMBER_MS = 60_000
 const REMEMBER_MAX = 10_000
 
+type Algorithm = "RS256" | "ES256" | "EdDSA"
+
+const invalid = Effect.fail(new Unauthenticated({ cause: "invalid" }))
+const PART = /^[A-Za-z0-9_-]*$/
+
+const jsonPart = (part: string): Record<string, unknown> | undefined => {
+  if (!PART.test(part)) return undefined
+  try {
+    const value: unknown = JSON.parse(Buffer.from(part, "base64url").toString("utf8"))
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The keys of the set that may have signed it: one, or each of several sharing a kid. */
+const candidates = async (
+  keys: (header: JWSHeaderParameters, token: { payload: string; signature: string }) => Promise<unknown>,
+  header: JWSHeaderParameters,
+  token: string
+): Promise<ReadonlyArray<unknown>> => {
+  const [, payload = "", signature = ""] = token.split(".")
+  try {
+    return [await keys(header, { payload, signature })]
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error
+    const all: Array<unknown> = []
+    for await (const key of error as unknown as AsyncIterable<unknown>) all.push(key)
+    return all
+  }
+}
+
+// jose imports each JWK once and hands back the same CryptoKey, so its KeyObject is made once.
+const keyObjects = new WeakMap<object, KeyObject>()
+const keyObjectOf = (key: unknown): KeyObject | undefined => {
+  if (typeof key !== "object" || key === null) return undefined
+  let object = keyObjects.get(key)
+  if (object === undefined) {
+    object = key instanceof KeyObject ? key : KeyObject.from(key as webcrypto.CryptoKey)
+    keyObjects.set(key, object)
+  }
+  return object
+}
+
+/** The signature, checked with a key of the algorithm's own type (RSA keys of 2048 bits or more). */
+const signedBy = (alg: Algorithm, key: KeyObject | undefined, data: Buffer, signature: Buffer): boolean => {
+  if (key === undefined || key.type !== "public") return false
+  switch (alg) {
+    case "RS256":
+      return key.asymmetricKeyType === "rsa" && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048 &&
+        verifyBytes("sha256", data, key, signature)
+    case "ES256":
+      return key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1" && signature.length === 64 &&
+        verifyBytes("sha256", data, { key, dsaEncoding: "ieee-p1363" }, signature)
+    case "EdDSA":
+      return (key.asymmetricKeyType === "ed25519" || key.asymmetricKeyType === "ed448") && verifyBytes(null, data, key, signature)
+  }
+}
+
+/** A key or signature node:crypto cannot use is a refusal, never a thrown error (a 500). */
+const checks = (alg: Algorithm, key: unknown, data: Buffer, signature: Buffer): boolean => {
+  try {
+    return signedBy(alg, keyObjectOf(key), data, signature)
+  } catch {
+    return false
+  }
+}
+
 interface Remembered {
   readonly grant: AccessGrant
   readonly until: number
@@ -54,6 +126,24 @@ export const make = (options: IssuerOptions) => {
       timeoutDuration: 5_000,
       ...(options.jwks.fetch === undefined ? {} : { [customFetch]: options.jwks.fetch })
     })
+  // The claims as jose's jwtVerify checks them, with the same options: iss, aud (a string or
+  // a list holding ours), exp required, nbf if present, numeric dates, 30 s of tolerance.
+  const claimsOf = (payloadPart: string, nowMs: number): Effect.Effect<AccessGrant, Unauthenticated> => {
+    const payload = jsonPart(payloadPart)
+    if (payload === undefined) return invalid
+    const now = Math.floor(nowMs / 1000)
+    const { iss, aud, exp, nbf, iat } = payload
+    if (iss !== options.issuer) return invalid
+    if (!(aud === options.audience || (Array.isArray(aud) && aud.includes(options.audience)))) return invalid
+    if (typeof exp !== "number" || !Number.isFinite(exp)) return invalid
+    if (iat !== undefined && (typeof iat !== "number" || !Number.isFinite(iat))) return invalid
+    if (nbf !== undefined && (typeof nbf !== "number" || !Number.isFinite(nbf) || nbf > now + CLOCK_TOLERANCE_S)) return invalid
+    if (exp <= now - CLOCK_TOLERANCE_S) return Effect.fail(new Unauthenticated({ cause: "expired" }))
+    const principal = fromClaims(payload)
+    if (principal === undefined) return Effect.fail(new Unauthenticated({ cause: "unknown_principal" }))
+    return Effect.succeed({ principal, expiresAt: exp, issuedAt: typeof iat === "number" ? iat : 0 })
+  }
+
   // Insertion order is age order: the oldest entries go first when the map is full.
   const remembered = new Map<string, Remembered>()
   const remember = (token: string, grant: AccessGrant, nowMs: number) => {
@@ -61,27 +151,28 @@ export const make = (options: IssuerOptions) => {
     remembered.set(token, { grant, until: nowMs + REMEMBER_MS })
   }
 
-  const check = (token: string, nowMs: number) =>
-      Effect.tryPromise({
-        try: () =>
-          jwtVerify(token, keys, {
-            issuer: options.issuer,
-            audience: options.audience,
-            algorithms: ALGORITHMS,
-            clockTolerance: CLOCK_TOLERANCE_S,
-            currentDate: new Date(nowMs),
-            requiredClaims: ["exp"]
-          }),
-        catch: (error) => new Unauthenticated({ cause: error instanceof errors.JWTExpired ? "expired" : "invalid" })
-      }).pipe(
-        Effect.flatMap(({ payload }) => {
-          const principal = fromClaims(payload)
-          if (principal === undefined || payload.exp === undefined) {
-            return Effect.fail(new Unauthenticated({ cause: "unknown_principal" }))
-          }
-          return Effect.succeed({ principal, expiresAt: payload.exp, issuedAt: payload.iat ?? 0 })
-        })
-      )
+  const check = (token: string, nowMs: number): Effect.Effect<AccessGrant, Unauthenticated> => {
+    const parts = token.split(".")
+    if (parts.length !== 3) return invalid
+    const [headerPart, payloadPart, signaturePart] = parts as [string, string, string]
+    const header = jsonPart(headerPart)
+    // No extension we would have to understand (RFC 7515 §4.1.11), and an algorithm we pin.
+    if (header === undefined || header.crit !== undefined || typeof header.alg !== "string" || !ALGORITHMS.includes(header.alg)) {
+      return invalid
+    }
+    const alg = header.alg as Algorithm
+    const signature = Buffer.from(signaturePart, "base64url")
+    const data = Buffer.from(`${headerPart}.${payloadPart}`)
+    return Effect.tryPromise({
+      try: () => candidates(keys, header as JWSHeaderParameters, token),
+      catch: () => new Unauthenticated({ cause: "invalid" })
+    }).pipe(
+      Effect.flatMap((found) => {
+        if (!found.some((key) => checks(alg, key, data, signature))) return invalid
+        return claimsOf(payloadPart, nowMs)
+      })
+    )
+  }
 
   return AccessTokens.of({
     verify: (token, nowMs) => {
