@@ -74,37 +74,59 @@ const candidates = async (
   }
 }
 
-// jose imports each JWK once and hands back the same CryptoKey, so its KeyObject is made once.
-const keyObjects = new WeakMap<object, KeyObject>()
-const keyObjectOf = (key: unknown): KeyObject | undefined => {
-  if (typeof key !== "object" || key === null) return undefined
-  let object = keyObjects.get(key)
-  if (object === undefined) {
-    object = key instanceof KeyObject ? key : KeyObject.from(key as webcrypto.CryptoKey)
-    keyObjects.set(key, object)
-  }
-  return object
+/** A public key and the one algorithm it may check (RSA keys of 2048 bits or more only). */
+interface Verifier {
+  readonly key: KeyObject
+  readonly alg: Algorithm | undefined
 }
 
-/** The signature, checked with a key of the algorithm's own type (RSA keys of 2048 bits or more). */
-const signedBy = (alg: Algorithm, key: KeyObject | undefined, data: Buffer, signature: Buffer): boolean => {
-  if (key === undefined || key.type !== "public") return false
+const algorithmOf = (key: KeyObject): Algorithm | undefined => {
+  if (key.type !== "public") return undefined
+  switch (key.asymmetricKeyType) {
+    case "rsa":
+      return (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048 ? "RS256" : undefined
+    case "ec":
+      return key.asymmetricKeyDetails?.namedCurve === "prime256v1" ? "ES256" : undefined
+    case "ed25519":
+    case "ed448":
+      return "EdDSA"
+    default:
+      return undefined
+  }
+}
+
+// jose imports each JWK once and hands back the same CryptoKey, so its KeyObject (and what
+// it may check: KeyObject's getters cost a native call each time) is worked out once.
+const verifiers = new WeakMap<object, Verifier>()
+const verifierOf = (key: unknown): Verifier | undefined => {
+  if (typeof key !== "object" || key === null) return undefined
+  let verifier = verifiers.get(key)
+  if (verifier === undefined) {
+    const object = key instanceof KeyObject ? key : KeyObject.from(key as webcrypto.CryptoKey)
+    verifier = { key: object, alg: algorithmOf(object) }
+    verifiers.set(key, verifier)
+  }
+  return verifier
+}
+
+/** The signature, checked with a key of the algorithm's own type. */
+const signedBy = (alg: Algorithm, verifier: Verifier | undefined, data: Buffer, signature: Buffer): boolean => {
+  if (verifier === undefined || verifier.alg !== alg) return false
+  const key = verifier.key
   switch (alg) {
     case "RS256":
-      return key.asymmetricKeyType === "rsa" && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048 &&
-        verifyBytes("sha256", data, key, signature)
+      return verifyBytes("sha256", data, key, signature)
     case "ES256":
-      return key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1" && signature.length === 64 &&
-        verifyBytes("sha256", data, { key, dsaEncoding: "ieee-p1363" }, signature)
+      return signature.length === 64 && verifyBytes("sha256", data, { key, dsaEncoding: "ieee-p1363" }, signature)
     case "EdDSA":
-      return (key.asymmetricKeyType === "ed25519" || key.asymmetricKeyType === "ed448") && verifyBytes(null, data, key, signature)
+      return verifyBytes(null, data, key, signature)
   }
 }
 
 /** A key or signature node:crypto cannot use is a refusal, never a thrown error (a 500). */
 const checks = (alg: Algorithm, key: unknown, data: Buffer, signature: Buffer): boolean => {
   try {
-    return signedBy(alg, keyObjectOf(key), data, signature)
+    return signedBy(alg, verifierOf(key), data, signature)
   } catch {
     return false
   }
