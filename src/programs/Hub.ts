@@ -23,10 +23,22 @@ export interface Subscriber {
 
 interface Entry {
   readonly subscribers: Set<Subscriber>
+  /** The channel's seq as the bus subscription knows it (set once it is live). */
+  seq: () => number
   readonly ready: Deferred.Deferred<void, Unavailable>
   readonly scope: Scope.Closeable
   /** Joins in progress or done and not yet left: the bus is released when it drops to 0. */
   holders: number
+}
+
+export interface Joined {
+  /** Ends the subscriber's interest; running it again does nothing. */
+  readonly leave: Effect.Effect<void>
+  /**
+   * The channel's seq when the subscriber joined: every later event reaches it, so this is
+   * the seq its `subscribed` answer carries, without a read of the store.
+   */
+  readonly seq: number
 }
 
 export class Hub extends Context.Service<Hub, {
@@ -35,7 +47,7 @@ export class Hub extends Context.Service<Hub, {
    * returned effect rather than a Scope: a socket may hold 100 subscriptions for hours, and a
    * Scope (with its finalizer map) per subscription is memory held for nothing.
    */
-  readonly join: (channel: Channel, subscriber: Subscriber) => Effect.Effect<Effect.Effect<void>, Unavailable>
+  readonly join: (channel: Channel, subscriber: Subscriber) => Effect.Effect<Joined, Unavailable>
   readonly stats: () => { readonly channels: number; readonly subscribers: number }
 }>()("tidings/Hub") {
   static readonly layer = Layer.effect(
@@ -80,6 +92,7 @@ export class Hub extends Context.Service<Hub, {
           }
           const entry: Entry = {
             subscribers: new Set(),
+            seq: () => 0,
             ready: Deferred.makeUnsafe<void, Unavailable>(),
             scope: Scope.makeUnsafe(),
             holders: 1
@@ -87,6 +100,9 @@ export class Hub extends Context.Service<Hub, {
           channels.set(key, entry)
           return bus.subscribe(channel, deliver(entry)).pipe(
             Scope.provide(entry.scope),
+            Effect.map((seq) => {
+              entry.seq = seq
+            }),
             Effect.exit,
             Effect.flatMap((exit) => {
               Deferred.doneUnsafe(entry.ready, exit)
@@ -105,12 +121,13 @@ export class Hub extends Context.Service<Hub, {
           return Effect.uninterruptible(Effect.map(acquire(channel, key), (entry) => {
             entry.subscribers.add(subscriber)
             let left = false
-            return Effect.suspend(() => {
+            const leave = Effect.suspend(() => {
               if (left) return Effect.void
               left = true
               entry.subscribers.delete(subscriber)
               return release(key, entry)
             })
+            return { leave, seq: entry.seq() }
           }))
         },
         stats: () => {

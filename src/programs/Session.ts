@@ -439,14 +439,14 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
   const joined = yield* Effect.gen(function*() {
     // Joined and its leave kept in one uninterruptible step, so no interruption in between can
     // leave the hub holding a subscriber nobody will take out.
-    const kept = yield* Effect.uninterruptible(Effect.flatMap(get(live, Hub).join(message.channel, subscription), (leave) => {
+    const joined = yield* Effect.uninterruptible(Effect.flatMap(get(live, Hub).join(message.channel, subscription), (joined) => {
       // Dropped while joining (a re-check found access ended): leave at once.
-      if (live.subscriptions.get(key) !== subscription) return Effect.as(leave, false)
-      subscription.leave = leave
-      return Effect.succeed(true)
+      if (live.subscriptions.get(key) !== subscription) return Effect.as(joined.leave, undefined)
+      subscription.leave = joined.leave
+      return Effect.succeed(joined)
     }))
-    if (!kept) return undefined
-    const lastSeq = yield* bus.lastSeq(message.channel)
+    if (joined === undefined) return undefined
+    const lastSeq = joined.seq
     const replay = message.since === undefined || message.since > lastSeq
       ? undefined
       : yield* bus.since(message.channel, message.since)

@@ -21,8 +21,13 @@ export class EventBus extends Context.Service<EventBus, {
    * nothing. Keys are per channel (on Redis they live in the channel's slot).
    */
   readonly publish: (draft: EventDraft, idempotencyKey: string) => Effect.Effect<Published, Unavailable>
-  /** Delivers the channel's events to `listener` while the scope is open. */
-  readonly subscribe: (channel: Channel, listener: EventListener) => Effect.Effect<void, Unavailable, Scope.Scope>
+  /**
+   * Delivers the channel's events to `listener` while the scope is open. Returns the
+   * channel's seq as the subscription knows it: every event after it reaches the listener
+   * (it was read once the subscription was live, and follows what the listener is handed),
+   * so a new subscriber needs no read of its own.
+   */
+  readonly subscribe: (channel: Channel, listener: EventListener) => Effect.Effect<() => number, Unavailable, Scope.Scope>
   /** The channel's latest `seq` (0 before its first event). */
   readonly lastSeq: (channel: Channel) => Effect.Effect<number, Unavailable>
   /** The events after `seq`, or undefined when the history no longer reaches back that far. */

@@ -114,6 +114,25 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<EventBus, unkno
         })
       ))
 
+    it.live("subscribe answers the channel's seq, and every event after it reaches the listener", () =>
+      withBus((bus) =>
+        Effect.gen(function*() {
+          const on = channel()
+          const fresh0 = yield* bus.subscribe(channel(), () => undefined)
+          expect(fresh0()).toBe(0)
+          yield* publishAll(bus, [draft(on), draft(on)])
+          const seen: Array<Event> = []
+          const seq = yield* bus.subscribe(on, (e) => void seen.push(e))
+          expect(seq()).toBe(2)
+          const later = [draft(on), draft(on)]
+          yield* publishAll(bus, later)
+          yield* until(() => seen.length >= 2, "the two later events are delivered")
+          expect(seen).toEqual(later.map((d, i) => event(d, i + 3)))
+          // It follows what the listener is handed.
+          expect(seq()).toBe(4)
+        })
+      ))
+
     it.live("two subscribers on one channel both receive every event", () =>
       withBus((bus) =>
         Effect.gen(function*() {

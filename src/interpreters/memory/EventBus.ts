@@ -52,9 +52,14 @@ export const layer = Layer.sync(EventBus, () => {
       }),
     subscribe: (channel, listener) =>
       Effect.acquireRelease(
-        Effect.sync(() => stateOf(print(channel)).listeners.add(listener)),
+        Effect.sync(() => {
+          const state = stateOf(print(channel))
+          state.listeners.add(listener)
+          // Publishing is synchronous here, so the channel's own seq is what the listener follows.
+          return () => state.seq
+        }),
         () => Effect.sync(() => void channels.get(print(channel))?.listeners.delete(listener))
-      ).pipe(Effect.asVoid),
+      ),
     lastSeq: (channel) => Effect.sync(() => channels.get(print(channel))?.seq ?? 0),
     since: (channel, seq) =>
       Effect.sync(() => {

@@ -87,9 +87,10 @@ export const layer = Layer.effect(
         ),
       subscribe: (channel, listener) =>
         Effect.gen(function*() {
-          // The last seq handed to `listener`; live messages wait while a gap is being filled.
-          let last = Number((yield* call(() => redis.get(Keys.seq(channel)))) ?? 0)
-          let held: Array<Event> | undefined
+          // The last seq handed to `listener` (or read, at the start); live messages wait while
+          // a gap is being filled, and while that first read is out.
+          let last = 0
+          let held: Array<Event> | undefined = []
           const deliver = (event: Event) => {
             if (event.seq <= last) return
             last = event.seq
@@ -118,7 +119,14 @@ export const layer = Layer.effect(
             if (held !== undefined) held.push(event)
             else deliver(event)
           })
+          // Read once the subscription is live: any later event is sure to reach the listener,
+          // so this seq is one a subscriber can be told without a read of its own.
+          last = Number((yield* call(() => redis.get(Keys.seq(channel)))) ?? 0)
+          const pending = held
+          held = undefined
+          for (const event of pending) deliver(event)
           yield* subscriber.onReconnect(backfill)
+          return () => last
         }),
       lastSeq: (channel) => call(() => redis.get(Keys.seq(channel))).pipe(Effect.map((seq) => Number(seq ?? 0))),
       since: (channel, seq) =>
