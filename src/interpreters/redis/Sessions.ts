@@ -11,9 +11,13 @@ import * as Control from "./Control.ts"
 import { Keys, subjectTag } from "./Keys.ts"
 import { RedisSubscriber } from "./Subscriber.ts"
 
-/** How long a registration lives without its node refreshing it. */
-const LEASE_MS = 60_000
-const REFRESH_MS = 20_000
+/** How long a registration lives without its node refreshing it, and how often it does. */
+export interface Lease {
+  readonly leaseMs: number
+  readonly refreshMs: number
+}
+
+export const LEASE: Lease = { leaseMs: 60_000, refreshMs: 20_000 }
 
 // KEYS: sessions. ARGV: now, lease ms, cap, session id. Returns 1 when registered.
 const REGISTER = `
@@ -24,20 +28,37 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `
 
+// KEYS: the sessions sets of some subjects. ARGV: expiry, lease ms, then one session id per key.
+// Renews each member that is still there (CH: its score moved), and its set with it: renewing
+// only the member would leave the set to expire a lease after its last registration, and the
+// cap with it.
+const RENEW = `
+for i, key in ipairs(KEYS) do
+  if redis.call('ZADD', key, 'XX', 'CH', ARGV[1], ARGV[i + 2]) == 1 then
+    redis.call('PEXPIRE', key, ARGV[2])
+  end
+end
+return #KEYS
+`
+
 interface Scripted {
   tidingsRegister(key: string, now: number, lease: number, cap: number, id: string): Promise<number>
+  tidingsRenew(...keysThenArgs: Array<string | number>): Promise<number>
 }
 
 /** Renewals sent before the renewing fiber waits for their answers and lets other work run. */
 const RENEW_SLICE = 1_000
 
-export const layer = Layer.effect(
+export const layerWith = ({ leaseMs, refreshMs }: Lease) => Layer.effect(
   Sessions,
   Effect.gen(function*() {
-    const redis = (yield* RedisClient).commands
+    const client = yield* RedisClient
+    const redis = client.commands
     const subscriber = yield* RedisSubscriber
     const settings = yield* Settings
     redis.defineCommand("tidingsRegister", { numberOfKeys: 1, lua: REGISTER })
+    // The number of keys varies per call: it is given as the first argument.
+    redis.defineCommand("tidingsRenew", { lua: RENEW })
     const scripted = redis as unknown as Scripted
     const call = attempt("sessions")
 
@@ -75,11 +96,15 @@ export const layer = Layer.effect(
         const now = yield* Clock.currentTimeMillis
         const all = [...leaseKeys]
         for (let start = 0; start < all.length; start += RENEW_SLICE) {
-          // One command per session (auto-pipelined): on a cluster, subjects live in many slots.
-          const slice = all.slice(start, start + RENEW_SLICE).map(([session, key]) => redis.zadd(key, "XX", now + LEASE_MS, session.id))
-          yield* call(() => Promise.all(slice)).pipe(Effect.ignore)
+          const slice = all.slice(start, start + RENEW_SLICE)
+          // One script per slice on a single Redis; on a cluster the subjects' sets live in
+          // many slots, so one per session (auto-pipelined).
+          const renewals = client.cluster
+            ? slice.map(([session, key]) => scripted.tidingsRenew(1, key, now + leaseMs, leaseMs, session.id))
+            : [scripted.tidingsRenew(slice.length, ...slice.map(([, key]) => key), now + leaseMs, leaseMs, ...slice.map(([session]) => session.id))]
+          yield* call(() => Promise.all(renewals)).pipe(Effect.ignore)
         }
-      }).pipe(Effect.andThen(Effect.sleep(REFRESH_MS)), Effect.forever)
+      }).pipe(Effect.andThen(Effect.sleep(refreshMs)), Effect.forever)
     )
 
     return Sessions.of({
@@ -88,7 +113,7 @@ export const layer = Layer.effect(
         Effect.uninterruptible(Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
           const key = Keys.sessions(session.subject)
-          const ok = yield* call(() => scripted.tidingsRegister(key, now, LEASE_MS, settings.maxSessionsPerSubject, session.id))
+          const ok = yield* call(() => scripted.tidingsRegister(key, now, leaseMs, settings.maxSessionsPerSubject, session.id))
           if (ok !== 1) return yield* new TooManySessions()
           leaseKeys.set(session, key)
           const tag = subjectTag(session.subject)
@@ -114,3 +139,5 @@ export const layer = Layer.effect(
     })
   })
 )
+
+export const layer = layerWith(LEASE)

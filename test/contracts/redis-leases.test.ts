@@ -1,0 +1,88 @@
+// The Redis session registry's leases in real time, with a lease short enough to watch run
+// out: a node's renewals keep its sessions counted against the per-subject cap for as long
+// as they live, and a node that stops renewing (it crashed) has its sessions age out.
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Redacted } from "effect"
+import * as Client from "../../src/interpreters/redis/Client.ts"
+import * as RedisSessions from "../../src/interpreters/redis/Sessions.ts"
+import * as Subscriber from "../../src/interpreters/redis/Subscriber.ts"
+import type { LiveSession } from "../../src/services/Sessions.ts"
+import { Sessions } from "../../src/services/Sessions.ts"
+import * as Settings from "../../src/services/Settings.ts"
+import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
+import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { fresh, subjectRef } from "./support.ts"
+
+const LEASE = { leaseMs: 600, refreshMs: 150 }
+
+// Renewals go out as one script per slice on a single Redis, one per session on a cluster:
+// both ways are run.
+const targets = ["single", "cluster"] as const
+
+describe.skipIf(!hasRedisServer).each(targets)(`Redis session leases (%s)${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, (kind) => {
+  let redis: TestRedis | undefined
+  let cluster: TestCluster | undefined
+  let target: Client.RedisTarget
+
+  beforeAll(async () => {
+    if (kind === "single") {
+      redis = await startRedis()
+      target = { _tag: "Single", url: Redacted.make(redis.url) }
+    } else {
+      cluster = await startCluster()
+      target = { _tag: "Cluster", nodes: cluster.nodes }
+    }
+  }, 30_000)
+  afterAll(async () => {
+    await redis?.stop()
+    await cluster?.stop()
+  })
+
+  const node = () =>
+    RedisSessions.layerWith(LEASE).pipe(
+      Layer.provide(Subscriber.layer),
+      Layer.provideMerge(Client.layer(target)),
+      Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
+    )
+
+  const session = (subject: LiveSession["subject"]): LiveSession => ({
+    id: fresh("ses"),
+    subject,
+    openedAt: 0,
+    end: () => undefined,
+    reauthorize: () => undefined,
+    reauthorizeAll: () => undefined
+  })
+
+  it.live("keeps a subject's sessions counted past the lease while their node renews them", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions
+      const subject = subjectRef()
+      yield* sessions.register(session(subject))
+      yield* sessions.register(session(subject))
+      // Three leases long: only the renewals keep the registrations (and their key) alive.
+      yield* Effect.sleep(LEASE.leaseMs * 3)
+      const third = yield* Effect.flip(sessions.register(session(subject)))
+      expect(third._tag).toBe("TooManySessions")
+    }).pipe(Effect.provide(node())))
+
+  it.live("lets a stopped node's sessions age out after the lease", () =>
+    Effect.gen(function*() {
+      const subject = subjectRef()
+      // Node A registers two sessions and stops (its layer closes) without releasing them,
+      // as a crash would: its renewals end with it.
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* sessions.register(session(subject))
+        yield* sessions.register(session(subject))
+        expect((yield* Effect.flip(sessions.register(session(subject))))._tag).toBe("TooManySessions")
+      }).pipe(Effect.provide(node()))
+      yield* Effect.sleep(LEASE.leaseMs + 300)
+      // Node B: the cap has room again.
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions
+        yield* sessions.register(session(subject))
+        yield* sessions.register(session(subject))
+      }).pipe(Effect.provide(node()))
+    }))
+})
