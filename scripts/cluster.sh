@@ -38,7 +38,7 @@ export TIDINGS_ALLOWED_ORIGINS="${TIDINGS_ALLOWED_ORIGINS:-https://localhost:844
 for node in a:8443 b:8444; do
   name="${node%%:*}" port="${node##*:}"
   TIDINGS_NODE_ID="node-$name" TIDINGS_LISTEN="127.0.0.1:$port" TIDINGS_AUDIT_SINK="file:$data/audit-$name" \
-    node src/main.ts &
+    node --max-semi-space-size=16 src/main.ts &
   pids+=($!)
 done
 

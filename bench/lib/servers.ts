@@ -3,6 +3,7 @@
 // runs with the same probe preloaded (bench/lib/probe.ts) and --expose-gc, so memory is read
 // after a full collection in both. Every child is registered for the cleanup on exit.
 import { type ChildProcess, fork, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { freePort } from "./net.ts"
@@ -82,6 +83,11 @@ export interface ProbeAnswer {
 
 let probes = 0
 
+/** The V8 flags `npm start` gives Tidings (package.json), so the bench runs it the same way. */
+const START_FLAGS: ReadonlyArray<string> = (
+  JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.start as string
+).split(/\s+/).filter((word) => word.startsWith("--"))
+
 const launch = async (
   kind: "tidings" | "floor",
   name: string,
@@ -93,6 +99,7 @@ const launch = async (
   const child = fork(script, [], {
     cwd: options.cwd,
     execArgv: [
+      ...(kind === "tidings" ? START_FLAGS : []),
       "--expose-gc",
       "--import", PROBE,
       ...(options.cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`])
