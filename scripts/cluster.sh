@@ -31,13 +31,17 @@ done
 
 export TIDINGS_REDIS_URL="redis://127.0.0.1:$redis_port"
 export TIDINGS_TLS_CERT_FILE="$data/keys/tls-cert.pem" TIDINGS_TLS_KEY_FILE="$data/keys/tls-key.pem"
-export TIDINGS_TICKET_KEY_FILE="$data/keys/ticket-key.pem" TIDINGS_AUDIT_KEY_FILE="$data/keys/audit-key.bin"
+ticket_key="$data/keys/ticket-key.bin"
+[ -f "$data/keys/ticket-key.pem" ] && ticket_key="$data/keys/ticket-key.pem" # made before HS256 secrets
+export TIDINGS_TICKET_KEY_FILE="$ticket_key" TIDINGS_AUDIT_KEY_FILE="$data/keys/audit-key.bin"
 export TIDINGS_DEV_ISSUER_KEY_FILE="$data/keys/dev-issuer-key.pem"
 export TIDINGS_ALLOWED_ORIGINS="${TIDINGS_ALLOWED_ORIGINS:-https://localhost:8443,https://localhost:8444}"
 
 for node in a:8443 b:8444; do
   name="${node%%:*}" port="${node##*:}"
+  # Metrics on 9464 for A and 9465 for B: one port each, or B runs without its listener.
   TIDINGS_NODE_ID="node-$name" TIDINGS_LISTEN="127.0.0.1:$port" TIDINGS_AUDIT_SINK="file:$data/audit-$name" \
+    TIDINGS_METRICS_LISTEN="127.0.0.1:$((port + 1021))" \
     node --max-semi-space-size=16 src/main.ts &
   pids+=($!)
 done

@@ -1,5 +1,5 @@
 // Makes the files every node of one gateway must share, into a directory: a TLS certificate
-// and key (self-signed, for the given hosts), the ticket signing key, the audit key, and the
+// and key (self-signed, for the given hosts), the ticket key, the audit key, and the
 // dev issuer's key. Existing files are kept, so re-running never rotates a key by accident.
 //   node scripts/make-keys.ts <directory> [host ...]
 import { generateKeyPairSync, randomBytes } from "node:crypto"
@@ -30,6 +30,8 @@ if (!existsSync(join(directory, "tls-cert.pem")) || !existsSync(join(directory, 
   writeFileSync(join(directory, "tls-cert.pem"), tls.cert, { mode: 0o644 })
   process.stdout.write(`made ${join(directory, "tls-cert.pem")} and its key\n`)
 }
-write("ticket-key.pem", ecKey)
+// The ticket key: an HS256 secret (README, docs/decisions/0005). A directory made before keeps
+// its PEM ticket key, which still works.
+if (!existsSync(join(directory, "ticket-key.pem"))) write("ticket-key.bin", () => randomBytes(32))
 write("dev-issuer-key.pem", ecKey)
 write("audit-key.bin", () => randomBytes(32))
