@@ -10,6 +10,7 @@ import { KeyObject, verify as verifyBytes, type webcrypto } from "node:crypto"
 import { Unauthenticated } from "../../domain/Errors.ts"
 import { fromClaims } from "../../domain/Principal.ts"
 import { type AccessGrant, AccessTokens } from "../../services/AccessTokens.ts"
+import { jsonObject, partsOf } from "./Jws.ts"
 
 export const ALGORITHMS = ["RS256", "ES256", "EdDSA"]
 export const CLOCK_TOLERANCE_S = 30
@@ -45,25 +46,13 @@ const REMEMBER_MAX = 10_000
 type Algorithm = "RS256" | "ES256" | "EdDSA"
 
 const invalid = Effect.fail(new Unauthenticated({ cause: "invalid" }))
-const PART = /^[A-Za-z0-9_-]*$/
-
-const jsonPart = (part: string): Record<string, unknown> | undefined => {
-  if (!PART.test(part)) return undefined
-  try {
-    const value: unknown = JSON.parse(Buffer.from(part, "base64url").toString("utf8"))
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
-  } catch {
-    return undefined
-  }
-}
-
 /** The keys of the set that may have signed it: one, or each of several sharing a kid. */
 const candidates = async (
   keys: (header: JWSHeaderParameters, token: { payload: string; signature: string }) => Promise<unknown>,
   header: JWSHeaderParameters,
-  token: string
+  payload: string,
+  signature: string
 ): Promise<ReadonlyArray<unknown>> => {
-  const [, payload = "", signature = ""] = token.split(".")
   try {
     return [await keys(header, { payload, signature })]
   } catch (error) {
@@ -151,7 +140,7 @@ export const make = (options: IssuerOptions) => {
   // The claims as jose's jwtVerify checks them, with the same options: iss, aud (a string or
   // a list holding ours), exp required, nbf if present, numeric dates, 30 s of tolerance.
   const claimsOf = (payloadPart: string, nowMs: number): Effect.Effect<AccessGrant, Unauthenticated> => {
-    const payload = jsonPart(payloadPart)
+    const payload = jsonObject(payloadPart)
     if (payload === undefined) return invalid
     const now = Math.floor(nowMs / 1000)
     const { iss, aud, exp, nbf, iat } = payload
@@ -174,10 +163,10 @@ export const make = (options: IssuerOptions) => {
   }
 
   const check = (token: string, nowMs: number): Effect.Effect<AccessGrant, Unauthenticated> => {
-    const parts = token.split(".")
-    if (parts.length !== 3) return invalid
-    const [headerPart, payloadPart, signaturePart] = parts as [string, string, string]
-    const header = jsonPart(headerPart)
+    const parts = partsOf(token)
+    if (parts === undefined) return invalid
+    const [headerPart, payloadPart, signaturePart] = parts
+    const header = jsonObject(headerPart)
     // No extension we would have to understand (RFC 7515 §4.1.11), and an algorithm we pin.
     if (header === undefined || header.crit !== undefined || typeof header.alg !== "string" || !ALGORITHMS.includes(header.alg)) {
       return invalid
@@ -186,7 +175,7 @@ export const make = (options: IssuerOptions) => {
     const signature = Buffer.from(signaturePart, "base64url")
     const data = Buffer.from(`${headerPart}.${payloadPart}`)
     return Effect.tryPromise({
-      try: () => candidates(keys, header as JWSHeaderParameters, token),
+      try: () => candidates(keys, header as JWSHeaderParameters, payloadPart, signaturePart),
       catch: () => new Unauthenticated({ cause: "invalid" })
     }).pipe(
       Effect.flatMap((found) => {

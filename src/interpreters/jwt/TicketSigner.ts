@@ -11,11 +11,11 @@ import { userOf } from "../../domain/Principal.ts"
 import { type Jti, REF_PATTERN } from "../../domain/Ref.ts"
 import type { TicketClaims } from "../../domain/Ticket.ts"
 import { TicketSigner } from "../../services/TicketSigner.ts"
+import { jsonObject, partsOf } from "./Jws.ts"
 import type { TicketKey } from "./Keys.ts"
 
 const TYP = "tidings-ticket+jwt"
 const JTI = /^[A-Za-z0-9_-]{16,64}$/
-const PART = /^[A-Za-z0-9_-]+$/
 /** A ticket is a few hundred bytes; anything far larger is not one (and is not parsed). */
 const MAX_TICKET_CHARS = 2048
 
@@ -50,14 +50,6 @@ const validSignature = (key: TicketKey, data: Buffer, signature: Buffer): boolea
   }
 }
 
-const json = (part: string): Record<string, unknown> | undefined => {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(part, "base64url").toString("utf8"))
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
-  } catch {
-    return undefined
-  }
-}
 
 const rejected = (cause: TicketRejected["cause"]) => Effect.fail(new TicketRejected({ cause }))
 
@@ -83,10 +75,10 @@ export const make = (key: TicketKey, previous: ReadonlyArray<TicketKey> = []) =>
     verify: (ticket, nowMs) =>
       Effect.suspend((): Effect.Effect<TicketClaims, TicketRejected> => {
         if (ticket.length > MAX_TICKET_CHARS) return rejected("invalid")
-        const parts = ticket.split(".")
-        if (parts.length !== 3 || !parts.every((part) => PART.test(part))) return rejected("invalid")
-        const [headerPart, payloadPart, signaturePart] = parts as [string, string, string]
-        const protectedHeader = json(headerPart)
+        const parts = partsOf(ticket)
+        if (parts === undefined) return rejected("invalid")
+        const [headerPart, payloadPart, signaturePart] = parts
+        const protectedHeader = jsonObject(headerPart)
         // Exactly our header: the key by kid, its own algorithm, our type, nothing else
         // (no `crit`, no key material or key URL a forger could point elsewhere).
         const verifier = verifying.find((k) => k.kid === protectedHeader?.kid)
@@ -97,7 +89,7 @@ export const make = (key: TicketKey, previous: ReadonlyArray<TicketKey> = []) =>
         if (!validSignature(verifier, Buffer.from(`${headerPart}.${payloadPart}`), Buffer.from(signaturePart, "base64url"))) {
           return rejected("invalid")
         }
-        const payload = json(payloadPart)
+        const payload = jsonObject(payloadPart)
         if (payload === undefined) return rejected("invalid")
         const { role, ref, iam, sxp, jti, exp, iat, aud } = payload
         if (typeof exp !== "number" || typeof iat !== "number" || typeof jti !== "string") return rejected("invalid")
