@@ -30,10 +30,14 @@ export interface Target {
 
 const ratio = (t: number, f: number) => (f === 0 ? (t === 0 ? 1 : Number.POSITIVE_INFINITY) : t / f)
 
-/** The reference step for CPU per delivery: the highest bus step both held (else the first). */
+/**
+ * The reference step for CPU per delivery: the highest bus step both held (else the first), or
+ * undefined when the run had no bus steps (`--modes http`).
+ */
 const referenceStep = (r: Results) => {
   const t = r.s2!.tidings.steps.filter((s: any) => s.mode === "bus")
   const f = r.s2!.floor.steps.filter((s: any) => s.mode === "bus")
+  if (t.length === 0 || f.length === 0) return undefined
   let index = 0
   for (let i = 0; i < Math.min(t.length, f.length); i++) if (t[i].held && f[i].held) index = i
   return { t: t[index], f: f[index] }
@@ -41,8 +45,9 @@ const referenceStep = (r: Results) => {
 
 export const targets = (r: Results): Array<Target> => {
   const out: Array<Target> = []
-  if (r.s2 !== undefined) {
-    const { t, f } = referenceStep(r)
+  const reference = r.s2 === undefined ? undefined : referenceStep(r)
+  if (reference !== undefined) {
+    const { t, f } = reference
     const x = ratio(t.cpuPerDeliveryUs, f.cpuPerDeliveryUs)
     out.push({ name: `server CPU per delivery (S2, bus, ${t.rate}/s)`, tidings: t.cpuPerDeliveryUs, floor: f.cpuPerDeliveryUs, ratio: x, rule: "≤ 1.2× floor", pass: x <= 1.2 })
   }
@@ -58,6 +63,7 @@ export const targets = (r: Results): Array<Target> => {
   }
   if (r.s2 !== undefined) {
     for (const mode of ["http", "bus"] as const) {
+      if (!r.s2.tidings.steps.some((s: any) => s.mode === mode)) continue
       const t = r.s2.tidings.highestHeld[mode]
       const f = r.s2.floor.highestHeld[mode]
       out.push({ name: `highest step held, p99 < 50 ms, no loss (S2, ${mode})`, tidings: t, floor: f, ratio: ratio(t, f), rule: "≥ floor", pass: t >= f })

@@ -84,4 +84,35 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<RateLimiter, un
           expect(results.filter((r) => r._tag === "Success")).toHaveLength(rule.limit)
         })
       ))
+
+    // A limit of this speed (a service's publishes) may be served from tokens an interpreter
+    // holds locally; it is still one limit, exact at any instant.
+    const fast: RateRule = { scope: "publish", limit: 2_000, windowMs: 1_000 }
+
+    it.effect("a fast limit lets exactly `limit` takes through at one instant, then refuses with a wait", () =>
+      withLimiter((limiter) =>
+        Effect.gen(function*() {
+          const k = `publish:${fresh("svc")}`
+          let passed = 0
+          for (let i = 0; i < fast.limit + 50; i++) {
+            if ((yield* Effect.result(limiter.consume(k, fast)))._tag === "Success") passed += 1
+          }
+          expect(passed).toBe(fast.limit)
+          const refused = yield* Effect.flip(limiter.consume(k, fast))
+          expect(refused._tag === "RateLimited" && refused.scope).toBe("publish")
+          expect(refused._tag === "RateLimited" && refused.retryAfterMs).toBeGreaterThan(0)
+        })
+      ))
+
+    it.effect("concurrent takes on a fast limit never pass more than the limit", () =>
+      withLimiter((limiter) =>
+        Effect.gen(function*() {
+          const k = `publish:${fresh("svc")}`
+          const results = yield* Effect.all(
+            Array.from({ length: fast.limit + 500 }, () => Effect.result(limiter.consume(k, fast))),
+            { concurrency: "unbounded" }
+          )
+          expect(results.filter((r) => r._tag === "Success")).toHaveLength(fast.limit)
+        })
+      ))
   })
