@@ -285,8 +285,11 @@ const open = Effect.fnUntraced(function*(live: Live) {
 })
 
 // The message loop runs after `open` has returned, so no suspended generator stays with it.
+// No yield to the scheduler after each message: `receive` already waits when nothing is queued,
+// the runtime's operation budget still yields to other fibers during a burst, and a yield per
+// message was a setImmediate round trip (and a dispatcher kept per session) for nothing.
 const loop = (live: Live) =>
-  Effect.forever(Effect.flatMap(live.transport.receive, (text: string) => handle(live, text))).pipe(
+  Effect.forever(Effect.flatMap(live.transport.receive, (text: string) => handle(live, text)), { disableYield: true }).pipe(
     Effect.tapError((error) =>
       error._tag === "TooSlow" && live.refused !== undefined
         ? Effect.andThen(
