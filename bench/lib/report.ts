@@ -111,7 +111,11 @@ export const rows = (r: Results): Array<Row> => {
       row(`${name}: delivered/s`, a.deliveredPerS, b.deliveredPerS, n0)
       out.push([`${name}: latency p50/p90/p99/max, ms`, lat(a.latency), lat(b.latency), times(a.latency.p99, b.latency.p99)])
       out.push([`${name}: lost / dropped / failed`, `${a.lost} / ${a.dropped} / ${a.failed}`, `${b.lost} / ${b.dropped} / ${b.failed}`, ""])
-      row(`${name}: server CPU per delivery, µs`, a.cpuPerDeliveryUs, b.cpuPerDeliveryUs, n2)
+      row(`${name}: server CPU per delivery${a.cpuPerDeliveryUsRuns === undefined ? "" : " (median run)"}, µs`, a.cpuPerDeliveryUs, b.cpuPerDeliveryUs, n2)
+      if (a.cpuPerDeliveryUsRuns !== undefined && b.cpuPerDeliveryUsRuns !== undefined) {
+        const runs = (xs: ReadonlyArray<number>) => xs.map(n2).join(", ")
+        out.push([`${name}: server CPU per delivery by run, µs`, runs(a.cpuPerDeliveryUsRuns), runs(b.cpuPerDeliveryUsRuns), ""])
+      }
       row(`${name}: server CPU, % of a core`, a.serverCpuPct, b.serverCpuPct, n0)
       out.push([`${name}: machine busy (all cores), %`, n0(a.machineBusyPct), n0(b.machineBusyPct), ""])
       out.push([`${name}: held`, a.held ? "yes" : "no", b.held ? "yes" : "no", ""])
@@ -124,7 +128,11 @@ export const rows = (r: Results): Array<Row> => {
     row("S3 completed sessions/s", t.sessionsPerS, f.sessionsPerS)
     row("S3 time to first event p50, ms", t.firstEventMs.p50, f.firstEventMs.p50)
     row("S3 time to first event p99, ms", t.firstEventMs.p99, f.firstEventMs.p99)
-    row("S3 server CPU per new session, µs", t.cpuPerSessionUs, f.cpuPerSessionUs, n0)
+    row("S3 server CPU per new session (median round), µs", t.cpuPerSessionUs, f.cpuPerSessionUs, n0)
+    if (t.cpuPerSessionUsByRound !== undefined) {
+      const rounds = (xs: ReadonlyArray<number>) => xs.map(n0).join(", ")
+      out.push(["S3 server CPU per new session by round, µs", rounds(t.cpuPerSessionUsByRound), rounds(f.cpuPerSessionUsByRound), ""])
+    }
     out.push(["S3 TLS sessions resumed", `${t.tlsResumed}/${t.completed}`, `${f.tlsResumed}/${f.completed}`, ""])
     row("S3 failures", sum(t.failures), sum(f.failures), n0)
   }
@@ -322,17 +330,17 @@ npm run bench -- --profile        # servers run with --cpu-prof into bench/resul
 node bench/tools/cpuprofile-top.ts bench/results/profiles/<file>.cpuprofile
 \`\`\`
 
-Options: \`--step-s N\` (S2/S4 step length), \`--rates 1000,5000,20000\`, \`--connections N\` (S1, or S5 with \`--scale\`), \`--churn-s N\`, \`--rest-s N\` and \`--publish-s N\` (S5), \`--no-docs\`.
+Options: \`--step-s N\` (S2/S4 step length), \`--rates 1000,5000,20000\`, \`--connections N\` (S1, or S5 with \`--scale\`), \`--churn-s N\` and \`--churn-rounds N\` (S3), \`--reference-reps N\` (S2's bus 1k/s step), \`--rest-s N\` and \`--publish-s N\` (S5), \`--no-docs\`.
 
 ## What is measured, and how
 
 - **Processes.** \`bench/run.ts\` starts its own \`redis-server\` on a free loopback port (no persistence), then for every scenario and each side a fresh server: **Tidings** as \`node src/main.ts\` in production mode (TLS files, Redis interpreters, an external issuer whose JWKS file the bench wrote, ticket and audit keys, file audit sink, metrics listener) with nothing bypassed, or the **floor** (\`bench/floor/server.ts\`). The load comes from separate child processes: \`bench/load/clients.ts\` (sessions, latency) and \`bench/load/publisher.ts\` (publishes). Redis is flushed between runs.
 - **The floor** is the least a server must do for the same traffic: the same TLS policy (\`src/server/Tls.ts\`: TLS 1.2/1.3, AEAD suites, X25519MLKEM768 first — the clients offer it too, and the negotiated group is recorded), bare \`ws\`, one Redis subscriber connection per node fanning out to local sets (one JSON encode per event), heartbeats like Tidings', no auth, tickets, audit, rate limits or Effect. Its \`POST /v1/events\` runs the same Redis publish script as Tidings (read from \`src/interpreters/redis/EventBus.ts\` at start), so the Redis side of a publish is identical.
 - **Sessions.** Tidings: the bench signs an ES256 access token per user (every session its own subject, so no per-subject limit is raised), \`POST /v1/tickets\` over a kept-alive connection, \`wss://…/v1/ws\` with \`tidings.v1\` and \`ticket.<ticket>\`, then \`subscribe\`. Floor: \`wss://\` and \`subscribe\`. Client sockets are spread over 200 loopback source addresses (127.0.0.2…).
-- **Raised limits (Tidings):** \`TIDINGS_RATE_CONNECTS_PER_IP_PER_MIN\`, \`TIDINGS_RATE_TICKETS_PER_IP_PER_MIN\` and \`TIDINGS_RATE_PUBLISHES_PER_S\` = 10,000,000 (one machine plays every user and one service); S5 also sets \`TIDINGS_IDLE_TIMEOUT_S=86400\` so idle sessions are not logged off during the ramp. Everything else is at its default.
+- **Raised limits (Tidings):** \`TIDINGS_RATE_CONNECTS_PER_IP_PER_MIN\` and \`TIDINGS_RATE_TICKETS_PER_IP_PER_MIN\` = 11,000 (one machine plays every user from 200 addresses; under 200/s, so each is still one exact Redis script per request, as at the defaults) and \`TIDINGS_RATE_PUBLISHES_PER_S\` = 10,000,000 (one service publishes everything; leased from the shared bucket, as the default 5,000/s is); S5 also sets \`TIDINGS_IDLE_TIMEOUT_S=86400\` so idle sessions are not logged off during the ramp. Everything else is at its default.
 - **Latency** is publish→deliver: the publisher writes the time an event was *due* (open-loop schedule, so a server that falls behind shows it) into the event's opaque \`id\`; the client subtracts it on arrival. Both processes read \`CLOCK_MONOTONIC\` (\`process.hrtime\`), one clock for the whole machine. Histograms are log-linear (≤ 1.6 % error, \`bench/lib/hist.ts\`). Client-side processing delay is included, equally for both servers.
 - **CPU** is utime + stime of the server process(es) from \`/proc/<pid>/stat\` over the step (until delivery drained); **RSS** is VmRSS from \`/proc/<pid>/status\`. Per-connection memory is (after − before) / sessions, both read after a forced full GC (servers run with \`--expose-gc\`), the baseline taken after a warm-up of 200 sessions.
 - **Event-loop delay** is measured the same way in both servers by a probe preloaded with \`--import bench/lib/probe.ts\` (\`perf_hooks.monitorEventLoopDelay\`, 10 ms resolution), read over the IPC channel; Tidings' metrics have no event-loop gauge, and nothing in \`src/\` is changed for the bench.
-- **S1** ramps to 10,000 sessions (100 in flight). **S2**: 2,000 sessions (Tidings: clinicians, each with a care relationship to its patient channel, 10 per channel, 200 channels); steps of 1k/5k/20k events/s, first through \`POST /v1/events\` (64 kept-alive connections, at most 2,000 unanswered, the rest of a step dropped and counted), then straight through the bus (the publish script on Redis). **S3**: 50 concurrent clients, each a browser (kept-alive API connection, TLS session resumed on reconnect through an \`https.Agent\`), doing ticket + connect + subscribe + first event (published on the bus right after \`subscribed\`) + close. **S4**: two nodes on one Redis; 2,000 sessions on node B, 5k events/s through node A's \`POST /v1/events\`. **S5**: idle sessions (each on its own channel), 60 s at rest with 25 s heartbeats, then 1 event/s on each of 1,000 channels via HTTP; memory per idle connection is measured as in S1 (after a 200-session warm-up, both readings after a full GC), the second reading at the end of the rest.
-- **Noise.** Everything shares the machine's cores (servers, Redis, load generators, and whatever else runs), which is why every figure sits beside the floor's from the same run.
+- **S1** ramps to 10,000 sessions (100 in flight). **S2**: 2,000 sessions (Tidings: clinicians, each with a care relationship to its patient channel, 10 per channel, 200 channels); steps of 1k/5k/20k events/s, first through \`POST /v1/events\` (64 kept-alive connections, at most 2,000 unanswered, the rest of a step dropped and counted), then straight through the bus (the publish script on Redis). **S3**: 50 concurrent clients, each a browser (kept-alive API connection, TLS session resumed on reconnect through an \`https.Agent\`), doing ticket + connect + subscribe + first event (published on the bus right after \`subscribed\`) + close; both servers run at once, a warm-up round each, then alternating rounds (T F, F T, …; 5 × 6 s each by default) so a noisy minute falls on both sides, and CPU per session is each side's median round. **S4**: two nodes on one Redis; 2,000 sessions on node B, 5k events/s through node A's \`POST /v1/events\`. **S5**: idle sessions (each on its own channel), 60 s at rest with 25 s heartbeats, then 1 event/s on each of 1,000 channels via HTTP; memory per idle connection is measured as in S1 (after a 200-session warm-up, both readings after a full GC), the second reading at the end of the rest.
+- **Noise.** Everything shares the machine's cores (servers, Redis, load generators, and whatever else runs), which is why every figure sits beside the floor's from the same run. A single 10 s window moves by 10–15 % from run to run, so the two CPU targets are read from repeats: S3's median round, and the median of three runs of S2's bus 1k/s step (each run's figure is in the JSON, \`cpuPerDeliveryUsRuns\`).
 `

@@ -158,10 +158,15 @@ export interface Material {
   readonly origin: string
 }
 
-/** The settings raised above their defaults so one machine can act as thousands of users. */
+/**
+ * The settings raised above their defaults so one machine can act as thousands of users. The
+ * per-address limits stay under 200/s, where the Redis rate limiter starts leasing tokens: high
+ * enough never to refuse the bench's 200 source addresses, and taken one exact script per
+ * request, as the defaults are, so S1 and S3 pay what a session pays in production.
+ */
 export const RAISED_LIMITS: Readonly<Record<string, string>> = {
-  TIDINGS_RATE_CONNECTS_PER_IP_PER_MIN: "10000000",
-  TIDINGS_RATE_TICKETS_PER_IP_PER_MIN: "10000000",
+  TIDINGS_RATE_CONNECTS_PER_IP_PER_MIN: "11000",
+  TIDINGS_RATE_TICKETS_PER_IP_PER_MIN: "11000",
   TIDINGS_RATE_PUBLISHES_PER_S: "10000000"
 }
 
