@@ -3,7 +3,7 @@
 // in the same run. `npm run bench` runs S1–S4; `npm run bench -- --scale` runs S5.
 //   node bench/run.ts [--only S1,S3] [--quick] [--step-s 10] [--rates 1000,5000,20000]
 //                     [--connections N] [--scale] [--profile] [--heap-snapshots] [--modes http,bus]
-//                     [--churn-s 6] [--churn-rounds 5] [--reference-reps 3] [--no-docs] [--report]
+//                     [--churn-s 6] [--churn-rounds 5] [--reference-rounds 3] [--no-docs] [--report]
 import { execFileSync } from "node:child_process"
 import { generateKeyPairSync, randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -42,7 +42,7 @@ const s1Connections = Number(option("--connections") ?? (quick ? 1000 : 10_000))
 const fanout = { connections: quick ? 500 : 2_000, channels: quick ? 50 : 200 }
 const churnS = Number(option("--churn-s") ?? (quick ? 3 : 6))
 const churnRounds = Number(option("--churn-rounds") ?? (quick ? 1 : 5))
-const referenceReps = Number(option("--reference-reps") ?? (quick ? 1 : 3))
+const referenceRounds = Number(option("--reference-rounds") ?? (quick ? 1 : 3))
 const profileDir = flag("--profile") ? join(fileURLToPath(new URL(".", import.meta.url)), "results", "profiles") : undefined
 const writeDocs = !flag("--no-docs")
 const modes = (option("--modes") ?? "http,bus").split(",") as Array<"http" | "bus">
@@ -141,7 +141,7 @@ const main = async () => {
     wallSeconds: 0,
     env: environment(),
     settings: {
-      stepS, rates, s1Connections, fanout, churnS, churnRounds, referenceReps, churnConcurrency: 50, s4Rate: 5_000,
+      stepS, rates, s1Connections, fanout, churnS, churnRounds, referenceRounds, churnConcurrency: 50, s4Rate: 5_000,
       raisedLimits: RAISED_LIMITS, heartbeatS: 25, profile: profileDir !== undefined, quick
     },
     s1: undefined, s2: undefined, s3: undefined, s4: undefined, s5: undefined, targets: []
@@ -149,7 +149,10 @@ const main = async () => {
   if (scale && s5Connections < s5Wanted) say(`S5: ${s5Wanted} connections wanted, capped at ${s5Connections}: one process may hold only ${fdLimit} files (ulimit -Hn)`)
 
   if (only.has("S1")) results.s1 = { tidings: await s1(ctx, "tidings"), floor: await s1(ctx, "floor") }
-  if (only.has("S2")) results.s2 = { tidings: await s2(ctx, "tidings"), floor: await s2(ctx, "floor") }
+  if (only.has("S2")) {
+    results.s2 = { tidings: await s2(ctx, "tidings"), floor: await s2(ctx, "floor") }
+    if (modes.includes("bus")) results.s2ref = await s2Reference(ctx)
+  }
   if (only.has("S3")) results.s3 = await s3(ctx)
   if (only.has("S4")) results.s4 = { tidings: await s4(ctx, "tidings"), floor: await s4(ctx, "floor") }
   if (only.has("S5")) {
@@ -422,8 +425,6 @@ interface Step {
   readonly redisCpuPct: number
   readonly machineBusyPct: number
   readonly held: boolean
-  /** CPU per delivery of each run, where the step was repeated (the figures above are the median run's). */
-  readonly cpuPerDeliveryUsRuns?: ReadonlyArray<number>
 }
 
 const step = async (
@@ -474,13 +475,6 @@ const step = async (
   return result
 }
 
-/** Repeats of one step as one: the run of median CPU per delivery, held only if every run held. */
-const medianStep = (runs: ReadonlyArray<Step>): Step => {
-  const byCpu = [...runs].sort((a, b) => a.cpuPerDeliveryUs - b.cpuPerDeliveryUs)
-  const middle = byCpu[Math.floor((byCpu.length - 1) / 2)]!
-  return { ...middle, held: runs.every((r) => r.held), cpuPerDeliveryUsRuns: runs.map((r) => r.cpuPerDeliveryUs) }
-}
-
 const highestHeld = (steps: ReadonlyArray<Step>, mode: "http" | "bus") => {
   let best = 0
   for (const s of steps) {
@@ -501,15 +495,8 @@ const s2 = (ctx: Ctx, kind: Kind) =>
     for (const mode of modes) {
       await warmUp(ctx, s, mode, channelNames, `${kind[0]}${mode[0]}w`)
       for (const rate of rates) {
-        // The CPU-per-delivery target is read at the first bus step: it is run a few times and
-        // its median taken, as one 10 s window on a shared machine can be off by 15 %.
-        const reps = mode === "bus" && rate === rates[0] ? referenceReps : 1
-        const runs: Array<Step> = []
-        for (let rep = 0; rep < reps; rep++) {
-          runs.push(await step(ctx, [s], s, mode, rate, channelNames, fanout.connections / fanout.channels, `${kind[0]}${mode[0]}${rate}${rep === 0 ? "" : `r${rep}`}`))
-          await sleep(1_000)
-        }
-        steps.push(runs.length === 1 ? runs[0]! : medianStep(runs))
+        steps.push(await step(ctx, [s], s, mode, rate, channelNames, fanout.connections / fanout.channels, `${kind[0]}${mode[0]}${rate}`))
+        await sleep(1_000)
       }
     }
     const st = await status(ctx)
@@ -521,6 +508,45 @@ const s2 = (ctx: Ctx, kind: Kind) =>
       stillOpen: st.open,
       closes: st.closes
     }
+  })
+
+// --- S2 reference: CPU per delivery, interleaved ------------------------------------------------
+
+/**
+ * The CPU-per-delivery target, read apart from S2's steps: both servers up with S2's sessions,
+ * then the bus 1k/s step in alternating rounds (T F, F T, …), each side's median round. Run
+ * back to back, the two sides' steps lie minutes apart, and the machine's noise in between
+ * moved the ratio between 1.1× and 1.5× on the same code.
+ */
+const s2Reference = (ctx: Ctx) =>
+  withBoth(ctx, async (servers) => {
+    const rate = rates[0]!
+    say(`S2 reference: bus ${rate}/s for ${stepS} s, ${referenceRounds} rounds per side, alternating, both servers up`)
+    const perChannel = fanout.connections / fanout.channels
+    const layouts = {} as Record<Kind, ReadonlyArray<string>>
+    for (const kind of ["tidings", "floor"] as const) {
+      const { channelNames } = await openFanout(ctx, kind, servers[kind], servers[kind], `s2r${ctx.runTag}${kind[0]}`)
+      layouts[kind] = channelNames
+      await warmUp(ctx, servers[kind], "bus", channelNames, `${kind[0]}rw`)
+    }
+    const runs: Record<Kind, Array<Step>> = { tidings: [], floor: [] }
+    for (let round = 0; round < referenceRounds; round++) {
+      for (const kind of (round % 2 === 0 ? ["tidings", "floor"] : ["floor", "tidings"]) as ReadonlyArray<Kind>) {
+        runs[kind].push(await step(ctx, [servers[kind]], servers[kind], "bus", rate, layouts[kind], perChannel, `${kind[0]}r${round}`))
+        await sleep(1_000)
+      }
+    }
+    const summarize = (kind: Kind) => ({
+      rate,
+      rounds: runs[kind].length,
+      cpuPerDeliveryUs: median(runs[kind].map((r) => r.cpuPerDeliveryUs)),
+      cpuPerDeliveryUsByRound: runs[kind].map((r) => r.cpuPerDeliveryUs),
+      held: runs[kind].every((r) => r.held),
+      p99ByRound: runs[kind].map((r) => r.latency.p99)
+    })
+    const result = { tidings: summarize("tidings"), floor: summarize("floor") }
+    say(`S2 reference: median CPU per delivery ${result.tidings.cpuPerDeliveryUs.toFixed(1)} µs (Tidings) vs ${result.floor.cpuPerDeliveryUs.toFixed(1)} µs (floor)`)
+    return result
   })
 
 // --- S3: churn ---------------------------------------------------------------------------------
@@ -538,6 +564,7 @@ const withBoth = async <A>(ctx: Ctx, run: (servers: Record<Kind, Server>) => Pro
     return await run({ tidings, floor })
   } finally {
     await Promise.all(ctx.clients.map((c) => c.call("closeAll").catch(() => undefined)))
+    await ctx.publisher.call("reset").catch(() => undefined)
     for (const server of started) await server.stop()
   }
 }
