@@ -1,34 +1,22 @@
 // Leased tokens of the Redis rate limiter, with two nodes on one throwaway redis-server: a fast
 // limit (a service's publishes) is taken from the shared bucket a few tokens at a time, and
 // still never lets more through across nodes than the bucket holds.
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Layer, Redacted } from "effect"
 import { TestClock } from "effect/testing"
-import { Redis as IORedis } from "ioredis"
 import * as Client from "../../src/interpreters/redis/Client.ts"
 import * as RedisRateLimiter from "../../src/interpreters/redis/RateLimiter.ts"
 import { RateLimiter, type RateRule } from "../../src/services/RateLimiter.ts"
-import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { hasRedisServer, skipReason, useRedis } from "../support/redis.ts"
 import { fresh } from "./support.ts"
 
 const fast: RateRule = { scope: "publish", limit: 1_000, windowMs: 1_000 }
 
 describe.skipIf(!hasRedisServer)(`Redis rate limiter leases${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
-  let redis: TestRedis
-  let admin: IORedis
-
-  beforeAll(async () => {
-    redis = await startRedis()
-    admin = new IORedis(redis.url, { lazyConnect: true })
-    await admin.connect()
-  })
-  afterAll(async () => {
-    await admin?.quit()
-    await redis?.stop()
-  })
+  const server = useRedis()
 
   const node = () =>
-    RedisRateLimiter.layer.pipe(Layer.provide(Client.layer({ _tag: "Single", url: Redacted.make(redis.url) })))
+    RedisRateLimiter.layer.pipe(Layer.provide(Client.layer({ _tag: "Single", url: Redacted.make(server.redis.url) })))
 
   /** Two nodes' limiters, each on its own connection, in one scope. */
   const twoNodes = <A, E>(body: (a: RateLimiter["Service"], b: RateLimiter["Service"]) => Effect.Effect<A, E>) =>
@@ -41,7 +29,7 @@ describe.skipIf(!hasRedisServer)(`Redis rate limiter leases${hasRedisServer ? ""
   /** Scripts Redis has run so far (a take is one EVALSHA, or one EVAL the first time). */
   const scriptCalls = () =>
     Effect.promise(async () => {
-      const stats = await admin.info("commandstats")
+      const stats = await server.admin.info("commandstats")
       let calls = 0
       for (const m of stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)) calls += Number(m[2])
       return calls

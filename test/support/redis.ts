@@ -5,6 +5,8 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { afterAll, beforeAll } from "@effect/vitest"
+import { Redis as IORedis } from "ioredis"
 import { freePort } from "./net.ts"
 
 export const hasRedisServer = (() => {
@@ -99,4 +101,22 @@ export const startRedis = async (options: { readonly persistent?: boolean } = {}
       if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true })
     }
   }
+}
+
+/**
+ * A throwaway redis-server for one describe block, with an admin connection to it (for
+ * flushing and inspecting): started before its tests, stopped after. Read the fields in tests.
+ */
+export const useRedis = () => {
+  const handle = {} as { redis: TestRedis; admin: IORedis }
+  beforeAll(async () => {
+    handle.redis = await startRedis()
+    handle.admin = new IORedis(handle.redis.url, { lazyConnect: true })
+    await handle.admin.connect()
+  })
+  afterAll(async () => {
+    await handle.admin?.quit()
+    await handle.redis?.stop()
+  })
+  return handle
 }
