@@ -2,7 +2,7 @@
 // from the same generator (separate processes), every figure a ratio against the floor measured
 // in the same run. `npm run bench` runs S1–S4; `npm run bench -- --scale` runs S5.
 //   node bench/run.ts [--only S1,S3] [--quick] [--step-s 10] [--rates 1000,5000,20000]
-//                     [--connections N] [--scale] [--profile] [--heap-snapshots] [--modes http,bus]
+//                     [--only S2R] [--connections N] [--scale] [--profile] [--heap-snapshots] [--modes http,bus]
 //                     [--churn-s 6] [--churn-rounds 4] [--reference-rounds 3] [--reference-step-s 8] [--no-docs] [--report]
 import { execFileSync } from "node:child_process"
 import { generateKeyPairSync, randomBytes } from "node:crypto"
@@ -162,6 +162,8 @@ const main = async () => {
       ))
     }
   }
+  // The S2 reference alone (no S2 steps, so no held-step verdicts): for checking the method.
+  if (only.has("S2R") && !only.has("S2")) results.s2ref = await s2Reference(ctx)
   if (only.has("S3")) results.s3 = await s3(ctx)
   if (only.has("S4")) results.s4 = { tidings: await s4(ctx, "tidings"), floor: await s4(ctx, "floor") }
   if (only.has("S5")) {
