@@ -341,6 +341,7 @@ npm run bench                     # S1–S4, Tidings and the floor back to back 
 npm run bench -- --scale          # S5 only: 100,000 idle sessions (capped by ulimit -Hn)
 npm run bench -- --scale --connections 18000
 npm run bench -- --only S2 --quick   # a short partial run; partial runs never rewrite this file
+npm run bench -- --only S2R          # only the S2 reference: the 1k/s steps in alternating rounds
 npm run bench -- --profile        # servers run with --cpu-prof into bench/results/profiles/
 node bench/tools/cpuprofile-top.ts bench/results/profiles/<file>.cpuprofile
 \`\`\`
