@@ -246,13 +246,17 @@ const target = (server: Server, material: Material): Target => ({
   kind: server.kind, host: "127.0.0.1", port: server.port, ca: readFileSync(material.certFile, "utf8"), origin: material.origin
 })
 
-/** A fresh Redis and fresh servers for each scenario and each side; everything stopped after. */
-const withServers = async <A>(ctx: Ctx, kind: Kind, nodes: number, run: (servers: ReadonlyArray<Server>) => Promise<A>, extraEnv: Record<string, string> = {}): Promise<A> => {
+/**
+ * Servers of the given kinds (`tidings-a`, `tidings-b`, `floor-a`, … in order) on a freshly
+ * flushed Redis; every session and publisher connection closed and every server stopped after.
+ */
+const withKinds = async <A>(ctx: Ctx, kinds: ReadonlyArray<Kind>, run: (servers: ReadonlyArray<Server>) => Promise<A>, extraEnv: Record<string, string> = {}): Promise<A> => {
   await ctx.redis.admin.flushall()
   const servers: Array<Server> = []
+  const seen: Record<Kind, number> = { tidings: 0, floor: 0 }
   try {
-    for (let i = 0; i < nodes; i++) {
-      const name = `${kind}-${String.fromCharCode(97 + i)}`
+    for (const kind of kinds) {
+      const name = `${kind}-${String.fromCharCode(97 + seen[kind]++)}`
       servers.push(kind === "tidings"
         ? await startTidings(name, ctx.material, ctx.redis.url, { extraEnv, cpuProfileDir: profileDir })
         : await startFloor(name, ctx.material, ctx.redis.url, { cpuProfileDir: profileDir }))
@@ -264,6 +268,23 @@ const withServers = async <A>(ctx: Ctx, kind: Kind, nodes: number, run: (servers
     await ctx.publisher.call("reset").catch(() => undefined)
     for (const server of servers) await server.stop()
   }
+}
+
+/** A fresh Redis and `nodes` servers of one kind for each scenario and each side. */
+const withServers = <A>(ctx: Ctx, kind: Kind, nodes: number, run: (servers: ReadonlyArray<Server>) => Promise<A>, extraEnv: Record<string, string> = {}): Promise<A> =>
+  withKinds(ctx, Array.from({ length: nodes }, () => kind), run, extraEnv)
+
+/** One server of each kind at once, for measurements taken in alternating rounds. */
+const withBoth = <A>(ctx: Ctx, run: (servers: Record<Kind, Server>) => Promise<A>): Promise<A> =>
+  withKinds(ctx, ["tidings", "floor"], ([tidings, floor]) => run({ tidings: tidings!, floor: floor! }))
+
+/** Round r's order: T F, then F T, …, so neither side always goes first after a pause. */
+const alternating = (round: number): ReadonlyArray<Kind> => (round % 2 === 0 ? ["tidings", "floor"] : ["floor", "tidings"])
+
+const median = (xs: ReadonlyArray<number>) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 const openAll = async (ctx: Ctx, args: Omit<OpenArgs, "from" | "count"> & { readonly from: number; readonly count: number }) => {
@@ -551,7 +572,7 @@ const s2Reference = (ctx: Ctx) =>
         runs[kind][mode] = []
       }
       for (let round = 0; round < referenceRounds; round++) {
-        for (const kind of (round % 2 === 0 ? ["tidings", "floor"] : ["floor", "tidings"]) as ReadonlyArray<Kind>) {
+        for (const kind of alternating(round)) {
           runs[kind][mode]!.push(await step(ctx, [servers[kind]], servers[kind], mode, rate, layouts[kind], perChannel, `${kind[0]}r${mode[0]}${round}`, referenceStepS))
           await sleep(1_000)
         }
@@ -587,30 +608,6 @@ const s2Reference = (ctx: Ctx) =>
 
 // --- S3: churn ---------------------------------------------------------------------------------
 
-/** Both servers at once (one of each kind), on one flushed Redis; everything stopped after. */
-const withBoth = async <A>(ctx: Ctx, run: (servers: Record<Kind, Server>) => Promise<A>): Promise<A> => {
-  await ctx.redis.admin.flushall()
-  const started: Array<Server> = []
-  try {
-    const tidings = await startTidings("tidings-a", ctx.material, ctx.redis.url, { extraEnv: {}, cpuProfileDir: profileDir })
-    started.push(tidings)
-    const floor = await startFloor("floor-a", ctx.material, ctx.redis.url, { cpuProfileDir: profileDir })
-    started.push(floor)
-    await sleep(500)
-    return await run({ tidings, floor })
-  } finally {
-    await Promise.all(ctx.clients.map((c) => c.call("closeAll").catch(() => undefined)))
-    await ctx.publisher.call("reset").catch(() => undefined)
-    for (const server of started) await server.stop()
-  }
-}
-
-const median = (xs: ReadonlyArray<number>) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
 /**
  * Churn in alternating rounds (T F, F T, T F, …) with both servers up, so a noisy minute on a
  * shared machine falls on both sides alike; CPU per session is each side's median round.
@@ -627,7 +624,7 @@ const s3 = (ctx: Ctx) =>
       })
     }
     for (let round = 0; round < churnRounds; round++) {
-      for (const kind of (round % 2 === 0 ? ["tidings", "floor"] : ["floor", "tidings"]) as ReadonlyArray<Kind>) {
+      for (const kind of alternating(round)) {
         const s = servers[kind]
         const cpu0 = cpuUs(s.pid)
         const churn = await ctx.clients[0]!.call("churn", {
