@@ -29,10 +29,23 @@ export const Scope = {
 export const Role = Schema.Literals(["patient", "clinician", "admin", "service"])
 export type Role = typeof Role.Type
 
-/** The subject a session, a revocation and an audit record speak of. */
-export const subjectOf = (user: User): SubjectRef => user.ref as string as SubjectRef
+/** The roles that hold WebSocket sessions. */
+export type UserRole = "patient" | "clinician"
+export const USER_ROLES: ReadonlyArray<UserRole> = ["patient", "clinician"]
 
-export const roleOf = (user: User): "patient" | "clinician" => (user._tag === "Patient" ? "patient" : "clinician")
+/**
+ * Who a session belongs to, as sessions, the per-subject cap, revocations, rate limits and
+ * audit pseudonyms see it: `role:ref`. A patient and a clinician that share a ref are two
+ * subjects (revoking one never closes the other's sessions, and they do not share a cap).
+ */
+export type Subject = string & { readonly Subject: unique symbol }
+
+export const subjectFor = (role: UserRole, ref: string): Subject => `${role}:${ref}` as Subject
+
+/** The subject a session, a revocation and an audit record speak of. */
+export const subjectOf = (user: User): Subject => subjectFor(roleOf(user), user.ref)
+
+export const roleOf = (user: User): UserRole => (user._tag === "Patient" ? "patient" : "clinician")
 
 export const userOf = (role: "patient" | "clinician", ref: string): User =>
   role === "patient" ? { _tag: "Patient", ref: ref as PatientRef } : { _tag: "Clinician", ref: ref as ClinicianRef }

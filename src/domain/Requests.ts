@@ -28,7 +28,11 @@ export type CareGrant = typeof CareGrant.Type
 export const CareEnd = Schema.Struct({ clinician: ClinicianRef, patient: PatientRef })
 export type CareEnd = typeof CareEnd.Type
 
-export const Revocation = Schema.Struct({ subject: SubjectRef })
+/** Without `role`, every role of that ref is revoked (a patient and a clinician may share one). */
+export const Revocation = Schema.Struct({
+  subject: SubjectRef,
+  role: Schema.optionalKey(Schema.Literals(["patient", "clinician"]))
+})
 
 export const DevTokenRequest = Schema.Struct({
   role: Role,

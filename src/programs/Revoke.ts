@@ -4,17 +4,23 @@
 import { Clock, Effect, Layer } from "effect"
 import * as Channel from "../domain/Channel.ts"
 import { Forbidden } from "../domain/Errors.ts"
-import { hasScope, type Principal, Scope } from "../domain/Principal.ts"
+import { hasScope, type Principal, Scope, subjectFor, subjectOf, USER_ROLES, type UserRole } from "../domain/Principal.ts"
 import type { ClinicianRef, PatientRef, SubjectRef } from "../domain/Ref.ts"
 import * as Metrics from "./Metrics.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { CareRelationships } from "../services/CareRelationships.ts"
 import { Sessions } from "../services/Sessions.ts"
 
-export const revokeSubject = Effect.fnUntraced(function*(principal: Principal, subject: SubjectRef) {
+/** Revokes the ref in one role, or in every role when none is named. */
+export const revokeSubject = Effect.fnUntraced(function*(principal: Principal, ref: SubjectRef, role?: UserRole) {
   if (principal._tag !== "Admin" || !hasScope(principal, Scope.revoke)) return yield* new Forbidden()
-  yield* (yield* Sessions).revoke(subject, yield* Clock.currentTimeMillis)
-  yield* (yield* AuditLog).append({ event: "session.revoked", subject, result: "ok" })
+  const sessions = yield* Sessions
+  const now = yield* Clock.currentTimeMillis
+  for (const each of role === undefined ? USER_ROLES : [role]) {
+    const subject = subjectFor(each, ref)
+    yield* sessions.revoke(subject, now)
+    yield* (yield* AuditLog).append({ event: "session.revoked", subject, result: "ok" })
+  }
   yield* Metrics.revoked
 })
 
@@ -35,7 +41,7 @@ export const grantCare = Effect.fnUntraced(function*(
   yield* (yield* CareRelationships).grant(request.clinician, request.patient, untilMs)
   yield* (yield* AuditLog).append({
     event: "relationship.granted",
-    subject: request.clinician,
+    subject: subjectOf({ _tag: "Clinician", ref: request.clinician }),
     channel: Channel.patient(request.patient),
     result: "ok"
   })
@@ -46,7 +52,7 @@ export const endCare = Effect.fnUntraced(function*(principal: Principal, request
   yield* (yield* CareRelationships).end(request.clinician, request.patient)
   yield* (yield* AuditLog).append({
     event: "relationship.ended",
-    subject: request.clinician,
+    subject: subjectOf({ _tag: "Clinician", ref: request.clinician }),
     channel: Channel.patient(request.patient),
     result: "ok"
   })
@@ -64,6 +70,6 @@ export const CareWatcher = Layer.effectDiscard(Effect.gen(function*() {
       return
     }
     const channel = Channel.patient(change.patient)
-    for (const session of sessions.local(change.clinician as string as SubjectRef)) session.reauthorize(channel)
+    for (const session of sessions.local(subjectOf({ _tag: "Clinician", ref: change.clinician }))) session.reauthorize(channel)
   })
 }))

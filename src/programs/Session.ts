@@ -14,8 +14,7 @@ import {
 import * as Limits from "../domain/Limits.ts"
 import * as TokenBucket from "../domain/TokenBucket.ts"
 import * as Policy from "../domain/Policy.ts"
-import { subjectOf, type User } from "../domain/Principal.ts"
-import type { SubjectRef } from "../domain/Ref.ts"
+import { type Subject, subjectOf, type User } from "../domain/Principal.ts"
 import * as Wire from "../domain/Wire.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { CareRelationships } from "../services/CareRelationships.ts"
@@ -144,7 +143,7 @@ class Subscription implements Subscriber {
 class Live implements LiveSession, Watched {
   // Set once the ticket is consumed; `subject`/`jti` also feed the closing audit record.
   id = ""
-  subject = "" as SubjectRef
+  subject = "" as Subject
   jti: string | undefined = undefined
   user: User | undefined = undefined
   openedAt = 0
@@ -255,7 +254,7 @@ const open = Effect.fnUntraced(function*(live: Live) {
   live.user = user
   live.subject = subjectOf(user)
   live.jti = claims.jti
-  yield* admit(`connect:${user.ref}`, settings.rates.connectsPerSubject, user.ref)
+  yield* admit(`connect:${live.subject}`, settings.rates.connectsPerSubject, live.subject)
   live.context = yield* Effect.context<never>()
 
   const now = yield* Clock.currentTimeMillis

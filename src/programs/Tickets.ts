@@ -29,15 +29,16 @@ export const issue = Effect.fnUntraced(function*(grant: AccessGrant, peer?: stri
   if (user._tag !== "Patient" && user._tag !== "Clinician") return yield* new Forbidden()
   const settings = yield* Settings
   const audit = yield* AuditLog
+  const subject = subjectOf(user)
   yield* auditReady
   // Three independent reads of the shared store, sent together: one round trip, not three.
   const [, , revokedAt] = yield* Effect.all([
     peer === undefined ? Effect.void : admit(`ticket-ip:${peer}`, settings.rates.ticketsPerIp),
-    admit(`ticket:${user.ref}`, settings.rates.tickets, user.ref),
-    (yield* Sessions).revokedAt(subjectOf(user))
+    admit(`ticket:${subject}`, settings.rates.tickets, subject),
+    (yield* Sessions).revokedAt(subject)
   ], { concurrency: "unbounded" })
   if (revokedAt !== undefined && grant.issuedAt * 1000 <= revokedAt) {
-    yield* audit.append({ event: "ticket.rejected", subject: user.ref, cause: "revoked", result: "refused" })
+    yield* audit.append({ event: "ticket.rejected", subject, cause: "revoked", result: "refused" })
     return yield* new Unauthenticated({ cause: "invalid" })
   }
   const now = yield* Clock.currentTimeMillis
@@ -50,7 +51,7 @@ export const issue = Effect.fnUntraced(function*(grant: AccessGrant, peer?: stri
   }
   const ticket = yield* (yield* TicketSigner).sign(claims)
   yield* (yield* TicketStore).put(claims.jti, Duration.seconds(TICKET_TTL_S))
-  yield* audit.append({ event: "ticket.issued", jti: claims.jti, subject: user.ref, result: "ok" })
+  yield* audit.append({ event: "ticket.issued", jti: claims.jti, subject, result: "ok" })
   return { ticket, expiresIn: TICKET_TTL_S } satisfies IssuedTicket
 })
 
@@ -88,7 +89,7 @@ export const consume = Effect.fnUntraced(function*(ticket: string | undefined, o
   yield* audit.append({
     event: "ticket.consumed",
     jti: outcome.jti,
-    subject: outcome.user.ref,
+    subject: subjectOf(outcome.user),
     result: "ok",
     ...(origin === undefined ? {} : { origin })
   })

@@ -126,8 +126,8 @@ const routes = (dev: boolean, demandCertificate: boolean) => {
     "POST /v1/admin/revocations": {
       handle: (request) =>
         Effect.gen(function*() {
-          const { subject } = yield* revocationBody(request)
-          yield* Revoke.revokeSubject((yield* authenticate(request)).principal, subject)
+          const { subject, role } = yield* revocationBody(request)
+          yield* Revoke.revokeSubject((yield* authenticate(request)).principal, subject, role)
           return { status: 202 }
         })
     },

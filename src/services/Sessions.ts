@@ -3,12 +3,13 @@
 import { Context, type Effect } from "effect"
 import type { Channel } from "../domain/Channel.ts"
 import type { SessionRevoked, TooManySessions, Unavailable } from "../domain/Errors.ts"
-import type { SubjectRef } from "../domain/Ref.ts"
+import type { Subject } from "../domain/Principal.ts"
 
 /** What the registry may do to a session it holds. */
 export interface LiveSession {
   readonly id: string
-  readonly subject: SubjectRef
+  /** `role:ref`: a patient and a clinician with the same ref are two subjects. */
+  readonly subject: Subject
   /** When it opened (ms): a revocation at or after this time ends it. */
   readonly openedAt: number
   /** Ends the session from outside (revocation); the session closes with the error's code. */
@@ -29,11 +30,11 @@ export class Sessions extends Context.Service<Sessions, {
    */
   readonly register: (session: LiveSession) => Effect.Effect<Effect.Effect<void>, TooManySessions | Unavailable>
   /** Ends every session of the subject on every node, and remembers when. */
-  readonly revoke: (subject: SubjectRef, atMs: number) => Effect.Effect<void, Unavailable>
+  readonly revoke: (subject: Subject, atMs: number) => Effect.Effect<void, Unavailable>
   /** When the subject was last revoked (ms), if within the revocation window. */
-  readonly revokedAt: (subject: SubjectRef) => Effect.Effect<number | undefined, Unavailable>
+  readonly revokedAt: (subject: Subject) => Effect.Effect<number | undefined, Unavailable>
   /** This node's sessions of the subject. */
-  readonly local: (subject: SubjectRef) => ReadonlyArray<LiveSession>
+  readonly local: (subject: Subject) => ReadonlyArray<LiveSession>
   /** Every session on this node. */
   readonly everyLocal: () => ReadonlyArray<LiveSession>
 }>()("tidings/Sessions") {}

@@ -3,10 +3,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Exit, type Layer, Scope } from "effect"
 import type { SessionRevoked } from "../../src/domain/Errors.ts"
-import type { SubjectRef } from "../../src/domain/Ref.ts"
+import type { Subject } from "../../src/domain/Principal.ts"
 import { type LiveSession, Sessions } from "../../src/services/Sessions.ts"
 import { Settings } from "../../src/services/Settings.ts"
-import { fresh, subjectRef, until } from "./support.ts"
+import { fresh, freshSubject, until } from "./support.ts"
 
 /** A session that records how it was ended. */
 interface Probe {
@@ -14,7 +14,7 @@ interface Probe {
   readonly ended: Array<SessionRevoked>
 }
 
-const probe = (subject: SubjectRef): Probe => {
+const probe = (subject: Subject): Probe => {
   const ended: Array<SessionRevoked> = []
   return {
     ended,
@@ -57,7 +57,7 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
     it.live("registers up to maxSessionsPerSubject sessions of a subject, then refuses with TooManySessions", () =>
       withSessions((sessions, cap) =>
         Effect.gen(function*() {
-          const subject = subjectRef()
+          const subject = freshSubject()
           const held = Array.from({ length: cap }, () => probe(subject))
           for (const p of held) yield* hold(sessions, p)
           const refused = yield* Effect.flip(register(sessions, probe(subject)))
@@ -69,7 +69,7 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
     it.live("closing a session's scope frees its place for another", () =>
       withSessions((sessions, cap) =>
         Effect.gen(function*() {
-          const subject = subjectRef()
+          const subject = freshSubject()
           const held = Array.from({ length: cap }, () => probe(subject))
           const scopes = yield* Effect.forEach(held, (p) => hold(sessions, p))
           yield* Scope.close(scopes[0]!, Exit.void)
@@ -83,7 +83,7 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
     it.live("the cap counts each subject's sessions separately", () =>
       withSessions((sessions, cap) =>
         Effect.gen(function*() {
-          const [full, other] = [subjectRef(), subjectRef()]
+          const [full, other] = [freshSubject(), freshSubject()]
           for (let i = 0; i < cap; i++) yield* hold(sessions, probe(full))
           const others = Array.from({ length: cap }, () => probe(other))
           for (const p of others) yield* hold(sessions, p)
@@ -94,7 +94,7 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
     it.live("local(subject) lists this node's open sessions of that subject only", () =>
       withSessions((sessions) =>
         Effect.gen(function*() {
-          const [subject, other] = [subjectRef(), subjectRef()]
+          const [subject, other] = [freshSubject(), freshSubject()]
           expect(sessions.local(subject)).toEqual([])
           const mine = probe(subject)
           const scope = yield* hold(sessions, mine)
@@ -108,7 +108,7 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
     it.live("revoke ends every session of the subject with SessionRevoked, and no other subject's", () =>
       withSessions((sessions) =>
         Effect.gen(function*() {
-          const [subject, bystander, witness] = [subjectRef(), subjectRef(), subjectRef()]
+          const [subject, bystander, witness] = [freshSubject(), freshSubject(), freshSubject()]
           const revoked = [probe(subject), probe(subject)]
           const spared = probe(bystander)
           const last = probe(witness)
@@ -126,7 +126,7 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
     it.live("revokedAt answers the time of the subject's last revocation", () =>
       withSessions((sessions) =>
         Effect.gen(function*() {
-          const [subject, other] = [subjectRef(), subjectRef()]
+          const [subject, other] = [freshSubject(), freshSubject()]
           const now = yield* Clock.currentTimeMillis
           yield* sessions.revoke(subject, now - 5_000)
           expect(yield* sessions.revokedAt(subject)).toBe(now - 5_000)
@@ -139,7 +139,7 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
     it.live("revokedAt of a subject never revoked is undefined", () =>
       withSessions((sessions) =>
         Effect.gen(function*() {
-          expect(yield* sessions.revokedAt(subjectRef())).toBeUndefined()
+          expect(yield* sessions.revokedAt(freshSubject())).toBeUndefined()
         })
       ))
   })

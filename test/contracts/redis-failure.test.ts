@@ -14,7 +14,7 @@ import { Sessions } from "../../src/services/Sessions.ts"
 import * as Settings from "../../src/services/Settings.ts"
 import { TicketStore } from "../../src/services/TicketStore.ts"
 import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
-import { channel, clinicianRef, draft, eventually, fresh, jti, outcome, patientRef, subjectRef, until } from "./support.ts"
+import { channel, clinicianRef, draft, eventually, fresh, jti, outcome, patientRef, freshSubject, until } from "./support.ts"
 
 // A server given by URL (TIDINGS_TEST_REDIS_URL) cannot be killed and restarted from here.
 const canKill = hasRedisServer && process.env.TIDINGS_TEST_REDIS_URL === undefined
@@ -73,7 +73,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         yield* TicketStore, yield* EventBus, yield* RateLimiter, yield* Sessions, yield* CareRelationships
       ]
       const [c, p] = [clinicianRef(), patientRef()]
-      const session = { id: fresh("ses"), subject: subjectRef(), end: () => undefined, reauthorize: () => undefined, reauthorizeAll: () => undefined, openedAt: 0 }
+      const session = { id: fresh("ses"), subject: freshSubject(), end: () => undefined, reauthorize: () => undefined, reauthorizeAll: () => undefined, openedAt: 0 }
       const rule = { scope: "message", limit: 5, windowMs: 1_000 } as const
       const operations: Record<string, Effect.Effect<unknown, unknown>> = {
         "TicketStore.put": tickets.put(jti(), Duration.seconds(60)),
@@ -84,8 +84,8 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "EventBus.since": bus.since(channel(), 0),
         "RateLimiter.consume": limiter.consume(`message:${fresh("sb")}`, rule),
         "Sessions.register": Effect.flatMap(sessions.register(session), (release) => release),
-        "Sessions.revoke": sessions.revoke(subjectRef(), 0),
-        "Sessions.revokedAt": sessions.revokedAt(subjectRef()),
+        "Sessions.revoke": sessions.revoke(freshSubject(), 0),
+        "Sessions.revokedAt": sessions.revokedAt(freshSubject()),
         "CareRelationships.grant": care.grant(c, p, undefined),
         "CareRelationships.end": care.end(c, p),
         "CareRelationships.activeUntil": care.activeUntil(c, p, 0)
@@ -140,7 +140,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
   it.live("revocations and care changes made after recovery reach this node's sessions and listeners", () =>
     provide(Effect.gen(function*() {
       const [sessions, care] = [yield* Sessions, yield* CareRelationships]
-      const subject = subjectRef()
+      const subject = freshSubject()
       const ended: Array<string> = []
       yield* sessions.register({ id: fresh("ses"), subject, end: (r) => void ended.push(r._tag), reauthorize: () => undefined, reauthorizeAll: () => undefined, openedAt: 0 })
       const heard: Array<readonly [ClinicianRef, PatientRef] | "resync"> = []
@@ -205,7 +205,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
   it.live("a revocation made while the pub/sub connection is reconnecting still ends this node's sessions", () =>
     provide(Effect.gen(function*() {
       const sessions = yield* Sessions
-      const subject = subjectRef()
+      const subject = freshSubject()
       const ended: Array<string> = []
       yield* sessions.register({ id: fresh("ses"), subject, end: (r) => void ended.push(r._tag), reauthorize: () => undefined, reauthorizeAll: () => undefined, openedAt: 0 })
       yield* dropPubSub

@@ -11,7 +11,7 @@ import { Sessions } from "../../src/services/Sessions.ts"
 import * as Settings from "../../src/services/Settings.ts"
 import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
 import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
-import { fresh, subjectRef } from "./support.ts"
+import { fresh, freshSubject } from "./support.ts"
 
 const LEASE = { leaseMs: 600, refreshMs: 150 }
 
@@ -57,7 +57,7 @@ describe.skipIf(!hasRedisServer).each(targets)(`Redis session leases (%s)${hasRe
   it.live("keeps a subject's sessions counted past the lease while their node renews them", () =>
     Effect.gen(function*() {
       const sessions = yield* Sessions
-      const subject = subjectRef()
+      const subject = freshSubject()
       yield* sessions.register(session(subject))
       yield* sessions.register(session(subject))
       // Three leases long: only the renewals keep the registrations (and their key) alive.
@@ -68,7 +68,7 @@ describe.skipIf(!hasRedisServer).each(targets)(`Redis session leases (%s)${hasRe
 
   it.live("lets a stopped node's sessions age out after the lease", () =>
     Effect.gen(function*() {
-      const subject = subjectRef()
+      const subject = freshSubject()
       // Node A registers two sessions and stops (its layer closes) without releasing them,
       // as a crash would: its renewals end with it.
       yield* Effect.gen(function*() {

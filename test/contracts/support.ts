@@ -3,7 +3,8 @@
 import { Cause, Duration, Effect, Exit } from "effect"
 import * as Channel from "../../src/domain/Channel.ts"
 import type { EventDraft } from "../../src/domain/Event.ts"
-import type { ClinicianRef, EventId, EventRef, Jti, PatientRef, SubjectRef } from "../../src/domain/Ref.ts"
+import { type Subject, subjectFor, type UserRole } from "../../src/domain/Principal.ts"
+import type { ClinicianRef, EventId, EventRef, Jti, PatientRef } from "../../src/domain/Ref.ts"
 
 let counter = 0
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`
@@ -13,7 +14,8 @@ export const fresh = (prefix: string): string => `${prefix}_${run}_${(++counter)
 
 export const patientRef = (): PatientRef => fresh("pt") as PatientRef
 export const clinicianRef = (): ClinicianRef => fresh("cl") as ClinicianRef
-export const subjectRef = (): SubjectRef => fresh("sb") as SubjectRef
+/** A fresh session subject (`role:ref`, a patient unless told otherwise). */
+export const freshSubject = (role: UserRole = "patient"): Subject => subjectFor(role, fresh("sb"))
 export const jti = (): Jti => fresh("jti_0000000000") as Jti
 export const eventId = (): EventId => fresh("evt") as EventId
 
