@@ -1,6 +1,6 @@
 // Dev mode's demo data: two patients, two clinicians and one care relationship, so the whole
 // flow works at once. The same refs are listed in the README and used by `npm run demo`.
-import { Effect, Layer } from "effect"
+import { Clock, Effect, Layer } from "effect"
 import { ClinicianRef, PatientRef } from "./domain/Ref.ts"
 import { CareRelationships } from "./services/CareRelationships.ts"
 
@@ -16,5 +16,6 @@ export const DEMO = {
 
 export const layer = Layer.effectDiscard(Effect.gen(function*() {
   const care = yield* CareRelationships
-  for (const [c, p] of DEMO.care) yield* care.grant(c, p, undefined)
+  const now = yield* Clock.currentTimeMillis
+  for (const [c, p] of DEMO.care) yield* care.grant(c, p, undefined, now)
 }))

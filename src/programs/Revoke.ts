@@ -38,7 +38,7 @@ export const grantCare = Effect.fnUntraced(function*(
   untilMs: number | undefined
 ) {
   yield* requireRelationshipsScope(principal)
-  yield* (yield* CareRelationships).grant(request.clinician, request.patient, untilMs)
+  yield* (yield* CareRelationships).grant(request.clinician, request.patient, untilMs, yield* Clock.currentTimeMillis)
   yield* (yield* AuditLog).append({
     event: "relationship.granted",
     subject: subjectOf({ _tag: "Clinician", ref: request.clinician }),

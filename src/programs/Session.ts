@@ -17,7 +17,7 @@ import * as Policy from "../domain/Policy.ts"
 import { type Subject, subjectOf, type User } from "../domain/Principal.ts"
 import * as Wire from "../domain/Wire.ts"
 import { AuditLog } from "../services/AuditLog.ts"
-import { CareRelationships } from "../services/CareRelationships.ts"
+import { type ActiveGrant, CareRelationships } from "../services/CareRelationships.ts"
 import { EventBus } from "../services/EventBus.ts"
 import { RateLimiter } from "../services/RateLimiter.ts"
 import { type LiveSession, Sessions } from "../services/Sessions.ts"
@@ -361,21 +361,35 @@ const drop = (live: Live, key: string): Effect.Effect<void> => {
   return subscription.leave === undefined ? left : Effect.andThen(left, subscription.leave)
 }
 
-/** Until when the session may see the channel (ms; Infinity: while it lives), or undefined. */
-const allowedUntil = (live: Live, channel: Channel) => {
+/** Access that never runs out and reaches back to the channel's first event: one's own channel. */
+const ALWAYS: ActiveGrant = { since: Number.NEGATIVE_INFINITY, until: Number.POSITIVE_INFINITY }
+
+/**
+ * Since and until when the session may see the channel (`until` Infinity: while it lives), or
+ * undefined when it may not.
+ */
+const allowed = (live: Live, channel: Channel): Effect.Effect<ActiveGrant | undefined, Unavailable> => {
   const decision = Policy.canSubscribe(live.user!, channel)
   switch (decision._tag) {
     case "Allow":
-      return Effect.succeed(Number.POSITIVE_INFINITY)
+      return Effect.succeed(ALWAYS)
     case "Deny":
       return Effect.succeed(undefined)
     case "IfCareRelationship":
       return Effect.flatMap(
         Clock.currentTimeMillis,
-        (now) => get(live, CareRelationships).activeUntil(decision.clinician, decision.patient, now)
+        (now) => get(live, CareRelationships).active(decision.clinician, decision.patient, now)
       )
   }
 }
+
+/**
+ * A replay reaches back only to the start of the current access: an event published before it
+ * (say, while a care relationship had ended) is never sent. A replay that would need one is
+ * no replay (`recovered: false`): the app refetches through its own API, which applies its rules.
+ */
+const withinAccess = (replay: ReadonlyArray<Event> | undefined, since: number) =>
+  replay === undefined || replay.every((event) => Date.parse(event.at) >= since) ? replay : undefined
 
 /** Arms (or re-arms) the check that ends a subscription when its care relationship runs out. */
 const expireAt = (live: Live, key: string, channel: Channel, until: number) => {
@@ -400,12 +414,12 @@ const reauthorize = Effect.fnUntraced(function*(live: Live, channel: Channel) {
   const subscription = live.subscriptions.get(key)
   if (subscription === undefined) return
   subscription.pause()
-  const until = yield* allowedUntil(live, channel).pipe(Effect.orElseSucceed(() => undefined))
+  const access = yield* allowed(live, channel).pipe(Effect.orElseSucceed(() => undefined))
   if (live.subscriptions.get(key) !== subscription) return
-  if (until !== undefined) {
+  if (access !== undefined) {
     const tally = subscription.settle(0, [])
     yield* Metrics.delivered(tally.sent, tally.refused)
-    return expireAt(live, key, channel, until)
+    return expireAt(live, key, channel, access.until)
   }
   live.transport.outbox.offer(Wire.error(undefined, "forbidden", channel))
   yield* drop(live, key)
@@ -422,12 +436,13 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
     outbox.offer(Wire.error(message.id, "unavailable"))
     return
   }
-  const until = yield* allowedUntil(live, message.channel).pipe(Effect.result)
-  if (Result.isFailure(until)) {
+  const access = yield* allowed(live, message.channel).pipe(Effect.result)
+  if (Result.isFailure(access)) {
     outbox.offer(Wire.error(message.id, "unavailable"))
     return
   }
-  if (until.success === undefined) return yield* deny(live, message.id, message.channel)
+  if (access.success === undefined) return yield* deny(live, message.id, message.channel)
+  const grant = access.success
   const existing = live.subscriptions.get(key)
   if (existing === undefined && live.subscriptions.size >= settings.maxSubscriptionsPerConnection) {
     outbox.offer(Wire.error(message.id, "rate_limited"))
@@ -451,7 +466,7 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
     const lastSeq = joined.seq
     const replay = message.since === undefined || message.since > lastSeq
       ? undefined
-      : yield* bus.since(message.channel, message.since)
+      : withinAccess(yield* bus.since(message.channel, message.since), grant.since)
     return { lastSeq, replay }
   }).pipe(Effect.result)
   if (Result.isFailure(joined)) {
@@ -464,7 +479,7 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
   outbox.offer(Wire.subscribed(message.id, message.channel, lastSeq, replay !== undefined))
   const tally = subscription.settle(lastSeq, replay ?? [])
   yield* Metrics.delivered(tally.sent, tally.refused)
-  expireAt(live, key, message.channel, until.success)
+  expireAt(live, key, message.channel, grant.until)
   yield* get(live, AuditLog).append({ event: "subscribe.allowed", subject: live.subject, channel: message.channel, result: "ok" })
 })
 

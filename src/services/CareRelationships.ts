@@ -13,13 +13,32 @@ export interface CareChange {
 /** Hears one change, or `undefined` when changes may have been missed: re-check everything. */
 export type ChangeListener = (change: CareChange | undefined) => void
 
+/**
+ * An active relationship: since when it has been active without a break (ms), and when it ends
+ * (ms; Infinity for never). `since` bounds what a clinician may be replayed: nothing published
+ * before the current grant began, so a gap between an end and a new grant stays closed.
+ */
+export interface ActiveGrant {
+  readonly since: number
+  readonly until: number
+}
+
 export class CareRelationships extends Context.Service<CareRelationships, {
-  /** Grants, or replaces the end of, a relationship: until `untilMs`, or with no end when undefined. */
-  readonly grant: (clinician: ClinicianRef, patient: PatientRef, untilMs: number | undefined) => Effect.Effect<void, Unavailable>
+  /**
+   * Grants, or replaces the end of, a relationship: until `untilMs`, or with no end when
+   * undefined. A grant that finds the relationship still active keeps its `since`; otherwise
+   * (none, ended, or run out) it begins at `nowMs`.
+   */
+  readonly grant: (
+    clinician: ClinicianRef,
+    patient: PatientRef,
+    untilMs: number | undefined,
+    nowMs: number
+  ) => Effect.Effect<void, Unavailable>
   /** Ends it. Ending an absent one is not an error. */
   readonly end: (clinician: ClinicianRef, patient: PatientRef) => Effect.Effect<void, Unavailable>
-  /** When an active relationship ends (ms; Infinity for never), or undefined when none is active. */
-  readonly activeUntil: (clinician: ClinicianRef, patient: PatientRef, nowMs: number) => Effect.Effect<number | undefined, Unavailable>
+  /** The relationship active at `nowMs`, or undefined when none is. */
+  readonly active: (clinician: ClinicianRef, patient: PatientRef, nowMs: number) => Effect.Effect<ActiveGrant | undefined, Unavailable>
   /**
    * Listens for changes (from any node) while the scope is open. An interpreter that can miss
    * announcements (pub/sub across a reconnect) says so with `undefined`.

@@ -9,6 +9,10 @@ import { clinicianRef, patientRef, until } from "./support.ts"
 const NOW = 1_700_000_000_000
 const TEN_YEARS = 10 * 365 * 24 * 60 * 60 * 1000
 
+/** When the active relationship ends, or undefined: what most specs below look at. */
+const untilOf = (care: CareRelationships["Service"], c: ClinicianRef, p: PatientRef, now: number) =>
+  Effect.map(care.active(c, p, now), (grant) => grant?.until)
+
 export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationships, unknown>) =>
   describe(`CareRelationships contract (${name})`, () => {
     const withCare = <A, E>(body: (care: CareRelationships["Service"]) => Effect.Effect<A, E, Scope.Scope>) =>
@@ -23,13 +27,13 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationshi
         return heard
       })
 
-    it.live("a grant without an end is active with activeUntil Infinity", () =>
+    it.live("a grant without an end is active until Infinity", () =>
       withCare((care) =>
         Effect.gen(function*() {
           const [c, p] = [clinicianRef(), patientRef()]
-          yield* care.grant(c, p, undefined)
-          expect(yield* care.activeUntil(c, p, NOW)).toBe(Number.POSITIVE_INFINITY)
-          expect(yield* care.activeUntil(c, p, NOW + TEN_YEARS)).toBe(Number.POSITIVE_INFINITY)
+          yield* care.grant(c, p, undefined, NOW)
+          expect(yield* untilOf(care, c, p, NOW)).toBe(Number.POSITIVE_INFINITY)
+          expect(yield* untilOf(care, c, p, NOW + TEN_YEARS)).toBe(Number.POSITIVE_INFINITY)
         })
       ))
 
@@ -38,11 +42,11 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationshi
         Effect.gen(function*() {
           const [c, p] = [clinicianRef(), patientRef()]
           const end = NOW + 60_000
-          yield* care.grant(c, p, end)
-          expect(yield* care.activeUntil(c, p, NOW)).toBe(end)
-          expect(yield* care.activeUntil(c, p, end - 1)).toBe(end)
-          expect(yield* care.activeUntil(c, p, end)).toBeUndefined()
-          expect(yield* care.activeUntil(c, p, end + 1)).toBeUndefined()
+          yield* care.grant(c, p, end, NOW)
+          expect(yield* untilOf(care, c, p, NOW)).toBe(end)
+          expect(yield* untilOf(care, c, p, end - 1)).toBe(end)
+          expect(yield* untilOf(care, c, p, end)).toBeUndefined()
+          expect(yield* untilOf(care, c, p, end + 1)).toBeUndefined()
         })
       ))
 
@@ -50,12 +54,37 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationshi
       withCare((care) =>
         Effect.gen(function*() {
           const [c, p] = [clinicianRef(), patientRef()]
-          yield* care.grant(c, p, NOW + 1_000)
-          yield* care.grant(c, p, undefined)
-          expect(yield* care.activeUntil(c, p, NOW)).toBe(Number.POSITIVE_INFINITY)
-          yield* care.grant(c, p, NOW + 5_000)
-          expect(yield* care.activeUntil(c, p, NOW)).toBe(NOW + 5_000)
-          expect(yield* care.activeUntil(c, p, NOW + 5_000)).toBeUndefined()
+          yield* care.grant(c, p, NOW + 1_000, NOW)
+          yield* care.grant(c, p, undefined, NOW)
+          expect(yield* untilOf(care, c, p, NOW)).toBe(Number.POSITIVE_INFINITY)
+          yield* care.grant(c, p, NOW + 5_000, NOW)
+          expect(yield* untilOf(care, c, p, NOW)).toBe(NOW + 5_000)
+          expect(yield* untilOf(care, c, p, NOW + 5_000)).toBeUndefined()
+        })
+      ))
+
+    it.live("a grant begins when it is made, and a renewal while active keeps that start", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const [c, p] = [clinicianRef(), patientRef()]
+          yield* care.grant(c, p, NOW + 60_000, NOW)
+          expect(yield* care.active(c, p, NOW + 1)).toEqual({ since: NOW, until: NOW + 60_000 })
+          yield* care.grant(c, p, undefined, NOW + 30_000)
+          expect(yield* care.active(c, p, NOW + 30_001)).toEqual({ since: NOW, until: Number.POSITIVE_INFINITY })
+        })
+      ))
+
+    it.live("a grant after an end, or after the previous one ran out, begins anew", () =>
+      withCare((care) =>
+        Effect.gen(function*() {
+          const [c, p] = [clinicianRef(), patientRef()]
+          yield* care.grant(c, p, undefined, NOW)
+          yield* care.end(c, p)
+          yield* care.grant(c, p, NOW + 10_000, NOW + 5_000)
+          expect((yield* care.active(c, p, NOW + 5_001))?.since).toBe(NOW + 5_000)
+          // Ran out at NOW + 10 s; granted again at NOW + 20 s.
+          yield* care.grant(c, p, undefined, NOW + 20_000)
+          expect((yield* care.active(c, p, NOW + 20_001))?.since).toBe(NOW + 20_000)
         })
       ))
 
@@ -63,9 +92,9 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationshi
       withCare((care) =>
         Effect.gen(function*() {
           const [c, p] = [clinicianRef(), patientRef()]
-          yield* care.grant(c, p, undefined)
+          yield* care.grant(c, p, undefined, NOW)
           yield* care.end(c, p)
-          expect(yield* care.activeUntil(c, p, NOW)).toBeUndefined()
+          expect(yield* untilOf(care, c, p, NOW)).toBeUndefined()
         })
       ))
 
@@ -74,7 +103,7 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationshi
         Effect.gen(function*() {
           const [c, p] = [clinicianRef(), patientRef()]
           yield* care.end(c, p)
-          expect(yield* care.activeUntil(c, p, NOW)).toBeUndefined()
+          expect(yield* untilOf(care, c, p, NOW)).toBeUndefined()
         })
       ))
 
@@ -82,11 +111,11 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationshi
       withCare((care) =>
         Effect.gen(function*() {
           const [c, otherC, p, otherP] = [clinicianRef(), clinicianRef(), patientRef(), patientRef()]
-          yield* care.grant(c, p, undefined)
-          expect(yield* care.activeUntil(c, otherP, NOW)).toBeUndefined()
-          expect(yield* care.activeUntil(otherC, p, NOW)).toBeUndefined()
+          yield* care.grant(c, p, undefined, NOW)
+          expect(yield* untilOf(care, c, otherP, NOW)).toBeUndefined()
+          expect(yield* untilOf(care, otherC, p, NOW)).toBeUndefined()
           yield* care.end(c, otherP)
-          expect(yield* care.activeUntil(c, p, NOW)).toBe(Number.POSITIVE_INFINITY)
+          expect(yield* untilOf(care, c, p, NOW)).toBe(Number.POSITIVE_INFINITY)
         })
       ))
 
@@ -95,8 +124,8 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationshi
         Effect.gen(function*() {
           const heard = yield* hear(care)
           const [c, p, otherC, otherP] = [clinicianRef(), patientRef(), clinicianRef(), patientRef()]
-          yield* care.grant(c, p, undefined)
-          yield* care.grant(c, p, NOW + 1_000)
+          yield* care.grant(c, p, undefined, NOW)
+          yield* care.grant(c, p, NOW + 1_000, NOW)
           yield* care.end(c, p)
           yield* care.end(otherC, otherP)
           yield* until(() => heard.length >= 4, "four changes are heard")
@@ -111,7 +140,7 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<CareRelationshi
           const closed = yield* hear(care, scope)
           const [first, second] = [yield* hear(care), yield* hear(care)]
           const [c, p] = [clinicianRef(), patientRef()]
-          yield* care.grant(c, p, undefined)
+          yield* care.grant(c, p, undefined, NOW)
           yield* until(() => closed.length >= 1 && first.length >= 1 && second.length >= 1, "all three hear the grant")
           yield* Scope.close(scope, Exit.void)
           yield* care.end(c, p)

@@ -86,9 +86,9 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "Sessions.register": Effect.flatMap(sessions.register(session), (release) => release),
         "Sessions.revoke": sessions.revoke(freshSubject(), 0),
         "Sessions.revokedAt": sessions.revokedAt(freshSubject()),
-        "CareRelationships.grant": care.grant(c, p, undefined),
+        "CareRelationships.grant": care.grant(c, p, undefined, 0),
         "CareRelationships.end": care.end(c, p),
-        "CareRelationships.activeUntil": care.activeUntil(c, p, 0)
+        "CareRelationships.active": care.active(c, p, 0)
       }
       const run = Effect.forEach(Object.entries(operations), ([name, op]) => Effect.map(outcome(op, 3_000), (o) => [name, o]))
 
@@ -107,7 +107,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "Sessions.revokedAt": "Unavailable:sessions",
         "CareRelationships.grant": "Unavailable:care-relationships",
         "CareRelationships.end": "Unavailable:care-relationships",
-        "CareRelationships.activeUntil": "Unavailable:care-relationships"
+        "CareRelationships.active": "Unavailable:care-relationships"
       })
 
       yield* restart
@@ -155,7 +155,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
       // sent in between are not replayed, so repeat them until heard (bounded).
       const [c, p] = [clinicianRef(), patientRef()]
       yield* eventually(
-        Effect.andThen(care.grant(c, p, undefined), Effect.sleep(Duration.millis(100))).pipe(Effect.as(heard)),
+        Effect.andThen(care.grant(c, p, undefined, 0), Effect.sleep(Duration.millis(100))).pipe(Effect.as(heard)),
         (h) => h.some((x) => x !== "resync"),
         5_000,
         "a care change is heard after recovery"

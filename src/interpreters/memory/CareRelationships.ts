@@ -2,30 +2,32 @@
 // listeners told of every change.
 import { Effect, Layer } from "effect"
 import type { ClinicianRef, PatientRef } from "../../domain/Ref.ts"
-import { CareRelationships, type ChangeListener } from "../../services/CareRelationships.ts"
+import { type ActiveGrant, CareRelationships, type ChangeListener } from "../../services/CareRelationships.ts"
 
 export const layer = Layer.sync(CareRelationships, () => {
-  const until = new Map<string, number>()
+  const grants = new Map<string, ActiveGrant>()
   const listeners = new Set<ChangeListener>()
   const key = (clinician: string, patient: string) => `${clinician}|${patient}`
   const announce = (clinician: ClinicianRef, patient: PatientRef) => {
     for (const listener of listeners) listener({ clinician, patient })
   }
   return CareRelationships.of({
-    grant: (clinician, patient, untilMs) =>
+    grant: (clinician, patient, untilMs, nowMs) =>
       Effect.sync(() => {
-        until.set(key(clinician, patient), untilMs ?? Number.POSITIVE_INFINITY)
+        const previous = grants.get(key(clinician, patient))
+        const since = previous !== undefined && previous.until > nowMs ? previous.since : nowMs
+        grants.set(key(clinician, patient), { since, until: untilMs ?? Number.POSITIVE_INFINITY })
         announce(clinician, patient)
       }),
     end: (clinician, patient) =>
       Effect.sync(() => {
-        until.delete(key(clinician, patient))
+        grants.delete(key(clinician, patient))
         announce(clinician, patient)
       }),
-    activeUntil: (clinician, patient, nowMs) =>
+    active: (clinician, patient, nowMs) =>
       Effect.sync(() => {
-        const end = until.get(key(clinician, patient))
-        return end !== undefined && end > nowMs ? end : undefined
+        const grant = grants.get(key(clinician, patient))
+        return grant !== undefined && grant.until > nowMs ? grant : undefined
       }),
     onChanged: (listener) =>
       Effect.acquireRelease(

@@ -1,12 +1,43 @@
-// Care relationships on Redis: one hash per clinician (patient → end time in ms, or "inf"),
-// and every change announced on the control channel so each node re-checks its sessions.
+// Care relationships on Redis: one hash per clinician (patient → "<since ms>|<until ms or inf>"),
+// and every change announced on the control channel so each node re-checks its sessions. A
+// grant reads and writes its field in one script, so a renewal keeps the running `since`.
 import { Effect, Layer } from "effect"
 import type { ClinicianRef, PatientRef } from "../../domain/Ref.ts"
-import { CareRelationships } from "../../services/CareRelationships.ts"
+import { type ActiveGrant, CareRelationships } from "../../services/CareRelationships.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import * as Control from "./Control.ts"
 import { Keys } from "./Keys.ts"
 import { RedisSubscriber } from "./Subscriber.ts"
+
+// KEYS: the clinician's hash. ARGV: patient, until ("inf" or ms), now ms.
+// A relationship still active keeps its since; an absent, ended or run-out one starts now.
+const GRANT = `
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+local since = ARGV[3]
+if previous then
+  local bar = string.find(previous, '|', 1, true)
+  local until_ = bar and string.sub(previous, bar + 1) or previous
+  if until_ == 'inf' or tonumber(until_) > tonumber(ARGV[3]) then
+    since = bar and string.sub(previous, 1, bar - 1) or '0'
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], since .. '|' .. ARGV[2])
+return 1
+`
+
+interface Scripted {
+  tidingsGrant(key: string, patient: string, until: string, now: number): Promise<number>
+}
+
+/** "<since>|<until>" (or a bare until, written before grants kept their start: since 0). */
+const decodeGrant = (value: string): ActiveGrant => {
+  const bar = value.indexOf("|")
+  const until = bar < 0 ? value : value.slice(bar + 1)
+  return {
+    since: bar < 0 ? 0 : Number(value.slice(0, bar)),
+    until: until === "inf" ? Number.POSITIVE_INFINITY : Number(until)
+  }
+}
 
 export const layer = Layer.effect(
   CareRelationships,
@@ -14,22 +45,24 @@ export const layer = Layer.effect(
     const redis = (yield* RedisClient).commands
     const subscriber = yield* RedisSubscriber
     const call = attempt("care-relationships")
+    redis.defineCommand("tidingsGrant", { numberOfKeys: 1, lua: GRANT })
+    const scripted = redis as unknown as Scripted
     const announce = (clinician: string, patient: string) =>
       Control.publish(redis, { t: "care", c: clinician, p: patient }, "care-relationships")
 
     return CareRelationships.of({
-      grant: (clinician, patient, untilMs) =>
-        call(() => redis.hset(Keys.care(clinician), patient, untilMs === undefined ? "inf" : String(untilMs))).pipe(
+      grant: (clinician, patient, untilMs, nowMs) =>
+        call(() => scripted.tidingsGrant(Keys.care(clinician), patient, untilMs === undefined ? "inf" : String(untilMs), nowMs)).pipe(
           Effect.andThen(announce(clinician, patient))
         ),
       end: (clinician, patient) =>
         call(() => redis.hdel(Keys.care(clinician), patient)).pipe(Effect.andThen(announce(clinician, patient))),
-      activeUntil: (clinician, patient, nowMs) =>
+      active: (clinician, patient, nowMs) =>
         call(() => redis.hget(Keys.care(clinician), patient)).pipe(
           Effect.map((value) => {
             if (value === null) return undefined
-            const until = value === "inf" ? Number.POSITIVE_INFINITY : Number(value)
-            return until > nowMs ? until : undefined
+            const grant = decodeGrant(value)
+            return grant.until > nowMs ? grant : undefined
           })
         ),
       onChanged: (listener) =>
