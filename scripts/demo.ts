@@ -5,7 +5,17 @@ import { readFileSync } from "node:fs"
 import { WebSocket } from "ws"
 
 const base = process.env.TIDINGS_URL ?? "https://localhost:8443"
-const ca = readFileSync(process.env.TIDINGS_CA_FILE ?? ".data/dev-cert.pem", "utf8")
+const caFile = process.env.TIDINGS_CA_FILE ?? ".data/dev-cert.pem"
+const readCa = (): string => {
+  try {
+    return readFileSync(caFile, "utf8")
+  } catch {
+    // `npm start` writes it when it starts in dev mode: without it there is nothing to talk to.
+    process.stderr.write(`demo: no certificate at ${caFile}: is \`npm start\` running in this directory?\n`)
+    return process.exit(69)
+  }
+}
+const ca = readCa()
 const patient = process.env.TIDINGS_DEMO_PATIENT ?? "pt_alice_0001"
 const publishCount = Number(process.argv[process.argv.indexOf("--publish") + 1] ?? 0) || 0
 const origin = new URL(base).origin

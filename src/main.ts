@@ -1,19 +1,41 @@
-// Starts Tidings: parse the settings (one line and exit 78 on a problem), compose the
-// layers for the mode, and run until SIGTERM/SIGINT, which closes every socket with 1001.
+// Starts Tidings: parse the settings and check the files they name (one line and exit 78 on a
+// problem), take the data directory for this process (exit 75 when another holds it), compose
+// the layers for the mode, and run until SIGTERM/SIGINT, which closes every socket with 1001.
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Exit, Layer, Logger, References, Result, type Runtime } from "effect"
+import { mkdirSync } from "node:fs"
+import { dirname } from "node:path"
 import * as App from "./App.ts"
 import * as Config from "./Config.ts"
 import { ServerAddress } from "./server/Server.ts"
+import * as Startup from "./Startup.ts"
 
-const stop = (setting: string, problem: string): never => {
-  process.stderr.write(`tidings: ${setting} ${problem}\n`)
-  return process.exit(Config.EXIT_CONFIG)
+const stop = (problem: Startup.StartProblem): never => {
+  process.stderr.write(`tidings: ${problem.line}\n`)
+  return process.exit(problem.code)
 }
 
 const parsed = Config.parse(process.env)
-if (Result.isFailure(parsed)) stop(parsed.failure.setting, parsed.failure.problem)
+if (Result.isFailure(parsed)) stop({ code: Startup.EXIT.config, line: `${parsed.failure.setting} ${parsed.failure.problem}` })
 const config = (parsed as Result.Success<Config.AppConfig, Config.ConfigProblem>).success
+const unreadable = Startup.checkFiles(config)
+if (unreadable !== undefined) stop(unreadable)
+
+// Nothing is written before these locks are held: a second start in the same directory must
+// not touch the running node's certificate or audit chain.
+const take = (directory: string, name: string, what: string) => {
+  try {
+    mkdirSync(directory, { recursive: true, mode: 0o700 })
+    if (Startup.lock(directory, name)) return
+  } catch {
+    stop({ code: Startup.EXIT.config, line: `${what} cannot be written` })
+  }
+  stop({ code: Startup.EXIT.inUse, line: `${what} is in use by another Tidings process (already running?)` })
+}
+if (config.tls._tag === "SelfSigned") take(dirname(App.DEV_CERT_FILE), "tidings.lock", "the data directory .data")
+if (config.auditSink._tag === "File") {
+  take(config.auditSink.directory, `.lock-${config.settings.nodeId}`, "TIDINGS_AUDIT_SINK (this node's audit files)")
+}
 
 const Announce = Layer.effectDiscard(Effect.gen(function*() {
   const address = yield* ServerAddress
@@ -32,14 +54,13 @@ const Logging = Layer.mergeAll(
 const teardown: Runtime.Teardown = (exit, onExit) =>
   Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : onExit(Exit.isSuccess(exit) ? 0 : 1)
 
-/** EX_UNAVAILABLE: a backing service the node cannot start without did not answer. */
-const EXIT_UNAVAILABLE = 69
-
 Layer.launch(Announce.pipe(Layer.provideMerge(App.layer(config, { devCertFile: App.DEV_CERT_FILE })), Layer.provide(Logging))).pipe(
   Effect.catchTag("RedisUnreachable", () =>
-    Effect.sync(() => {
-      process.stderr.write("tidings: TIDINGS_REDIS_URL does not answer\n")
-      process.exit(EXIT_UNAVAILABLE)
+    Effect.sync(() => stop({ code: Startup.EXIT.unavailable, line: "TIDINGS_REDIS_URL does not answer" }))),
+  Effect.catch((error) =>
+    Effect.suspend(() => {
+      const inUse = Startup.portInUse(error, config)
+      return inUse === undefined ? Effect.fail(error) : Effect.sync(() => stop(inUse))
     })),
   NodeRuntime.runMain({ teardown })
 )

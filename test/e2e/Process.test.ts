@@ -1,129 +1,20 @@
 // The real entry point (`node src/main.ts`) as a process: it announces itself, serves TLS with
 // the certificate it wrote, stops cleanly on SIGTERM (1001 to every socket, exit 0), refuses
 // bad settings with exit 78 and one line, and leaves a chained, pseudonymized audit file.
-import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { request as httpRequest } from "node:http"
-import { request } from "node:https"
-import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { WebSocket } from "ws"
-import { afterAll, afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { main } from "../../src/cli.ts"
 import { freePort } from "../support/net.ts"
+import {
+  bounded, DEV_ORIGIN, EXIT_TIMEOUT_MS, exitOnly, https, jsonLines, listening, run, startDev, useProcesses
+} from "../support/process.ts"
 import { until } from "../support/wait.ts"
 
-const MAIN = resolve(import.meta.dirname, "../../src/main.ts")
-const START_TIMEOUT_MS = 20_000
-const EXIT_TIMEOUT_MS = 10_000
-const DEV_ORIGIN = "http://localhost:5173"
-
-interface Node {
-  readonly child: ChildProcess
-  readonly dir: string
-  readonly stdout: () => string
-  readonly stderr: () => string
-  /** Resolves once the process has exited and its output is flushed. */
-  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
-}
-
-const children = new Set<ChildProcess>()
-const dirs: Array<string> = []
-
-afterEach(() => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-  }
-  children.clear()
-})
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-})
-
-/** Runs main.ts in a fresh temp dir as its cwd, with only the given TIDINGS_* settings. */
-const run = (settings: Record<string, string> | ((dir: string) => Record<string, string>)): Node => {
-  const dir = mkdtempSync(join(tmpdir(), "tidings-proc-"))
-  dirs.push(dir)
-  const env = typeof settings === "function" ? settings(dir) : settings
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: dir,
-    env: { PATH: process.env.PATH ?? "", HOME: dir, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  children.add(child)
-  let stdout = ""
-  let stderr = ""
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("close", (code, signal) => resolve({ code, signal }))
-  )
-  return { child, dir, stdout: () => stdout, stderr: () => stderr, exited }
-}
-
-const bounded = <A>(promise: Promise<A>, ms: number, what: string): Promise<A> =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
-    promise.then((value) => (clearTimeout(timer), resolve(value)), (error) => (clearTimeout(timer), reject(error)))
-  })
-
-const jsonLines = (text: string): Array<Record<string, any>> =>
-  text.split("\n").filter((line) => line.trim().length > 0).map((line) => JSON.parse(line))
-
-/** Waits for the process's JSON "listening" line (or its early exit). */
-const listening = async (node: Node): Promise<Record<string, any>> => {
-  const deadline = Date.now() + START_TIMEOUT_MS
-  let early: { code: number | null } | undefined
-  void node.exited.then((exit) => (early = exit))
-  while (Date.now() < deadline) {
-    const line = node.stdout().split("\n").find((l) => l.includes("\"listening\""))
-    if (line !== undefined) return JSON.parse(line)
-    if (early !== undefined) throw new Error(`exited ${early.code} before listening: ${node.stderr()}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error(`no "listening" line within ${START_TIMEOUT_MS} ms; stdout: ${node.stdout()} stderr: ${node.stderr()}`)
-}
-
-const startDev = async () => {
-  const port = await freePort()
-  const node = run((dir) => ({ TIDINGS_LISTEN: `127.0.0.1:${port}`, TIDINGS_AUDIT_SINK: `file:${join(dir, "audit")}` }))
-  const announced = await listening(node)
-  const ca = readFileSync(join(node.dir, ".data", "dev-cert.pem"), "utf8")
-  return { node, port, announced, ca }
-}
-
-const https = (
-  port: number,
-  ca: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  token?: string
-): Promise<{ status: number; headers: Record<string, unknown>; body: string }> =>
-  new Promise((resolve, reject) => {
-    const text = body === undefined ? undefined : JSON.stringify(body)
-    const req = request({
-      host: "localhost", port, method, path, ca, agent: false,
-      headers: {
-        ...(text === undefined ? {} : { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) }),
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` })
-      }
-    }, (res) => {
-      let data = ""
-      res.setEncoding("utf8")
-      res.on("data", (chunk: string) => (data += chunk))
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }))
-    })
-    req.on("error", reject)
-    req.end(text)
-  })
-
-const exitOnly = async (env: Record<string, string>) => {
-  const node = run(env)
-  const exit = await bounded(node.exited, EXIT_TIMEOUT_MS, "exit")
-  return { ...exit, stdout: node.stdout(), stderr: node.stderr(), dir: node.dir }
-}
+useProcesses()
 
 describe("node src/main.ts in dev mode", () => {
   it("logs a JSON 'listening' line and answers GET /healthz over TLS with the certificate it wrote", async () => {
