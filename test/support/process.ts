@@ -40,11 +40,16 @@ export const useProcesses = () => {
 }
 
 /** Runs main.ts in a fresh temp dir (or `inDir`) as its cwd, with only the given TIDINGS_* settings. */
-export const run = (settings: Record<string, string> | ((dir: string) => Record<string, string>), inDir?: string): Node => {
+export const run = (
+  settings: Record<string, string> | ((dir: string) => Record<string, string>),
+  inDir?: string,
+  /** The command line after `node`, when not just main.ts (e.g. a Dockerfile's CMD). */
+  argv: ReadonlyArray<string> = [MAIN]
+): Node => {
   const dir = inDir ?? mkdtempSync(join(tmpdir(), "tidings-proc-"))
   if (inDir === undefined) dirs.push(dir)
   const env = typeof settings === "function" ? settings(dir) : settings
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [...argv], {
     cwd: dir,
     env: { PATH: process.env.PATH ?? "", HOME: dir, ...env },
     stdio: ["ignore", "pipe", "pipe"]
