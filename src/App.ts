@@ -51,7 +51,9 @@ const keysLayer = (config: AppConfig) =>
           ? { _tag: "Remote", url: config.auth.jwks.url }
           : { _tag: "Local", jwks: JSON.parse(readFileSync(config.auth.jwks.file, "utf8")) }
       })
-    const previous = await Promise.all(config.previousTicketKeyFiles.map((file) => Keys.ticketKeyFrom(readFileSync(file))))
+    // Accepted, never used to sign: the keys of earlier rotations and the next one's key.
+    const accepted = [...config.previousTicketKeyFiles, ...(config.nextTicketKeyFile === undefined ? [] : [config.nextTicketKeyFile])]
+    const previous = await Promise.all(accepted.map((file) => Keys.ticketKeyFrom(readFileSync(file))))
     return Layer.mergeAll(TicketSigner.layer(ticketKey, previous), auth)
   }))
 

@@ -37,6 +37,8 @@ export interface AppConfig {
   readonly ticketKeyFile: string | undefined
   /** Keys that signed tickets before a rotation, still accepted for verification. */
   readonly previousTicketKeyFiles: ReadonlyArray<string>
+  /** The key the next rotation phase will sign with: accepted now, never used to sign. */
+  readonly nextTicketKeyFile: string | undefined
   readonly auditKeyFile: string | undefined
   /** Dev only: the dev issuer's key, so several dev nodes accept each other's tokens. */
   readonly devIssuerKeyFile: string | undefined
@@ -185,6 +187,10 @@ const parseOrThrow = (env: Env): AppConfig => {
   if (previousTicketKeyFiles.length > 0 && ticketKeyFile === undefined) {
     fail("TIDINGS_TICKET_KEY_FILE", "is required with TIDINGS_TICKET_PREVIOUS_KEY_FILES")
   }
+  const nextTicketKeyFile = read(env, "TIDINGS_TICKET_NEXT_KEY_FILE")
+  if (nextTicketKeyFile !== undefined && ticketKeyFile === undefined) {
+    fail("TIDINGS_TICKET_KEY_FILE", "is required with TIDINGS_TICKET_NEXT_KEY_FILE")
+  }
   const devIssuerKeyFile = read(env, "TIDINGS_DEV_ISSUER_KEY_FILE")
   if (devIssuerKeyFile !== undefined && mode === "production") fail("TIDINGS_DEV_ISSUER_KEY_FILE", "must not be set in production")
   const auditKeyFile = required(env, "TIDINGS_AUDIT_KEY_FILE", mode)
@@ -226,6 +232,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     auth,
     ticketKeyFile,
     previousTicketKeyFiles,
+    nextTicketKeyFile,
     auditKeyFile,
     devIssuerKeyFile,
     auditSink,

@@ -31,6 +31,7 @@ const filesOf = (config: AppConfig): Array<readonly [string, string]> => [
   ...(config.tlsClientCaFile === undefined ? [] : [["TIDINGS_TLS_CLIENT_CA", config.tlsClientCaFile] as const]),
   ...(config.ticketKeyFile === undefined ? [] : [["TIDINGS_TICKET_KEY_FILE", config.ticketKeyFile] as const]),
   ...config.previousTicketKeyFiles.map((file) => ["TIDINGS_TICKET_PREVIOUS_KEY_FILES", file] as const),
+  ...(config.nextTicketKeyFile === undefined ? [] : [["TIDINGS_TICKET_NEXT_KEY_FILE", config.nextTicketKeyFile] as const]),
   ...(config.devIssuerKeyFile === undefined ? [] : [["TIDINGS_DEV_ISSUER_KEY_FILE", config.devIssuerKeyFile] as const]),
   ...(config.auth._tag === "Issuer" && config.auth.jwks._tag === "File" ? [["TIDINGS_AUTH_JWKS_FILE", config.auth.jwks.file] as const] : [])
 ]
