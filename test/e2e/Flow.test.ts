@@ -4,6 +4,7 @@ import { SignJWT } from "jose"
 import { createPrivateKey } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Gateway, ORIGIN, startGateway } from "../support/gateway.ts"
+import { until } from "../support/wait.ts"
 
 let gateway: Gateway
 beforeAll(async () => {
@@ -170,7 +171,8 @@ describe("a session", () => {
     await client.next((f) => f.type === "pong")
     ws.close(1000)
     await client.closed
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    // The session's closing record is appended as its fiber ends, just after the close frame.
+    await until(async () => (await gateway.audit()).some((r) => r.event === "ws.closed" && r.close === 1000), 2_000, "ws.closed")
     const records = (await gateway.audit())
     expect(records.map((r) => r.event)).toEqual(expect.arrayContaining(["ticket.issued", "ticket.consumed", "ws.opened", "ws.closed"]))
     expect(JSON.stringify(records)).not.toContain("pt_sess_000004")

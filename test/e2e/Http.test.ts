@@ -180,12 +180,13 @@ describe("POST /v1/events", () => {
   })
 
   it("never answers a repeated id with the channel of another service's event", async () => {
-    // The idempotency key is the id alone: a second service reusing it for another patient
-    // gets 202 naming the first patient's channel, and its own event is dropped.
+    // The idempotency key is the publishing service and the id: a second service reusing an id
+    // for another patient publishes its own event, and learns nothing of the first.
     const first = await gateway.publish("svc_evt_0000006", event("pt_evt_00000009", { id: "evt_idem_00000003" }))
     expect(first.status).toBe(202)
     const other = await gateway.publish("svc_evt_0000007", event("pt_evt_00000010", { id: "evt_idem_00000003" }))
-    if (other.status === 202) expect(other.json().channel).toBe("patient:pt_evt_00000010")
+    expect(other.status).toBe(202)
+    expect(other.json()).toEqual({ id: "evt_idem_00000003", channel: "patient:pt_evt_00000010", seq: 1 })
     expect(other.body).not.toContain("pt_evt_00000009")
   })
 

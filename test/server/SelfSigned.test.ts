@@ -114,10 +114,11 @@ describe("makeSelfSigned", () => {
     }
   })
 
-  it("is accepted by the openssl CLI when one is installed", () => {
+  // CI installs openssl and never skips this (TIDINGS_REQUIRE_ALL_SUITES); elsewhere it is
+  // skipped, visibly, on a machine without one.
+  it.skipIf(!opensslAvailable() && process.env.TIDINGS_REQUIRE_ALL_SUITES !== "1")("is accepted by the openssl CLI", () => {
     const { cert } = makeSelfSigned()
     expect(new crypto.X509Certificate(cert).subject).toBe("CN=localhost")
-    if (!opensslAvailable()) return
     const text = execFileSync("openssl", ["x509", "-noout", "-text"], { input: cert, encoding: "utf8" })
     expect(text).toContain("ecdsa-with-SHA256")
     expect(text).toContain("Subject Alternative Name")
