@@ -8,6 +8,8 @@ export type AuditEvent =
   | "ticket.consumed"
   | "ticket.rejected"
   | "ws.rejected"
+  /** Refused authentication (401) or authorization (403) on an HTTPS route, counted per address. */
+  | "auth.refused"
   | "ws.opened"
   | "ws.closed"
   | "subscribe.allowed"

@@ -10,8 +10,8 @@ import type { GatewayError } from "../domain/Errors.ts"
 import { FRAME_BYTES, PONG_TIMEOUT_S, SUBPROTOCOL } from "../domain/Limits.ts"
 import * as Ids from "../programs/Ids.ts"
 import * as Metrics from "../programs/Metrics.ts"
+import { Refusals } from "../programs/Refusals.ts"
 import * as Session from "../programs/Session.ts"
-import { AuditLog } from "../services/AuditLog.ts"
 import * as Connection from "./Connection.ts"
 import * as Http from "./Http.ts"
 import * as Tls from "./Tls.ts"
@@ -62,7 +62,7 @@ export const layer = (options: ServerOptions) =>
       const context = yield* Effect.context<Effect.Services<ReturnType<typeof Session.run>> | Http.Requirements>()
       const runPromiseExit = Effect.runPromiseExitWith(context)
       const runSync = Effect.runSyncWith(context)
-      const audit = yield* AuditLog
+      const refusals = yield* Refusals
       const debug = LogLevel.isLessThanOrEqualTo(yield* References.MinimumLogLevel, "Debug")
       const server = createServer({
         ...Tls.serverOptions(options.tls, options.clientCa),
@@ -184,16 +184,12 @@ export const layer = (options: ServerOptions) =>
             connections.add(connection)
             runSession(serve(connection))
           },
-          onRejected: (reason, origin) =>
+          onRejected: (reason, origin, peer) =>
             runSync(Effect.andThen(
               // Upgrade passes an origin only once it is on the allowlist; Metrics checks again.
               Effect.andThen(Metrics.connected("refused"), Metrics.upgradeRejected(reason, origin, options.allowedOrigins)),
-              audit.append({
-                event: "ws.rejected",
-                result: "refused",
-                cause: reason,
-                ...(origin === undefined ? {} : { origin })
-              })
+              // Aggregated per address: a flood of refused upgrades is one record with a count.
+              refusals.refused({ event: "ws.rejected", cause: reason, peer, origin })
             ))
         })
       )

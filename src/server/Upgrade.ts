@@ -66,32 +66,33 @@ export const makeHandler = (options: {
   readonly allowedOrigins: ReadonlySet<string>
   readonly wss: WebSocketServer
   readonly onAccepted: (accepted: Accepted) => void
-  readonly onRejected: (reason: UpgradeRejection, origin: string | undefined) => void
+  /** `origin` only once it is on the allowlist; `peer` is the raw address (audited as a pseudonym). */
+  readonly onRejected: (reason: UpgradeRejection, origin: string | undefined, peer: string) => void
 }) =>
 (request: IncomingMessage, socket: Duplex, head: Buffer) => {
   const startedAt = performance.now()
   socket.on("error", destroy)
+  const peer = request.socket.remoteAddress ?? "unknown"
   const path = (request.url ?? "/").split("?", 1)[0]
   if (path !== WS_PATH) {
-    options.onRejected("path", undefined)
+    options.onRejected("path", undefined, peer)
     return reject(socket, 404)
   }
   const origin = request.headers.origin
   // A missing or `null` Origin is never on the list, whatever the list says.
   if (origin === undefined || origin === "null" || !options.allowedOrigins.has(origin)) {
-    options.onRejected("origin", undefined)
+    options.onRejected("origin", undefined, peer)
     return reject(socket, 403)
   }
   if (!wellFormed(request)) {
-    options.onRejected("handshake", origin)
+    options.onRejected("handshake", origin, peer)
     return reject(socket, 400)
   }
   const protocols = protocolsOf(request.headers["sec-websocket-protocol"])
   if (!protocols.includes(SUBPROTOCOL)) {
-    options.onRejected("subprotocol", origin)
+    options.onRejected("subprotocol", origin, peer)
     return reject(socket, 400)
   }
   const ticket = protocols.find((p) => p.startsWith(TICKET_PROTOCOL_PREFIX))?.slice(TICKET_PROTOCOL_PREFIX.length)
-  const peer = request.socket.remoteAddress ?? "unknown"
   options.wss.handleUpgrade(request, socket, head, (ws) => options.onAccepted({ ws, origin, peer, ticket, startedAt }))
 }

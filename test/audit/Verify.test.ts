@@ -204,4 +204,17 @@ describe("the tidings CLI", () => {
     expect(written.join("").trim()).toBe(pseudonymizer(key)("pt_subject_0001"))
     expect(trail(5).some((line) => JSON.parse(line).subject === written.join("").trim())).toBe(true)
   })
+
+  it("prints the pseudonym a trail holds for a refused caller's address with --peer", async () => {
+    const written: Array<string> = []
+    const write = process.stdout.write.bind(process.stdout)
+    process.stdout.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stdout.write
+    try {
+      expect(await main(["audit", "hash", "--key", keyFile, "--peer", "203.0.113.7"])).toBe(0)
+    } finally {
+      process.stdout.write = write
+    }
+    const record = makeChain(key, "node-1")({ event: "ws.rejected", result: "refused", cause: "origin", peer: "203.0.113.7", count: 2 }, 1)
+    expect(written.join("").trim()).toBe(record.peer)
+  })
 })

@@ -447,6 +447,7 @@ describe("canaries in every caller-controlled input of the real process", () => 
     expect(new Set(records.map((r) => r.event))).toEqual(new Set([
       "ticket.issued", "ticket.consumed", "ticket.rejected", "ws.rejected", "ws.opened", "ws.closed", "subscribe.allowed",
       "subscribe.denied", "event.published", "relationship.granted", "relationship.ended", "session.revoked",
+      "auth.refused",
       "audit.opened",
       "audit.closed"
     ]))
@@ -460,7 +461,10 @@ describe("canaries in every caller-controlled input of the real process", () => 
       if (record.channel !== undefined) expect(record.channel).toMatch(/^(patient|clinician):[0-9a-f]{32}$/)
       if (record.origin !== undefined) expect(record.origin).toBe(ORIGIN)
       if (record.jti !== undefined) expect(record.jti).toMatch(/^[A-Za-z0-9_-]{16,64}$/)
+      if (record.peer !== undefined) expect(record.peer).toMatch(/^[0-9a-f]{32}$/)
     }
+    // Refusals are aggregated per address: the raw address is nowhere in the file.
+    expect(seen.auditText).not.toContain("127.0.0.1")
     // The MRN's pseudonym is one stable hash: the patient's channel as subscribed, granted,
     // published to and ended is the same keyed hash, and it is not the raw ref.
     const channels = new Set(records.filter((r) => ["subscribe.allowed", "relationship.granted", "relationship.ended", "event.published"]
