@@ -18,15 +18,8 @@ import { AccessTokens } from "../services/AccessTokens.ts"
 import { DevIssuer } from "../services/DevIssuer.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { Health } from "../services/Health.ts"
+import { SECURITY_HEADERS } from "./Headers.ts"
 
-const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  "strict-transport-security": "max-age=31536000; includeSubDomains",
-  "cache-control": "no-store",
-  "x-content-type-options": "nosniff",
-  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
-  "referrer-policy": "no-referrer",
-  "x-frame-options": "DENY"
-}
 
 const CORS_PATH = "/v1/tickets"
 const BEARER = /^Bearer ([A-Za-z0-9_-]{1,4096}\.[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{0,4096})$/
@@ -240,7 +233,7 @@ export const makeHandler = (
     return { status, body: { error: code } }
   }
 
-  const ids = Ids.sequence("r")
+  const ids = Ids.correlation("r")
 
   return (req: IncomingMessage, res: ServerResponse) => {
     for (const name in SECURITY_HEADERS) res.setHeader(name, SECURITY_HEADERS[name]!)

@@ -13,6 +13,7 @@ import * as Metrics from "../programs/Metrics.ts"
 import { Refusals } from "../programs/Refusals.ts"
 import * as Session from "../programs/Session.ts"
 import * as Connection from "./Connection.ts"
+import * as Headers from "./Headers.ts"
 import * as Http from "./Http.ts"
 import * as Tls from "./Tls.ts"
 import * as Upgrade from "./Upgrade.ts"
@@ -107,6 +108,10 @@ export const layer = (options: ServerOptions) =>
         )
       }
 
+      // Requests Node's parser refuses (a malformed request line, a head over the limit) get
+      // Node's status, but with our security headers rather than Node's bare answer.
+      server.on("clientError", Headers.onClientError)
+
       server.on(
         "request",
         Http.makeHandler(
@@ -146,7 +151,7 @@ export const layer = (options: ServerOptions) =>
       const runSession = yield* FiberSet.makeRuntime<Effect.Services<ReturnType<typeof Session.run>>>()
 
       // Log lines of one socket carry its connection id (never its subject or ticket).
-      const ids = Ids.sequence("c")
+      const ids = Ids.correlation("c")
       // Shared by every session: per-session closures are memory an idle socket holds for hours.
       const onClosed = (connection: Connection.Connection, exit: Exit.Exit<unknown, GatewayError>) =>
         Effect.suspend(() => {

@@ -7,23 +7,15 @@ import type { Duplex } from "node:stream"
 import type { WebSocket, WebSocketServer } from "ws"
 import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from "../domain/Limits.ts"
 import type * as Metrics from "../programs/Metrics.ts"
+import { rawAnswer } from "./Headers.ts"
 
 export const WS_PATH = "/v1/ws"
 
 export type UpgradeRejection = Metrics.UpgradeRejection
 
-const STATUS_TEXT = { 400: "Bad Request", 403: "Forbidden", 404: "Not Found" } as const
-
-/** A plain HTTP answer on the raw socket; no WebSocket is made. */
-const reject = (socket: Duplex, status: keyof typeof STATUS_TEXT) => {
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n` +
-      "Connection: close\r\n" +
-      "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n" +
-      "Cache-Control: no-store\r\n" +
-      "X-Content-Type-Options: nosniff\r\n" +
-      "Content-Length: 0\r\n\r\n"
-  )
+/** A plain HTTP answer on the raw socket, with every security header; no WebSocket is made. */
+const reject = (socket: Duplex, status: 400 | 403 | 404) => {
+  socket.end(rawAnswer(status))
 }
 
 const protocolsOf = (header: string | undefined): Array<string> =>
