@@ -64,6 +64,8 @@ export const layer = (options: ServerOptions) =>
       const runPromiseExit = Effect.runPromiseExitWith(context)
       const runSync = Effect.runSyncWith(context)
       const refusals = yield* Refusals
+      // Every series an alert reads exists at 0 before its first event (programs/Metrics.ts).
+      yield* Metrics.initialize(options.allowedOrigins)
       const debug = LogLevel.isLessThanOrEqualTo(yield* References.MinimumLogLevel, "Debug")
       const server = createServer({
         ...Tls.serverOptions(options.tls, options.clientCa),

@@ -33,6 +33,8 @@ export interface Gateway {
   readonly ticketKeyPem: string
   /** Every audit record so far, after writing what is buffered (pending refusal counts too). */
   readonly audit: () => Promise<ReadonlyArray<AuditRecord>>
+  /** While true the audit sink refuses every write, as a full disk would. */
+  readonly failAuditWrites: (failing: boolean) => void
   readonly http: (method: string, path: string, options?: { body?: string; headers?: Record<string, string> }) => Promise<Reply>
   readonly token: (role: "patient" | "clinician" | "admin" | "service", ref: string) => Promise<string>
   readonly ticket: (role: "patient" | "clinician", ref: string) => Promise<string>
@@ -150,6 +152,7 @@ export const startGateway = async (
     ca: tls.cert,
     ticketKeyPem,
     audit: () => Effect.runPromise(Effect.andThen(refusals.flush, records.all)),
+    failAuditWrites: records.failWrites,
     http,
     token,
     ticket: async (role, ref) => {
