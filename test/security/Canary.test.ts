@@ -419,14 +419,14 @@ describe("canaries in every caller-controlled input of the real process", () => 
     const requests = lines.filter((l) => l.message === "request")
     expect(requests.length).toBeGreaterThan(5)
     for (const line of requests) {
-      expect(line.annotations.request).toMatch(/^r-[A-Za-z0-9_-]{8}-[0-9a-z]+$/)
+      expect(line.annotations.request).toMatch(/^r-[A-Za-z0-9_-]{16}$/)
       expect(typeof line.annotations.status).toBe("number")
       // A route is a fixed table key or "unmatched": never the path the caller sent.
       expect(line.annotations.route).toMatch(/^(unmatched|(GET|POST|PUT|DELETE) \/[a-z0-9/-]*)$/)
     }
     const sessions = lines.filter((l) => l.message === "session opened" || l.message === "session closed")
     expect(sessions.length).toBeGreaterThan(2)
-    for (const line of sessions) expect(line.annotations.connection).toMatch(/^c-[A-Za-z0-9_-]{8}-[0-9a-z]+$/)
+    for (const line of sessions) expect(line.annotations.connection).toMatch(/^c-[A-Za-z0-9_-]{16}$/)
   })
 
   it("never writes a canary, an access token or a ticket to stdout or stderr", () => {
