@@ -82,6 +82,12 @@ export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDo
 /** The peer closed the socket normally (1000). */
 export class ClosedNormally extends Schema.TaggedError<ClosedNormally>()("ClosedNormally", {}) {}
 
+/**
+ * The connection ended without a close handshake (1006): cut by the peer or the network, by
+ * `ws` or the kernel under a flood, or by our heartbeat. Recorded, never sent.
+ */
+export class ConnectionLost extends Schema.TaggedError<ConnectionLost>()("ConnectionLost", {}) {}
+
 /** A bug or an unexpected failure; details go to the structured log, never to the peer. */
 export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {}) {}
 
@@ -104,6 +110,7 @@ export type GatewayError =
   | Unavailable
   | ShuttingDown
   | ClosedNormally
+  | ConnectionLost
   | InternalError
 
 /** One sample of every error, for exhaustive tests of the mappings. */
@@ -126,5 +133,6 @@ export const samples: ReadonlyArray<GatewayError> = [
   ...BackingService.literals.map((service) => new Unavailable({ service })),
   new ShuttingDown(),
   new ClosedNormally(),
+  new ConnectionLost(),
   new InternalError()
 ]
