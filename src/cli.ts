@@ -11,7 +11,7 @@ import { verifier } from "./interpreters/audit/Verify.ts"
 
 const USAGE = "usage: tidings audit verify [--open] [--partial] [--key <file>] <file>...\n" +
   "       tidings audit verify [--open] [--partial] [--key <file>] --redis <url> --node <id>\n" +
-  "       tidings audit hash [--key <file>] [--peer] <ref, or with --peer an address>\n"
+  "       tidings audit hash [--key <file>] [--peer] <role:ref (a subject or channel), or with --peer an address>\n"
 
 const out = (text: string) => process.stdout.write(text)
 

@@ -98,7 +98,11 @@ export const makeChain = (key: Uint8Array, node: string, head: ChainHead = { seq
       event: entry.event,
       ...(entry.jti === undefined ? {} : { jti: entry.jti }),
       ...(entry.subject === undefined ? {} : { subject: pseudonym(entry.subject) }),
-      ...(entry.channel === undefined ? {} : { channel: `${entry.channel._tag}:${pseudonym(entry.channel.ref)}` }),
+      // A channel's pseudonym is that of its printed form (`patient:<ref>`), which is also the
+      // subject string of its owner: a patient's own records and their channel's records match.
+      ...(entry.channel === undefined
+        ? {}
+        : { channel: `${entry.channel._tag}:${pseudonym(`${entry.channel._tag}:${entry.channel.ref}`)}` }),
       ...(entry.origin === undefined ? {} : { origin: entry.origin }),
       ...(entry.result === undefined ? {} : { result: entry.result }),
       ...(entry.cause === undefined ? {} : { cause: entry.cause }),
