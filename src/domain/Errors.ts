@@ -22,7 +22,8 @@ export type FrameFault = typeof FrameFault.Type
  */
 export class FrameRejected extends Schema.TaggedError<FrameRejected>()("FrameRejected", { fault: FrameFault }) {}
 
-export const UnauthenticatedCause = Schema.Literals(["missing", "invalid", "expired", "unknown_principal"])
+/** `revoked`: an access token issued before its subject's revocation (it gets no ticket). */
+export const UnauthenticatedCause = Schema.Literals(["missing", "invalid", "expired", "unknown_principal", "revoked"])
 export type UnauthenticatedCause = typeof UnauthenticatedCause.Type
 
 /** An access token that is missing, forged, expired, foreign or maps to no principal. */
