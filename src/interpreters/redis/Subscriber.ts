@@ -1,6 +1,7 @@
-// One subscriber connection per node, shared by the event bus and the control channel.
-// Event channels use sharded pub/sub (SSUBSCRIBE: on a cluster, only the shard that owns the
-// channel's slot carries it); the control channel is classic pub/sub, heard cluster-wide.
+// The event bus's subscriber connection, one per node: sharded pub/sub (SSUBSCRIBE: on a
+// cluster, only the shard that owns the channel's slot carries it) and nothing else. The
+// control channel has a connection of its own (Control.ts): this one leaves subscriber mode
+// whenever its last channel is released, which must not take anything else with it.
 // Each name is subscribed when its first listener arrives and unsubscribed after its last
 // leaves; ioredis re-subscribes everything after a reconnect.
 import { Context, Effect, Layer, type Scope } from "effect"
@@ -9,14 +10,11 @@ import { attempt, connect, RedisTargetRef, release } from "./Client.ts"
 
 export type MessageListener = (message: string) => void
 
-/** `sharded` for a channel's events, `broadcast` for what every node must hear. */
-export type Delivery = "sharded" | "broadcast"
-
 export class RedisSubscriber extends Context.Service<RedisSubscriber, {
-  /** Calls `listener` for every message on `name` while the scope is open. */
-  readonly listen: (name: string, delivery: Delivery, listener: MessageListener) => Effect.Effect<void, Unavailable, Scope.Scope>
+  /** Calls `listener` for every message on the sharded channel `name` while the scope is open. */
+  readonly listen: (name: string, listener: MessageListener) => Effect.Effect<void, Unavailable, Scope.Scope>
   /**
-   * Calls `listener` each time the connection is back after a drop, once its channels are
+   * Calls `listener` each time the connection is back after a drop, as its channels are
    * subscribed again: messages published in between were never seen and must be fetched.
    */
   readonly onReconnect: (listener: () => void) => Effect.Effect<void, never, Scope.Scope>
@@ -28,7 +26,7 @@ export const layer = Layer.effect(
     const subscriber = yield* Effect.acquireRelease(connect(yield* RedisTargetRef), release)
     const listeners = new Map<string, Set<MessageListener>>()
     const reconnectListeners = new Set<() => void>()
-    const dispatch = (name: string, message: string) => {
+    subscriber.on("smessage", (name: string, message: string) => {
       for (const listener of listeners.get(name) ?? []) {
         try {
           listener(message)
@@ -36,11 +34,9 @@ export const layer = Layer.effect(
           // One faulty listener must not starve the others.
         }
       }
-    }
-    subscriber.on("message", dispatch)
-    subscriber.on("smessage", dispatch)
-    // "ready" comes after ioredis has re-subscribed (autoResubscribe); the first one was the
-    // initial connect, before this listener existed.
+    })
+    // ioredis sends the re-SSUBSCRIBEs on this connection right after "ready"; the first one
+    // was the initial connect, before this listener existed.
     subscriber.on("ready", () => {
       for (const listener of reconnectListeners) listener()
     })
@@ -53,7 +49,7 @@ export const layer = Layer.effect(
           Effect.sync(() => reconnectListeners.add(listener)),
           () => Effect.sync(() => void reconnectListeners.delete(listener))
         ).pipe(Effect.asVoid),
-      listen: (name, delivery, listener) =>
+      listen: (name, listener) =>
         Effect.acquireRelease(
           Effect.suspend(() => {
             const set = listeners.get(name)
@@ -62,7 +58,7 @@ export const layer = Layer.effect(
               return Effect.void
             }
             listeners.set(name, new Set([listener]))
-            return command(() => (delivery === "sharded" ? subscriber.ssubscribe(name) : subscriber.subscribe(name))).pipe(
+            return command(() => subscriber.ssubscribe(name)).pipe(
               Effect.tapError(() => Effect.sync(() => listeners.delete(name))),
               Effect.asVoid
             )
@@ -73,8 +69,7 @@ export const layer = Layer.effect(
               set?.delete(listener)
               if (set === undefined || set.size > 0) return Effect.void
               listeners.delete(name)
-              return command(() => (delivery === "sharded" ? subscriber.sunsubscribe(name) : subscriber.unsubscribe(name)))
-                .pipe(Effect.ignore)
+              return command(() => subscriber.sunsubscribe(name)).pipe(Effect.ignore)
             })
         )
     })
