@@ -3,7 +3,9 @@
 // control channel has a connection of its own (Control.ts): this one leaves subscriber mode
 // whenever its last channel is released, which must not take anything else with it.
 // Each name is subscribed when its first listener arrives and unsubscribed after its last
-// leaves; ioredis re-subscribes everything after a reconnect.
+// leaves. After a reconnect to a single Redis the channels are subscribed again here, not by
+// ioredis: it forgets a channel whose re-SSUBSCRIBE is refused and leaves the refusal
+// unhandled (an unhandled rejection ends the process). A refusal here reconnects and retries.
 import { Context, Effect, Layer, type Scope } from "effect"
 import type { Unavailable } from "../../domain/Errors.ts"
 import { attempt, connect, RedisTargetRef, release } from "./Client.ts"
@@ -23,7 +25,10 @@ export class RedisSubscriber extends Context.Service<RedisSubscriber, {
 export const layer = Layer.effect(
   RedisSubscriber,
   Effect.gen(function*() {
-    const subscriber = yield* Effect.acquireRelease(connect(yield* RedisTargetRef), release)
+    const target = yield* RedisTargetRef
+    // A cluster's sharded subscribers re-subscribe per shard by themselves.
+    const resubscribeHere = target._tag === "Single"
+    const subscriber = yield* Effect.acquireRelease(connect(target, { autoResubscribe: !resubscribeHere }), release)
     const listeners = new Map<string, Set<MessageListener>>()
     const reconnectListeners = new Set<() => void>()
     subscriber.on("smessage", (name: string, message: string) => {
@@ -35,9 +40,17 @@ export const layer = Layer.effect(
         }
       }
     })
-    // ioredis sends the re-SSUBSCRIBEs on this connection right after "ready"; the first one
-    // was the initial connect, before this listener existed.
+    // "ready" after a reconnect (the first one was the initial connect, before this listener
+    // existed). The listeners fetch what was missed while the channels are subscribed again; a
+    // refused channel drops the connection once more, and the next "ready" tries again (at
+    // ioredis's reconnect pace), so no channel stays deaf while its subscribers wait.
     subscriber.on("ready", () => {
+      const names = [...listeners.keys()]
+      if (resubscribeHere && names.length > 0) {
+        subscriber.ssubscribe(...names).catch(() => {
+          if (subscriber.status === "ready") subscriber.disconnect(true)
+        })
+      }
       for (const listener of reconnectListeners) listener()
     })
 
