@@ -1,9 +1,12 @@
-// The audit writer and its sinks: appending never waits on the sink; a failing sink fails the
-// node closed (no new tickets or sessions) until it recovers, and loses nothing meanwhile;
-// shutdown flushes and seals; files rotate by size and the chain runs on across files and
-// restarts; a crash's torn line is cut and the restart says it followed an unsealed end.
+// The audit writer and its sinks: a commit is answered only once its batch is in the sink,
+// an append never waits; a failing sink fails waiting commits and the node closed until it
+// recovers, and loses nothing it could hold; the bound counts everything held and a drop is
+// counted at once; shutdown flushes and seals, or refuses and reports what it could not write;
+// files rotate by size and the chain runs on across files and restarts; a crash's torn line is
+// cut and the restart says it followed an unsealed end.
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Queue, Scope } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Logger, Metric, Queue, Scope } from "effect"
+import { TestClock } from "effect/testing"
 import { randomBytes } from "node:crypto"
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -23,6 +26,7 @@ import type { AccessGrant } from "../../src/services/AccessTokens.ts"
 import { AuditLog } from "../../src/services/AuditLog.ts"
 import * as Settings from "../../src/services/Settings.ts"
 import { memoryLayer } from "../support/layers.ts"
+import { until } from "../support/wait.ts"
 
 const key = randomBytes(32)
 const dirs: Array<string> = []
@@ -52,6 +56,42 @@ const sessionWith = (ticket: string) =>
     return { run: Effect.scoped(Session.run(transport)), close: Queue.fail(inbox, new ClosedNormally()) }
   })
 
+/**
+ * A sink under the test's control: `failing` refuses every write; `gate` (when set) holds each
+ * write until it opens. `batches` are the batches it took, in order.
+ */
+const controlledSink = () => {
+  const state = {
+    failing: false,
+    gate: undefined as Deferred.Deferred<void> | undefined,
+    attempts: 0,
+    batches: [] as Array<ReadonlyArray<string>>
+  }
+  const sink: Writer.Sink = {
+    name: "test",
+    head: Effect.succeed(undefined),
+    write: (lines) =>
+      Effect.gen(function*() {
+        state.attempts += 1
+        if (state.gate !== undefined) yield* Deferred.await(state.gate)
+        if (state.failing) return yield* Effect.fail(new Writer.SinkFailed())
+        state.batches.push([...lines])
+      }),
+    close: Effect.void
+  }
+  const events = () => state.batches.flat().map((line) => JSON.parse(line) as { event: string; jti?: string })
+  return { state, sink, events }
+}
+
+const droppedSoFar = Effect.map(Metric.value(Writer.dropped), (state) => state.count)
+
+/** Log lines as the structured logger sees them, for checking what the writer reports. */
+const captureLogs = () => {
+  const lines: Array<{ message: unknown; level: string; annotations: Record<string, unknown> }> = []
+  const layer = Logger.layer([Logger.map(Logger.formatStructured, (line) => void lines.push(line))])
+  return { lines, layer }
+}
+
 /** Lines of a node's files in chain order, and the verifier's verdict on them. */
 const verifyDirectory = (dir: string, node = "node-1") => {
   const files = FileSink.filesOf(dir, node)
@@ -76,9 +116,9 @@ const runFileSink = (dir: string, entries: number, maxFileBytes?: number) =>
     const context = yield* Layer.buildWithScope(fileSinkLayer(dir, maxFileBytes), scope)
     const audit = Context.get(context, AuditLog)
     for (let i = 0; i < entries; i++) {
-      yield* audit.append({ event: "ticket.issued", jti: `jti_${i}`, subject: "pt_alice_0001", result: "ok" })
-      // Let the writer take a batch now and then, as it would under a steady trickle.
-      if (i % 20 === 19) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
+      const entry = { event: "ticket.issued", jti: `jti_${i}`, subject: "pt_alice_0001", result: "ok" } as const
+      // Every 20th waits for its batch, so the files get many batches, as under a steady trickle.
+      yield* i % 20 === 19 ? audit.commit(entry) : audit.append(entry)
     }
     yield* Scope.close(scope, Exit.void)
   })
@@ -103,14 +143,115 @@ describe("the audit writer", () => {
       yield* Deferred.succeed(release, undefined)
     }).pipe(Effect.scoped))
 
+  it.effect("answers a commit only once the sink took its batch, one batch for many commits", () =>
+    Effect.gen(function*() {
+      const { sink, state } = controlledSink()
+      state.gate = yield* Deferred.make<void>()
+      const writer = yield* Writer.make(sink, { key, node: "node-1" })
+      // The writer takes the first batch (audit.opened) and hangs in the sink.
+      yield* Effect.yieldNow
+      const commits = yield* Effect.forkChild(Effect.forEach(
+        Array.from({ length: 100 }, (_, i) => i),
+        (i) => writer.audit.commit({ event: "event.published", jti: `jti_${i}`, result: "ok" }),
+        { concurrency: "unbounded" }
+      ))
+      yield* Effect.yieldNow
+      expect(commits.pollUnsafe()).toBeUndefined()
+      expect(state.batches).toEqual([])
+
+      yield* Deferred.succeed(state.gate, undefined)
+      yield* Fiber.join(commits)
+      // The hundred commits waited on one batch, written after the first.
+      expect(state.batches.map((batch) => batch.length)).toEqual([1, 100])
+    }).pipe(Effect.scoped))
+
+  it.effect("fails a waiting commit at the first failed write, keeps its record, and writes it once the sink recovers", () =>
+    Effect.gen(function*() {
+      const { sink, state, events } = controlledSink()
+      const writer = yield* Writer.make(sink, { key, node: "node-1" })
+      yield* Effect.yieldNow
+      state.failing = true
+      const failed = yield* Effect.flip(writer.audit.commit({ event: "event.published", jti: "jti_1", result: "ok" }))
+      expect(failed).toMatchObject({ _tag: "Unavailable", service: "audit-log" })
+      expect(yield* writer.audit.ready).toBe(false)
+      // While the sink fails, a commit fails at once; its record is held all the same.
+      const attempts = state.attempts
+      expect(yield* Effect.flip(writer.audit.commit({ event: "event.published", jti: "jti_2", result: "ok" })))
+        .toMatchObject({ _tag: "Unavailable" })
+      expect(state.attempts).toBe(attempts)
+
+      state.failing = false
+      // The writer retries on its own, 100 ms after the failure.
+      yield* TestClock.adjust("100 millis")
+      expect(yield* writer.audit.ready).toBe(true)
+      expect(events().map((r) => r.jti)).toEqual([undefined, "jti_1", "jti_2"])
+      yield* writer.audit.commit({ event: "event.published", jti: "jti_3", result: "ok" })
+      expect(events().map((r) => r.jti)).toEqual([undefined, "jti_1", "jti_2", "jti_3"])
+    }).pipe(Effect.scoped))
+
+  it.effect("never holds more than its bound, the batch being retried included, and counts each drop at once", () =>
+    Effect.gen(function*() {
+      const { sink, state, events } = controlledSink()
+      state.failing = true
+      const writer = yield* Writer.make(sink, { key, node: "node-1", maxBuffered: 10 })
+      // audit.opened and five records become the batch that fails and is retried.
+      for (let i = 0; i < 5; i++) yield* writer.audit.append({ event: "ws.closed", jti: `held_${i}`, result: "ok" })
+      expect(yield* writer.flush).toBe(false)
+      const before = yield* droppedSoFar
+      for (let i = 5; i < 15; i++) yield* writer.audit.append({ event: "ws.closed", jti: `held_${i}`, result: "ok" })
+      // 6 in the pending batch + 4 buffered = 10: the other six were dropped, and counted before any recovery.
+      expect((yield* droppedSoFar) - before).toBe(6)
+      // A commit that cannot be held fails: its action is never acknowledged.
+      expect(yield* Effect.flip(writer.audit.commit({ event: "event.published", jti: "refused", result: "ok" })))
+        .toMatchObject({ _tag: "Unavailable", service: "audit-log" })
+      expect((yield* droppedSoFar) - before).toBe(7)
+
+      state.failing = false
+      expect(yield* writer.flush).toBe(true)
+      expect(events().map((r) => r.jti)).toEqual([undefined, ...Array.from({ length: 9 }, (_, i) => `held_${i}`)])
+    }).pipe(Effect.scoped))
+
+  it.effect("at shutdown with a failing sink, fails the waiting commit and reports exactly what it could not write", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const { sink, state } = controlledSink()
+      const scope = yield* Scope.make()
+      const writer = yield* Writer.make(sink, { key, node: "node-1", shutdownGrace: "1 second" }).pipe(Scope.provide(scope))
+      yield* Effect.yieldNow
+      // The sink hangs on the next batch, then refuses it and every later one.
+      state.gate = yield* Deferred.make<void>()
+      state.failing = true
+      const waiting = yield* Effect.forkChild(writer.audit.commit({ event: "event.published", jti: "waiting", result: "ok" }))
+      yield* Effect.yieldNow
+      yield* writer.audit.append({ event: "ws.closed", result: "ok" })
+      yield* writer.audit.append({ event: "ws.closed", result: "ok" })
+      const before = yield* droppedSoFar
+
+      const shutdown = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* Deferred.succeed(state.gate, undefined)
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(shutdown)
+
+      expect(yield* Effect.flip(Fiber.join(waiting))).toMatchObject({ _tag: "Unavailable", service: "audit-log" })
+      // The waiting commit's record, two appended ones and the seal.
+      expect((yield* droppedSoFar) - before).toBe(4)
+      expect(logs.lines.find((line) => line.message === "audit sink failed at shutdown; records not written"))
+        .toMatchObject({ level: "ERROR", annotations: { sink: "test", lost: 4 } })
+      // Closed: a late commit is refused, not lost silently.
+      expect(yield* Effect.flip(writer.audit.commit({ event: "event.published", result: "ok" }))).toMatchObject({ _tag: "Unavailable" })
+      expect(yield* writer.audit.ready).toBe(false)
+    }).pipe(Effect.provide(logs.layer))
+  })
+
   it.effect("fails closed while the sink fails (503 for tickets, 4503 for sessions) and loses nothing", () =>
     Effect.gen(function*() {
       const records = yield* MemoryAuditRecords
       const before = yield* Tickets.issue(alice)
       records.failWrites(true)
-      // Still ready until a write fails: this ticket's record is the one the sink refuses.
-      const during = yield* Tickets.issue(alice)
-      expect(yield* records.flush).toBe(false)
+      // Still ready until a write fails: this ticket's record is the one the sink refuses, so
+      // the ticket is refused (503) and its record kept for later.
+      const late = yield* Effect.flip(Tickets.issue(alice))
+      expect(late).toMatchObject({ _tag: "Unavailable", service: "audit-log" })
       expect(yield* (yield* AuditLog).ready).toBe(false)
 
       const refused = yield* Effect.flip(Tickets.issue(alice))
@@ -134,8 +275,10 @@ describe("the audit writer", () => {
       const all = yield* records.all
       expect(all.map((r) => r.seq)).toEqual(all.map((_, i) => i + 1))
       const events = all.map((r) => r.event)
+      // The late ticket's record came through after the sink recovered; the refused one has none.
       expect(events.slice(0, 3)).toEqual(["audit.opened", "ticket.issued", "ticket.issued"])
-      expect(all.filter((r) => r.event === "ticket.issued").map((r) => r.jti)).toContain(decodeJwt(during.ticket).jti)
+      expect(events.filter((e) => e === "ticket.issued")).toHaveLength(2)
+      expect(all.filter((r) => r.event === "ticket.issued").map((r) => r.jti)).toContain(decodeJwt(before.ticket).jti)
       // The refused session's close, written while the sink failed, came through after it recovered.
       expect(all.filter((r) => r.event === "ws.closed").map((r) => r.close)).toEqual([4503, 1000])
       expect(events).toContain("ws.opened")
@@ -204,15 +347,15 @@ describe("the file sink", () => {
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(fileSinkLayer(dir), scope)
       const audit = Context.get(context, AuditLog)
-      yield* audit.append({ event: "ticket.issued", jti: "jti_1", result: "ok" })
-      yield* Effect.sleep("50 millis")
+      const ready = () => Effect.runPromise(audit.ready)
+      expect(yield* Effect.flip(audit.commit({ event: "ticket.issued", jti: "jti_1", result: "ok" })))
+        .toMatchObject({ _tag: "Unavailable", service: "audit-log" })
       expect(yield* audit.ready).toBe(false)
       yield* audit.append({ event: "ticket.issued", jti: "jti_2", result: "ok" })
 
       rmSync(first)
       // The writer retries on its own (100 ms, doubling): no flush from outside.
-      for (let i = 0; i < 100 && !(yield* audit.ready); i++) yield* Effect.sleep("50 millis")
-      expect(yield* audit.ready).toBe(true)
+      yield* Effect.promise(() => until(ready, 10_000, "the sink takes writes again"))
       yield* Scope.close(scope, Exit.void)
       const verdict = verifyDirectory(dir)
       expect(verdict).toEqual({ ok: true, records: 4, chains: 1, sealed: true, from: 1, unclean: [] })
