@@ -32,6 +32,8 @@ export interface Gateway {
   readonly ticketKeyPem: string
   /** Every audit record so far, after writing what is buffered. */
   readonly audit: () => Promise<ReadonlyArray<AuditRecord>>
+  /** While true the audit sink refuses every write, as a full disk would. */
+  readonly failAuditWrites: (failing: boolean) => void
   readonly http: (method: string, path: string, options?: { body?: string; headers?: Record<string, string> }) => Promise<Reply>
   readonly token: (role: "patient" | "clinician" | "admin" | "service", ref: string) => Promise<string>
   readonly ticket: (role: "patient" | "clinician", ref: string) => Promise<string>
@@ -148,6 +150,7 @@ export const startGateway = async (
     ca: tls.cert,
     ticketKeyPem,
     audit: () => Effect.runPromise(records.all),
+    failAuditWrites: records.failWrites,
     http,
     token,
     ticket: async (role, ref) => {
