@@ -65,7 +65,14 @@ const controlledSink = () => {
   return { state, sink, events }
 }
 
-const droppedSoFar = Effect.map(Metric.value(Writer.dropped), (state) => state.count)
+/** A failed assertion must not leave the sink failing: the scope's final flush would retry it forever on the TestClock. */
+const recoverAtEnd = (state: { failing: boolean }) => Effect.ensuring(Effect.sync(() => void (state.failing = false)))
+
+/** `tidings_audit_records_total{result="dropped"}` as an exporter would read it. */
+const droppedSoFar = Effect.map(Metric.snapshot, (all) => {
+  const counter = all.find((m) => m.id === "tidings_audit_records_total" && m.attributes?.result === "dropped")
+  return counter?.type === "Counter" ? Number(counter.state.count) : 0
+})
 
 /** Log lines as the structured logger sees them, for checking what the writer reports. */
 const captureLogs = () => {
@@ -116,9 +123,9 @@ describe("the audit writer", () => {
       expect(state.batches.map((batch) => batch.length)).toEqual([1, 100])
     }).pipe(Effect.scoped))
 
-  it.effect("fails a waiting commit at the first failed write, keeps its record, and writes it once the sink recovers", () =>
-    Effect.gen(function*() {
-      const { sink, state, events } = controlledSink()
+  it.effect("fails a waiting commit at the first failed write, keeps its record, and writes it once the sink recovers", () => {
+    const { sink, state, events } = controlledSink()
+    return Effect.gen(function*() {
       const writer = yield* Writer.make(sink, { key, node: "node-1" })
       yield* Effect.yieldNow
       state.failing = true
@@ -138,11 +145,12 @@ describe("the audit writer", () => {
       expect(events().map((r) => r.jti)).toEqual([undefined, "jti_1", "jti_2"])
       yield* writer.audit.commit({ event: "event.published", jti: "jti_3", result: "ok" })
       expect(events().map((r) => r.jti)).toEqual([undefined, "jti_1", "jti_2", "jti_3"])
-    }).pipe(Effect.scoped))
+    }).pipe(recoverAtEnd(state), Effect.scoped)
+  })
 
-  it.effect("never holds more than its bound, the batch being retried included, and counts each drop at once", () =>
-    Effect.gen(function*() {
-      const { sink, state, events } = controlledSink()
+  it.effect("never holds more than its bound, the batch being retried included, and counts each drop at once", () => {
+    const { sink, state, events } = controlledSink()
+    return Effect.gen(function*() {
       state.failing = true
       const writer = yield* Writer.make(sink, { key, node: "node-1", maxBuffered: 10 })
       // audit.opened and five records become the batch that fails and is retried.
@@ -160,7 +168,8 @@ describe("the audit writer", () => {
       state.failing = false
       expect(yield* writer.flush).toBe(true)
       expect(events().map((r) => r.jti)).toEqual([undefined, ...Array.from({ length: 9 }, (_, i) => `held_${i}`)])
-    }).pipe(Effect.scoped))
+    }).pipe(recoverAtEnd(state), Effect.scoped)
+  })
 
   it.effect("at shutdown with a failing sink, fails the waiting commit and reports exactly what it could not write", () => {
     const logs = captureLogs()
