@@ -16,7 +16,7 @@ export class RedisSubscriber extends Context.Service<RedisSubscriber, {
   /** Calls `listener` for every message on the sharded channel `name` while the scope is open. */
   readonly listen: (name: string, listener: MessageListener) => Effect.Effect<void, Unavailable, Scope.Scope>
   /**
-   * Calls `listener` each time the connection is back after a drop, as its channels are
+   * Calls `listener` each time the connection is back after a drop and its channels are
    * subscribed again: messages published in between were never seen and must be fetched.
    */
   readonly onReconnect: (listener: () => void) => Effect.Effect<void, never, Scope.Scope>
@@ -41,17 +41,19 @@ export const layer = Layer.effect(
       }
     })
     // "ready" after a reconnect (the first one was the initial connect, before this listener
-    // existed). The listeners fetch what was missed while the channels are subscribed again; a
+    // existed). The listeners fetch what was missed once the channels are subscribed again, not
+    // before: an event published between their read and the SSUBSCRIBE would reach neither. A
     // refused channel drops the connection once more, and the next "ready" tries again (at
     // ioredis's reconnect pace), so no channel stays deaf while its subscribers wait.
+    const caughtUp = () => {
+      for (const listener of reconnectListeners) listener()
+    }
     subscriber.on("ready", () => {
       const names = [...listeners.keys()]
-      if (resubscribeHere && names.length > 0) {
-        subscriber.ssubscribe(...names).catch(() => {
-          if (subscriber.status === "ready") subscriber.disconnect(true)
-        })
-      }
-      for (const listener of reconnectListeners) listener()
+      if (!resubscribeHere || names.length === 0) return caughtUp()
+      subscriber.ssubscribe(...names).then(caughtUp, () => {
+        if (subscriber.status === "ready") subscriber.disconnect(true)
+      })
     })
 
     const command = attempt("event-bus")
