@@ -1,6 +1,7 @@
 // The dev walk-through as a script: get a patient's access token from the dev issuer, trade
-// it for a one-time ticket, open the WebSocket, subscribe to the patient's channel and print
-// every event that arrives. `--publish N` also publishes N events as a service, to self-test.
+// it for a one-time ticket, open the WebSocket, subscribe to the patient's channel once the
+// session says `welcome`, and print every frame that arrives, ignoring types it does not know.
+// `--publish N` also publishes N events as a service, to self-test.
 import { readFileSync } from "node:fs"
 import { WebSocket } from "ws"
 
@@ -47,23 +48,40 @@ const main = async () => {
   process.stdout.write(`2. one-time ticket, valid ${expiresIn} s\n`)
   const ws = new WebSocket(new URL("/v1/ws", base.replace(/^https/, "wss")), ["tidings.v1", `ticket.${ticket}`], { ca, origin })
   ws.on("open", () => {
+    // Open is not yet authenticated: the ticket is checked after the handshake (a refusal closes 4401).
     process.stdout.write(`3. connected with subprotocol ${ws.protocol}\n`)
-    ws.send(JSON.stringify({ type: "subscribe", id: "s1", channel: `patient:${patient}` }))
   })
   let received = 0
   ws.on("message", async (data) => {
     const frame = JSON.parse(data.toString())
     process.stdout.write(`<- ${data.toString()}\n`)
-    if (frame.type === "subscribed" && publishCount === 0) {
-      process.stdout.write("4. waiting for events: publish one with the curl commands in the README (Ctrl-C to stop)\n")
+    // A client acts on the frame types it knows and ignores any other type or field (protocol v1.1).
+    switch (frame.type) {
+      case "welcome":
+        process.stdout.write(`4. session open until ${frame.expiresAt} (idle logoff after ${frame.idleTimeoutS} s)\n`)
+        ws.send(JSON.stringify({ type: "subscribe", id: "s1", channel: `patient:${patient}` }))
+        return
+      case "subscribed":
+        if (publishCount === 0) {
+          process.stdout.write("5. waiting for events: publish one with the curl commands in the README (Ctrl-C to stop)\n")
+          return
+        }
+        {
+          const service = (await post("/dev/token", { role: "service", ref: "svc_scheduling" })).accessToken
+          for (let i = 0; i < publishCount; i++) {
+            await post("/v1/events", { channel: `patient:${patient}`, kind: "appointment.updated", ref: `apt_demo_${String(i).padStart(4, "0")}` }, service)
+          }
+        }
+        return
+      case "event":
+        if (++received === publishCount) ws.close(1000)
+        return
+      case "reset":
+        process.stdout.write("   reset: events may have been missed; an app refetches the channel's state from its API\n")
+        return
+      default:
+        return
     }
-    if (frame.type === "subscribed" && publishCount > 0) {
-      const service = (await post("/dev/token", { role: "service", ref: "svc_scheduling" })).accessToken
-      for (let i = 0; i < publishCount; i++) {
-        await post("/v1/events", { channel: `patient:${patient}`, kind: "appointment.updated", ref: `apt_demo_${String(i).padStart(4, "0")}` }, service)
-      }
-    }
-    if (frame.type === "event" && ++received === publishCount) ws.close(1000)
   })
   ws.on("close", (code, reason) => {
     process.stdout.write(`closed ${code} ${reason.toString()}\n`)

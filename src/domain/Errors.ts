@@ -60,7 +60,11 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 
 export class TooManySessions extends Schema.TaggedError<TooManySessions>()("TooManySessions", {}) {}
 
+/** The session reached its deadline: the access token's `exp` or TIDINGS_SESSION_MAX_S (4408). */
 export class SessionExpired extends Schema.TaggedError<SessionExpired>()("SessionExpired", {}) {}
+
+/** No client message for TIDINGS_IDLE_TIMEOUT_S: the user left the app (4410). */
+export class SessionIdle extends Schema.TaggedError<SessionIdle>()("SessionIdle", {}) {}
 
 export class SessionRevoked extends Schema.TaggedError<SessionRevoked>()("SessionRevoked", {}) {}
 
@@ -106,6 +110,7 @@ export type GatewayError =
   | RateLimited
   | TooManySessions
   | SessionExpired
+  | SessionIdle
   | SessionRevoked
   | TooSlow
   | Unavailable
@@ -129,6 +134,7 @@ export const samples: ReadonlyArray<GatewayError> = [
   ...RateScope.literals.map((scope) => new RateLimited({ scope, retryAfterMs: 1000 })),
   new TooManySessions(),
   new SessionExpired(),
+  new SessionIdle(),
   new SessionRevoked(),
   new TooSlow(),
   ...BackingService.literals.map((service) => new Unavailable({ service })),

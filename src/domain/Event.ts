@@ -37,7 +37,9 @@ export interface EventDraft {
 }
 
 export interface Event extends EventDraft {
-  /** Position in the channel: strictly increasing by one, shared by every node. */
+  /** The life of the channel's sequence state the event belongs to (domain/Position.ts). */
+  readonly epoch: string
+  /** Position in the epoch: strictly increasing by one, shared by every node. */
   readonly seq: number
 }
 

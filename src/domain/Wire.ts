@@ -7,6 +7,7 @@ import type { FrameErrorCode } from "./Close.ts"
 import type { Event } from "./Event.ts"
 import { CorrelationId } from "./Ref.ts"
 import { JSON_DEPTH } from "./Limits.ts"
+import { Epoch, type Position } from "./Position.ts"
 import { TicketString } from "./Ticket.ts"
 
 const Seq = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))
@@ -15,7 +16,9 @@ export const Subscribe = Schema.Struct({
   type: Schema.Literal("subscribe"),
   id: CorrelationId,
   channel: ChannelFromString,
-  since: Schema.optionalKey(Seq)
+  since: Schema.optionalKey(Seq),
+  /** v1.1: the epoch `since` belongs to; without it, `since` is taken in the current epoch (v1). */
+  epoch: Schema.optionalKey(Epoch)
 })
 export const Unsubscribe = Schema.Struct({
   type: Schema.Literal("unsubscribe"),
@@ -79,8 +82,19 @@ export const isInvalidJson = (value: unknown): boolean => value === invalid
 // Server frames are built by hand with a fixed key order; every value in them has
 // already been validated as an opaque ref, a kind or a number, so JSON.stringify is safe.
 
-export const subscribed = (id: string, channel: Channel, seq: number, recovered: boolean): string =>
-  JSON.stringify({ type: "subscribed", id, channel: print(channel), seq, recovered })
+/** v1.1: the first frame of a session, once its ticket is accepted and it is registered. */
+export const welcome = (session: string, expiresAt: Date, idleTimeoutS: number): string =>
+  JSON.stringify({ type: "welcome", session, expiresAt: expiresAt.toISOString(), idleTimeoutS })
+
+export const subscribed = (id: string, channel: Channel, head: Position, recovered: boolean): string =>
+  JSON.stringify({ type: "subscribed", id, channel: print(channel), epoch: head.epoch, seq: head.seq, recovered })
+
+/**
+ * v1.1: gap-free delivery on a live subscription can no longer be promised; the client
+ * refetches, and live events follow from `seq + 1` of `epoch`.
+ */
+export const reset = (channel: Channel, head: Position): string =>
+  JSON.stringify({ type: "reset", channel: print(channel), epoch: head.epoch, seq: head.seq })
 
 export const unsubscribed = (id: string, channel: Channel): string =>
   JSON.stringify({ type: "unsubscribed", id, channel: print(channel) })
@@ -103,6 +117,7 @@ export const event = (e: Event): string =>
   JSON.stringify({
     type: "event",
     channel: print(e.channel),
+    epoch: e.epoch,
     seq: e.seq,
     id: e.id,
     kind: e.kind,

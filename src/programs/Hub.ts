@@ -1,13 +1,14 @@
 // This node's fan-out: channel → local subscribers. The first local subscriber subscribes
-// the bus, the last one leaving releases it. An event is encoded once, then offered to each
-// subscriber without waiting on any socket: a slow one cannot slow the others or the publisher.
-// Its metrics are tallied in the loop and recorded once per event, synchronously (no fiber).
+// the bus, the last one leaving releases it. An event (or a reset) is encoded once, then
+// offered to each subscriber without waiting on any socket: a slow one cannot slow the others
+// or the publisher. Its metrics are tallied in the loop and recorded once, synchronously.
 import { Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
 import { type Channel, print } from "../domain/Channel.ts"
 import type { Event } from "../domain/Event.ts"
 import type { Unavailable } from "../domain/Errors.ts"
+import type { Position, ResetCause } from "../domain/Position.ts"
 import * as Wire from "../domain/Wire.ts"
-import { EventBus } from "../services/EventBus.ts"
+import { type BusListener, EventBus } from "../services/EventBus.ts"
 import * as Metrics from "./Metrics.ts"
 
 /**
@@ -16,15 +17,17 @@ import * as Metrics from "./Metrics.ts"
  */
 export type Pushed = "sent" | "refused" | "none"
 
-/** One socket's interest in one channel; `push` must not block. */
+/** One socket's interest in one channel; neither method may block. */
 export interface Subscriber {
   readonly push: (event: Event, frame: string) => Pushed
+  /** The channel was reset to `head` (`frame` is its `reset` frame): delivery goes on from it. */
+  readonly reset: (head: Position, frame: string) => Pushed
 }
 
 interface Entry {
   readonly subscribers: Set<Subscriber>
-  /** The channel's seq as the bus subscription knows it (set once it is live). */
-  seq: () => number
+  /** The channel's position as the bus subscription knows it (set once it is live). */
+  position: () => Position
   readonly ready: Deferred.Deferred<void, Unavailable>
   readonly scope: Scope.Closeable
   /** Joins in progress or done and not yet left: the bus is released when it drops to 0. */
@@ -35,10 +38,10 @@ export interface Joined {
   /** Ends the subscriber's interest; running it again does nothing. */
   readonly leave: Effect.Effect<void>
   /**
-   * The channel's seq when the subscriber joined: every later event reaches it, so this is
-   * the seq its `subscribed` answer carries, without a read of the store.
+   * The channel's position when the subscriber joined: every later event (or reset) reaches
+   * it, so this is what its `subscribed` answer carries, without a read of the store.
    */
-  readonly seq: number
+  readonly position: Position
 }
 
 export class Hub extends Context.Service<Hub, {
@@ -72,6 +75,20 @@ export class Hub extends Context.Service<Hub, {
         if (sent + refused > 0) Metrics.recordFanOut(context, sent, refused, Date.now() - Date.parse(event.at))
       }
 
+      // Rare (a store that lost state, a gap history cannot fill): logged once per channel
+      // per node, with the cause and how many subscriptions it reached, never the channel.
+      const reset = (channel: Channel, entry: Entry) => (head: Position, cause: ResetCause) => {
+        const frame = Wire.reset(channel, head)
+        for (const subscriber of entry.subscribers) subscriber.reset(head, frame)
+        const subscriptions = entry.subscribers.size
+        Metrics.recordResets(context, cause, subscriptions)
+        Effect.runForkWith(context)(
+          Effect.logWarning("channel reset").pipe(Effect.annotateLogs({ cause, subscriptions }))
+        )
+      }
+
+      const listener = (channel: Channel, entry: Entry): BusListener => ({ event: deliver(entry), reset: reset(channel, entry) })
+
       const release = (key: string, entry: Entry) =>
         Effect.suspend(() => {
           entry.holders -= 1
@@ -92,16 +109,16 @@ export class Hub extends Context.Service<Hub, {
           }
           const entry: Entry = {
             subscribers: new Set(),
-            seq: () => 0,
+            position: () => ({ epoch: "", seq: 0 }),
             ready: Deferred.makeUnsafe<void, Unavailable>(),
             scope: Scope.makeUnsafe(),
             holders: 1
           }
           channels.set(key, entry)
-          return bus.subscribe(channel, deliver(entry)).pipe(
+          return bus.subscribe(channel, listener(channel, entry)).pipe(
             Scope.provide(entry.scope),
-            Effect.map((seq) => {
-              entry.seq = seq
+            Effect.map((position) => {
+              entry.position = position
             }),
             Effect.exit,
             Effect.flatMap((exit) => {
@@ -127,7 +144,7 @@ export class Hub extends Context.Service<Hub, {
               entry.subscribers.delete(subscriber)
               return release(key, entry)
             })
-            return { leave, seq: entry.seq() }
+            return { leave, position: entry.position() }
           }))
         },
         stats: () => {

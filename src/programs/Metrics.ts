@@ -4,6 +4,7 @@
 import { type Context, Effect, Metric } from "effect"
 import { CloseTable } from "../domain/Close.ts"
 import { RateScope, TicketCause, UnauthenticatedCause } from "../domain/Errors.ts"
+import { RESET_CAUSES, type ResetCause } from "../domain/Position.ts"
 import { AuditMetrics } from "../services/AuditLog.ts"
 
 /** Why an upgrade request was refused before any WebSocket existed. */
@@ -31,6 +32,7 @@ export const FIXED_LABELS: Readonly<Record<string, Readonly<Record<string, Reado
   tidings_closes_total: { code: CLOSE_CODES },
   tidings_client_messages_total: { type: CLIENT_MESSAGE_TYPES },
   tidings_deliveries_total: { result: ["sent", "refused"] },
+  tidings_resets_total: { cause: RESET_CAUSES },
   tidings_rate_limited_total: { scope: RateScope.literals },
   tidings_audit_records_total: { result: ["written", "dropped"] },
   tidings_origin_rejections_total: { reason: UPGRADE_REJECTIONS },
@@ -81,6 +83,14 @@ export const deliveryLatency = Metric.histogram("tidings_delivery_latency_ms", {
   description: "From an event's publish time to this node having offered it to its sockets",
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
 })
+
+const resets = series(RESET_CAUSES, (cause) =>
+  counter("tidings_resets_total", "Live subscriptions sent a reset: gap-free delivery could no longer be promised", { cause }))
+
+/** Resets of `subscriptions` live subscriptions of one channel, from the hub's callback. */
+export const recordResets = (context: Context.Context<never>, cause: ResetCause, subscriptions: number) => {
+  if (subscriptions > 0) resets[cause].updateUnsafe(subscriptions, context)
+}
 
 const revocations = counter("tidings_revocations_total", "Admin revocations of a subject's sessions accepted by this node")
 
@@ -163,7 +173,7 @@ export const authFailed = (credential: Credential, cause: UnauthenticatedCause |
  */
 export const initialize = (allowedOrigins: ReadonlySet<string>) =>
   Effect.forEach(
-    [revocations, deliveryLatency, handshakeDuration, ...closes.values(), AuditMetrics.written, AuditMetrics.dropped] as ReadonlyArray<Metric.Metric<any, any>>,
+    [revocations, deliveryLatency, handshakeDuration, ...closes.values(), ...Object.values(resets), AuditMetrics.written, AuditMetrics.dropped] as ReadonlyArray<Metric.Metric<any, any>>,
     (metric) => Metric.value(metric),
     { discard: true }
   ).pipe(

@@ -9,9 +9,10 @@ import { closeFor, frameCodeFor } from "../domain/Close.ts"
 import type { Event } from "../domain/Event.ts"
 import {
   ClosedNormally, type ConnectionLost, type FrameRejected, type GatewayError, InternalError, type MessageTooBig, ShuttingDown, ProtocolViolation, RateLimited, RepeatedDenials, SessionExpired,
-  type SessionRevoked, SubscriptionDenied, type TicketRejected, type TooManySessions, type TooSlow, type Unavailable
+  SessionIdle, type SessionRevoked, SubscriptionDenied, type TicketRejected, type TooManySessions, type TooSlow, type Unavailable
 } from "../domain/Errors.ts"
 import * as Limits from "../domain/Limits.ts"
+import type { Position } from "../domain/Position.ts"
 import * as TokenBucket from "../domain/TokenBucket.ts"
 import * as Policy from "../domain/Policy.ts"
 import { type Subject, subjectOf, type User } from "../domain/Principal.ts"
@@ -41,7 +42,7 @@ export type TransportEnd = ClosedNormally | ConnectionLost | MessageTooBig | Fra
  * How the gateway ends a session from outside its message loop (Unavailable: the registry
  * could not re-check it for too long).
  */
-export type Interruption = SessionRevoked | SessionExpired | Unavailable
+export type Interruption = SessionRevoked | SessionExpired | SessionIdle | Unavailable
 
 /** What a session needs from its socket; the edge builds it from `ws`. */
 export interface Transport {
@@ -66,7 +67,7 @@ export interface Transport {
 }
 
 export type SessionEnd =
-  | TransportEnd | TicketRejected | Unavailable | SessionRevoked | SessionExpired | ProtocolViolation | RepeatedDenials
+  | TransportEnd | TicketRejected | Unavailable | SessionRevoked | SessionExpired | SessionIdle | ProtocolViolation | RepeatedDenials
   | RateLimited | TooManySessions
 
 /** How a session ended, as the error its close code is read from. */
@@ -90,10 +91,14 @@ const count = (tally: Tally, pushed: Pushed) => {
   else if (pushed === "refused") tally.refused += 1
 }
 
-/** One channel of one session. It holds back live events until its `subscribed` answer is out. */
+/** Something the hub handed over while the subscription held back: an event, or a reset to a head. */
+type Held = { readonly event: Event; readonly frame: string } | { readonly head: Position; readonly frame: string }
+
+/** One channel of one session. It holds back live frames until its `subscribed` answer is out. */
 class Subscription implements Subscriber {
-  private held: Array<readonly [Event, string]> | undefined = []
-  private seq = 0
+  private held: Array<Held> | undefined = []
+  /** The last position the client was told (by an event, `subscribed` or `reset`). */
+  private position: Position = { epoch: "", seq: 0 }
   /** Leaves the hub; set once joined. */
   leave: Effect.Effect<void> | undefined = undefined
   /** The timer that re-checks access when a care relationship's `until` comes. */
@@ -107,7 +112,13 @@ class Subscription implements Subscriber {
 
   push(event: Event, frame: string): Pushed {
     if (this.held === undefined) return this.forward(event, frame)
-    this.held.push([event, frame])
+    this.held.push({ event, frame })
+    return "none"
+  }
+
+  reset(head: Position, frame: string): Pushed {
+    if (this.held === undefined) return this.resetTo(head, frame)
+    this.held.push({ head, frame })
     return "none"
   }
 
@@ -116,25 +127,41 @@ class Subscription implements Subscriber {
     this.held ??= []
   }
 
-  /** Sends what was held back after `subscribed` (and any replay), then goes live. */
-  settle(lastSeq: number, replay: ReadonlyArray<Event>): Tally {
+  /**
+   * Sends what was held back, then goes live: after `subscribed` at `start` (and its replay),
+   * or after a re-check (no `start`: the client's position stands).
+   */
+  settle(start?: Position, replay: ReadonlyArray<Event> = []): Tally {
     const tally: Tally = { sent: 0, refused: 0 }
     for (const event of replay) count(tally, this.forward(event, Wire.event(event)))
-    this.seq = Math.max(this.seq, lastSeq)
+    if (start !== undefined && (start.epoch !== this.position.epoch || start.seq > this.position.seq)) this.position = start
     const pending = this.held ?? []
     this.held = undefined
-    for (const [event, frame] of pending) count(tally, this.forward(event, frame))
+    for (const item of pending) {
+      if ("event" in item) count(tally, this.forward(item.event, item.frame))
+      else this.resetTo(item.head, item.frame)
+    }
     return tally
   }
 
+  private resetTo(head: Position, frame: string): Pushed {
+    this.position = head
+    return this.offer(frame, undefined)
+  }
+
   private forward(event: Event, frame: string): Pushed {
-    // The bus may hand over an event the replay already sent: seq makes it idempotent.
-    if (event.seq <= this.seq) return "none"
-    this.seq = event.seq
+    // The bus may hand over an event the replay already sent: (epoch, seq) makes it idempotent.
+    // The bus resets before any event of a new epoch, so an epoch change never arrives bare.
+    if (event.epoch === this.position.epoch && event.seq <= this.position.seq) return "none"
+    this.position = { epoch: event.epoch, seq: event.seq }
+    return this.offer(frame, event.channel)
+  }
+
+  private offer(frame: string, channel: Channel | undefined): Pushed {
     if (this.session.transport.outbox.offer(frame)) return "sent"
     // The socket is ending as too slow. Nothing waits on it here (the publisher and the other
     // subscribers carry on); it is audited once, as the session ends.
-    this.session.refused ??= event.channel
+    if (channel !== undefined) this.session.refused ??= channel
     return "refused"
   }
 }
@@ -180,7 +207,9 @@ class Live implements LiveSession, Watched {
   }
 
   expire() {
-    this.transport.end(new SessionExpired())
+    // Idle logoff (4410, the client waits for its user) is told apart from the deadline (4408,
+    // the client reauthenticates); when both fall together the deadline wins.
+    this.transport.end(this.lastActive + this.idleMs < this.deadline ? new SessionIdle() : new SessionExpired())
   }
 
   end(reason: SessionRevoked | Unavailable) {
@@ -294,6 +323,9 @@ const open = Effect.fnUntraced(function*(live: Live) {
   get(live, Deadlines).watch(live)
   yield* (yield* AuditLog).commit({ event: "ws.opened", jti: claims.jti, subject: live.subject, origin: transport.origin, result: "ok" })
   transport.opened?.()
+  // The first frame: the ticket is accepted, the session registered and audited; the client
+  // learns its deadline and idle timeout now rather than from its first `refresh`.
+  transport.outbox.offer(Wire.welcome(transport.id ?? nextConnectionId(), new Date(live.deadline), settings.idleTimeoutS))
   yield* Metrics.connected("opened")
   yield* (transport.id === undefined
     ? Effect.logDebug("session opened")
@@ -319,6 +351,8 @@ const loop = (live: Live) =>
 
 // Unique across nodes (the registry's members are session ids) and cheaper than random bytes.
 const nextSessionId = Ids.sequence("s")
+/** The `welcome` frame's session id when the edge gave no connection id (as in program tests). */
+const nextConnectionId = Ids.correlation("c")
 
 const handle = Effect.fnUntraced(function*(live: Live, text: string) {
   const settings = get(live, Settings)
@@ -435,7 +469,7 @@ const reauthorize = Effect.fnUntraced(function*(live: Live, channel: Channel) {
   const access = yield* allowed(live, channel).pipe(Effect.orElseSucceed(() => undefined))
   if (live.subscriptions.get(key) !== subscription) return
   if (access !== undefined) {
-    const tally = subscription.settle(0, [])
+    const tally = subscription.settle()
     yield* Metrics.delivered(tally.sent, tally.refused)
     return expireAt(live, key, channel, access.until)
   }
@@ -498,11 +532,13 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
       return Effect.succeed(joined)
     }))
     if (joined === undefined) return undefined
-    const lastSeq = joined.seq
-    const replay = message.since === undefined || message.since > lastSeq
+    const head = joined.position
+    // `since` without `epoch` (v1) is taken in the current epoch; another epoch is no replay.
+    const from = message.since === undefined ? undefined : { epoch: message.epoch ?? head.epoch, seq: message.since }
+    const replay = from === undefined || from.epoch !== head.epoch || from.seq > head.seq
       ? undefined
-      : withinAccess(yield* bus.since(message.channel, message.since), grant.since)
-    return { lastSeq, replay }
+      : withinAccess(yield* bus.since(message.channel, from), grant.since)
+    return { head, replay }
   }).pipe(Effect.result)
   if (Result.isFailure(joined)) {
     yield* drop(live, key)
@@ -510,9 +546,9 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
     return
   }
   if (joined.success === undefined) return
-  const { lastSeq, replay } = joined.success
-  outbox.offer(Wire.subscribed(message.id, message.channel, lastSeq, replay !== undefined))
-  const tally = subscription.settle(lastSeq, replay ?? [])
+  const { head, replay } = joined.success
+  outbox.offer(Wire.subscribed(message.id, message.channel, head, replay !== undefined))
+  const tally = subscription.settle(head, replay ?? [])
   yield* Metrics.delivered(tally.sent, tally.refused)
   expireAt(live, key, message.channel, grant.until)
   yield* get(live, AuditLog).append({ event: "subscribe.allowed", subject: live.subject, channel: message.channel, result: "ok" })

@@ -79,9 +79,9 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "TicketStore.put": tickets.put(jti(), Duration.seconds(60)),
         "TicketStore.take": tickets.take(jti()),
         "EventBus.publish": bus.publish(draft(channel()), fresh("key")),
-        "EventBus.subscribe": Effect.scoped(bus.subscribe(channel(), () => undefined)),
-        "EventBus.lastSeq": bus.lastSeq(channel()),
-        "EventBus.since": bus.since(channel(), 0),
+        "EventBus.subscribe": Effect.scoped(bus.subscribe(channel(), { event: () => undefined, reset: () => undefined })),
+        "EventBus.head": bus.head(channel()),
+        "EventBus.since": bus.since(channel(), { epoch: "k3Jd92Lq", seq: 0 }),
         "RateLimiter.consume": limiter.consume(`message:${fresh("sb")}`, rule),
         "Sessions.register": Effect.flatMap(sessions.register(session), (release) => release),
         "Sessions.revoke": sessions.revoke(freshSubject(), 0),
@@ -99,7 +99,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "TicketStore.take": "Unavailable:ticket-store",
         "EventBus.publish": "Unavailable:event-bus",
         "EventBus.subscribe": "Unavailable:event-bus",
-        "EventBus.lastSeq": "Unavailable:event-bus",
+        "EventBus.head": "Unavailable:event-bus",
         "EventBus.since": "Unavailable:event-bus",
         "RateLimiter.consume": "Unavailable:rate-limiter",
         "Sessions.register": "Unavailable:sessions",
@@ -121,7 +121,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
       const bus = yield* EventBus
       const on = channel()
       const seen: Array<Event> = []
-      yield* bus.subscribe(on, (event) => void seen.push(event))
+      yield* bus.subscribe(on, { event: (event) => void seen.push(event), reset: () => void seen.push("reset" as never) })
       const before = draft(on)
       yield* bus.publish(before, fresh("key"))
       yield* until(() => seen.length >= 1, "the event before the outage is delivered")
@@ -134,7 +134,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
       const after = draft(on)
       expect(yield* bus.publish(after, fresh("key"))).toMatchObject({ seq: 2, fresh: true })
       yield* until(() => seen.length >= 2, "the event after recovery is delivered", 5_000)
-      expect(seen).toEqual([{ ...before, seq: 1 }, { ...after, seq: 2 }])
+      expect(seen).toEqual([{ ...before, epoch: seen[0]!.epoch, seq: 1 }, { ...after, epoch: seen[0]!.epoch, seq: 2 }])
     })))
 
   it.live("revocations and care changes made after recovery reach this node's sessions and listeners", () =>
@@ -190,12 +190,12 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
       const bus = yield* EventBus
       const on = channel()
       const seen: Array<Event> = []
-      yield* bus.subscribe(on, (event) => void seen.push(event))
+      yield* bus.subscribe(on, { event: (event) => void seen.push(event), reset: () => void seen.push("reset" as never) })
       yield* dropPubSub
       const drafts = [draft(on), draft(on), draft(on)]
       for (const d of drafts) yield* bus.publish(d, fresh("key"))
       yield* until(() => seen.length >= 3, "the three events are delivered", 5_000)
-      expect(seen).toEqual(drafts.map((d, i) => ({ ...d, seq: i + 1 })))
+      expect(seen).toEqual(drafts.map((d, i) => ({ ...d, epoch: seen[0]!.epoch, seq: i + 1 })))
     })))
 
   // The Sessions contract: revoke "ends every session of the subject on every node". Control

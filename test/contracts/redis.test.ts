@@ -1,7 +1,9 @@
 // Every service contract run against the Redis interpreters on one throwaway redis-server,
 // flushed before each test; each test connects a fresh layer (one node).
 import { beforeEach, describe } from "@effect/vitest"
-import { Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
+import { Redis as IORedis } from "ioredis"
+import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import * as Redis from "../../src/interpreters/redis/Redis.ts"
 import * as Settings from "../../src/services/Settings.ts"
 import { hasRedisServer, skipReason, useRedis } from "../support/redis.ts"
@@ -23,8 +25,32 @@ describe.skipIf(!hasRedisServer)(`contracts on Redis${hasRedisServer ? "" : ` (s
       Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
     )
 
+  /** The store's faults, done with plain commands, as a restart or an older snapshot would. */
+  const faults = Layer.effect(
+    EventBusContract.BusFaults,
+    Effect.map(
+      Effect.acquireRelease(Effect.sync(() => new IORedis(server.redis.url)), (admin) => Effect.sync(() => admin.disconnect())),
+      (admin) =>
+        EventBusContract.BusFaults.of({
+          lose: (channel) =>
+            Effect.promise(async () => {
+              const idempotency = await admin.keys(Keys.idempotency(channel, "*"))
+              await admin.del(Keys.epoch(channel), Keys.seq(channel), Keys.history(channel), ...idempotency)
+            }),
+          rollback: (channel, seq) =>
+            Effect.promise(async () => {
+              // History entries are "<seq>|<json>", newest first; an older snapshot has none past `seq`.
+              const kept = (await admin.lrange(Keys.history(channel), 0, -1)).filter((m) => Number(m.split("|")[0]) <= seq)
+              const multi = admin.multi().set(Keys.seq(channel), seq).del(Keys.history(channel))
+              if (kept.length > 0) multi.rpush(Keys.history(channel), ...kept)
+              await multi.exec()
+            })
+        })
+    )
+  )
+
   TicketStoreContract.suite("redis", layer)
-  EventBusContract.suite("redis", layer)
+  EventBusContract.suite("redis", () => faults.pipe(Layer.provideMerge(layer())))
   CareRelationshipsContract.suite("redis", layer)
   SessionsContract.suite("redis", layer)
   RateLimiterContract.suite("redis", layer)

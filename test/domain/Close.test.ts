@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs"
 import { actionForClose, actionForTicketStatus, closeFor, CloseTable, frameCodeFor, httpFor } from "../../src/domain/Close.ts"
 import {
   BackingService, ClosedNormally, ConnectionLost, Forbidden, type GatewayError, InternalError, MalformedInput, MessageTooBig, NotFound,
-  ProtocolViolation, RateLimited, RateScope, RepeatedDenials, samples, SessionExpired, SessionRevoked, ShuttingDown,
+  ProtocolViolation, RateLimited, RateScope, RepeatedDenials, samples, SessionExpired, SessionIdle, SessionRevoked, ShuttingDown,
   SubscriptionDenied, TicketCause, TicketRejected, TooManySessions, TooSlow, Unauthenticated, UnauthenticatedCause,
   Unavailable
 } from "../../src/domain/Errors.ts"
@@ -28,6 +28,8 @@ const CONTRACT_CLOSES: ReadonlyArray<{ readonly code: number; readonly reason: s
   { code: 4403, reason: "forbidden" },
   { code: 4408, reason: "session expired" },
   { code: 4409, reason: "session revoked" },
+  // Protocol v1.1 (docs/protocol.md): idle logoff has a code of its own.
+  { code: 4410, reason: "idle timeout" },
   { code: 4429, reason: "rate limited" },
   { code: 4430, reason: "too many sessions" },
   { code: 4503, reason: "try again later" },
@@ -50,7 +52,7 @@ const CONTRACT_FRAME_CODES = ["bad_request", "forbidden", "rate_limited", "unava
 
 const ALL_TAGS = [
   "MalformedInput", "ProtocolViolation", "MessageTooBig", "FrameRejected", "Unauthenticated", "TicketRejected", "Forbidden",
-  "SubscriptionDenied", "RepeatedDenials", "NotFound", "RateLimited", "TooManySessions", "SessionExpired",
+  "SubscriptionDenied", "RepeatedDenials", "NotFound", "RateLimited", "TooManySessions", "SessionExpired", "SessionIdle",
   "SessionRevoked", "TooSlow", "Unavailable", "ShuttingDown", "ClosedNormally", "ConnectionLost", "InternalError"
 ]
 
@@ -163,6 +165,7 @@ describe("closeFor", () => {
       ["Forbidden", [new Forbidden()], 4403, "forbidden"],
       ["SessionExpired", [new SessionExpired()], 4408, "session expired"],
       ["SessionRevoked", [new SessionRevoked()], 4409, "session revoked"],
+      ["SessionIdle", [new SessionIdle()], 4410, "idle timeout"],
       ["RateLimited (every scope)", RateScope.literals.map((scope) => new RateLimited({ scope, retryAfterMs: 5 })), 4429, "rate limited"],
       ["TooManySessions", [new TooManySessions()], 4430, "too many sessions"],
       ["Unavailable (every service)", BackingService.literals.map((service) => new Unavailable({ service })), 4503, "try again later"],

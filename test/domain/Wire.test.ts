@@ -59,6 +59,14 @@ describe("decodeClientMessage", () => {
       })
     })
 
+    it("subscribe with since and epoch (v1.1)", () => {
+      expect(accepts(subscribe("patient:pt_alice_0001", { since: 41, epoch: "k3Jd92Lq" }))).toMatchObject({
+        since: 41,
+        epoch: "k3Jd92Lq"
+      })
+      expect(accepts(subscribe("patient:pt_alice_0001", { epoch: "A".repeat(16) }))).toMatchObject({ epoch: "A".repeat(16) })
+    })
+
     it("subscribe with since 0 and with the largest safe integer", () => {
       expect(accepts(subscribe("patient:pt_8fK2abcd", { since: 0 }))).toMatchObject({ since: 0 })
       expect(accepts(subscribe("patient:pt_8fK2abcd", { since: Number.MAX_SAFE_INTEGER }))).toMatchObject({
@@ -153,6 +161,10 @@ describe("decodeClientMessage", () => {
       refuses(subscribe("patient:pt_8fK2abcd", { since: 1.5 }))
       refuses(subscribe("patient:pt_8fK2abcd", { since: "41" }))
       refuses(subscribe("patient:pt_8fK2abcd", { since: null }))
+      // An epoch is 8–16 of [A-Za-z0-9], nothing else.
+      for (const epoch of ["k3Jd92L", "A".repeat(17), "k3Jd92L_", "k3Jd92Lq ", "", 12345678, null]) {
+        refuses(subscribe("patient:pt_8fK2abcd", { since: 1, epoch }))
+      }
       refuses(subscribe("patient:pt_8fK2abcd", { since: Number.MAX_SAFE_INTEGER + 2 }))
       expectRefused('{"type":"subscribe","id":"c1","channel":"patient:pt_8fK2abcd","since":1e400}')
       refuses(subscribe({ _tag: "patient", ref: "pt_8fK2abcd" }))
@@ -258,12 +270,13 @@ describe("decodeClientMessage", () => {
         fc.constantFrom("c1", "", "a".repeat(64), "a".repeat(65), "x y", "патient"),
         fc.constantFrom("patient:pt_8fK2abcd", "clinician:cl_7hQ9wxyz", "patient:*", "nurse:abcdefgh12", "patient:abc"),
         fc.constantFrom(TICKET, "a.b", "x"),
+        fc.constantFrom("k3Jd92Lq", "k3Jd92L", "k3Jd92Lq-", "A".repeat(17)),
         fc.integer({ min: -3, max: 3 }),
         fc.constantFrom(1.5, Number.MAX_SAFE_INTEGER, null, true),
         fc.string(),
         fc.anything()
       )
-      const keys = ["type", "id", "channel", "since", "ticket", "extra"]
+      const keys = ["type", "id", "channel", "since", "epoch", "ticket", "extra"]
       const refArb = fc.stringMatching(/^[A-Za-z0-9_-]{8,64}$/)
       const idArb = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/)
       const channelArb = fc.tuple(fc.constantFrom("patient", "clinician"), refArb).map(([k, r]) => `${k}:${r}`)
@@ -274,7 +287,13 @@ describe("decodeClientMessage", () => {
       ).map((parts) => parts.join("."))
       const validMessage: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
         fc.record(
-          { type: fc.constant("subscribe"), id: idArb, channel: channelArb, since: fc.maxSafeNat() },
+          {
+            type: fc.constant("subscribe"),
+            id: idArb,
+            channel: channelArb,
+            since: fc.maxSafeNat(),
+            epoch: fc.stringMatching(/^[A-Za-z0-9]{8,16}$/)
+          },
           { requiredKeys: ["type", "id", "channel"] }
         ),
         fc.record({ type: fc.constant("unsubscribe"), id: idArb, channel: channelArb }),
@@ -296,6 +315,7 @@ describe("decodeClientMessage", () => {
       const message = fc.oneof(validMessage, nearlyValid)
       const isId = (v: unknown) => typeof v === "string" && ID.test(v)
       const isChannel = (v: unknown) => typeof v === "string" && /^(patient|clinician):[A-Za-z0-9_-]{8,64}$/.test(v)
+      const isEpoch = (v: unknown) => typeof v === "string" && /^[A-Za-z0-9]{8,16}$/.test(v)
       const isSeq = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0
       const isTicket = (v: unknown) =>
         typeof v === "string" && /^[A-Za-z0-9_-]{1,1024}\.[A-Za-z0-9_-]{1,2048}\.[A-Za-z0-9_-]{1,512}$/.test(v)
@@ -304,8 +324,8 @@ describe("decodeClientMessage", () => {
       const valid = (m: Record<string, unknown>): boolean => {
         switch (m.type) {
           case "subscribe":
-            return hasOnly(m, ["type", "id", "channel", "since"]) && isId(m.id) && isChannel(m.channel) &&
-              (!("since" in m) || isSeq(m.since))
+            return hasOnly(m, ["type", "id", "channel", "since", "epoch"]) && isId(m.id) && isChannel(m.channel) &&
+              (!("since" in m) || isSeq(m.since)) && (!("epoch" in m) || isEpoch(m.epoch))
           case "unsubscribe":
             return hasOnly(m, ["type", "id", "channel"]) && isId(m.id) && isChannel(m.channel)
           case "refresh":
@@ -378,22 +398,36 @@ describe("Channel", () => {
 describe("server frames", () => {
   const channel = Channel.patient("pt_8fK2abcd" as PatientRef)
 
-  it("subscribed", () => {
-    expect(Wire.subscribed("c1", channel, 57, true)).toBe(
-      '{"type":"subscribed","id":"c1","channel":"patient:pt_8fK2abcd","seq":57,"recovered":true}'
+  it("welcome (v1.1): the session's id, deadline and idle timeout", () => {
+    expect(Wire.welcome("c-8Jd0aQ2xLm3N", new Date("2026-11-22T18:00:00.000Z"), 900)).toBe(
+      '{"type":"welcome","session":"c-8Jd0aQ2xLm3N","expiresAt":"2026-11-22T18:00:00.000Z","idleTimeoutS":900}'
     )
-    expect(JSON.parse(Wire.subscribed("c1", channel, 0, false))).toEqual({
+  })
+
+  it("subscribed, with the channel's epoch (v1.1)", () => {
+    expect(Wire.subscribed("c1", channel, { epoch: "k3Jd92Lq", seq: 57 }, true)).toBe(
+      '{"type":"subscribed","id":"c1","channel":"patient:pt_8fK2abcd","epoch":"k3Jd92Lq","seq":57,"recovered":true}'
+    )
+    expect(JSON.parse(Wire.subscribed("c1", channel, { epoch: "k3Jd92Lq", seq: 0 }, false))).toEqual({
       type: "subscribed",
       id: "c1",
       channel: "patient:pt_8fK2abcd",
+      epoch: "k3Jd92Lq",
       seq: 0,
       recovered: false
     })
   })
 
+  it("reset (v1.1): the channel's current epoch and head", () => {
+    expect(Wire.reset(channel, { epoch: "Zq81mN0pXw4e", seq: 0 })).toBe(
+      '{"type":"reset","channel":"patient:pt_8fK2abcd","epoch":"Zq81mN0pXw4e","seq":0}'
+    )
+  })
+
   it("event", () => {
     const event: Event = {
       channel,
+      epoch: "k3Jd92Lq",
       seq: 58,
       id: "evt_0123456789" as EventId,
       kind: "appointment.updated",
@@ -401,13 +435,14 @@ describe("server frames", () => {
       at: "2026-11-22T10:00:00.000Z"
     }
     expect(Wire.event(event)).toBe(
-      '{"type":"event","channel":"patient:pt_8fK2abcd","seq":58,"id":"evt_0123456789","kind":"appointment.updated","ref":"apt_0123456789","at":"2026-11-22T10:00:00.000Z"}'
+      '{"type":"event","channel":"patient:pt_8fK2abcd","epoch":"k3Jd92Lq","seq":58,"id":"evt_0123456789","kind":"appointment.updated","ref":"apt_0123456789","at":"2026-11-22T10:00:00.000Z"}'
     )
   })
 
   it("event carries nothing but the fields of contract §4, even if the value has more", () => {
     const event = {
       channel,
+      epoch: "k3Jd92Lq",
       seq: 1,
       id: "evt_0123456789" as EventId,
       kind: "message.received",
@@ -415,7 +450,7 @@ describe("server frames", () => {
       at: "2026-11-22T10:00:00.000Z",
       body: "PHI"
     } as Event
-    expect(Object.keys(JSON.parse(Wire.event(event)))).toEqual(["type", "channel", "seq", "id", "kind", "ref", "at"])
+    expect(Object.keys(JSON.parse(Wire.event(event)))).toEqual(["type", "channel", "epoch", "seq", "id", "kind", "ref", "at"])
     expect(Wire.event(event)).not.toContain("PHI")
   })
 

@@ -119,9 +119,16 @@ const connectWith = (
 
 const connect = (grant: AccessGrant) => Effect.flatMap(Tickets.issue(grant), ({ ticket }) => connectWith(ticket))
 
-/** Connects and proves the session is registered and answering. */
+/** The v1.1 `welcome`, the first frame of every session (its deadline is the test's to check). */
+const welcomed = { type: "welcome", session: expect.stringMatching(/^c-[A-Za-z0-9_-]+$/), expiresAt: expect.any(String), idleTimeoutS: 900 }
+
+/** Connects and proves the session is open (welcomed), registered and answering. */
 const open = (grant: AccessGrant) =>
-  Effect.tap(connect(grant), (client) => client.ping("hello"))
+  Effect.tap(connect(grant), (client) =>
+    Effect.gen(function*() {
+      expect(yield* client.next).toEqual(welcomed)
+      yield* client.ping("hello")
+    }))
 
 const subscribeOk = (
   client: Effect.Success<ReturnType<typeof open>>,
@@ -137,12 +144,15 @@ const subscribeOk = (
       channel,
       ...(extra.since === undefined ? {} : { since: extra.since })
     })
-    expect(yield* client.next).toEqual({ type: "subscribed", id, channel, seq, recovered: extra.recovered ?? false })
+    expect(yield* client.next).toEqual({ type: "subscribed", id, channel, epoch: anyEpoch, seq, recovered: extra.recovered ?? false })
   })
+
+const anyEpoch = expect.stringMatching(/^[A-Za-z0-9]{8,16}$/)
 
 const eventFrame = (channel: string, seq: number, ref = "apt_00000001", kind = "appointment.updated") => ({
   type: "event",
   channel,
+  epoch: anyEpoch,
   seq,
   id: expect.stringMatching(/^evt_[A-Za-z0-9_-]+$/),
   kind,
@@ -166,6 +176,7 @@ describe("Session.run", () => {
         expect(yield* alice.next).toEqual({
           type: "event",
           channel: aliceChannel,
+          epoch: anyEpoch,
           seq: 3,
           id: accepted.id,
           kind: "message.received",
@@ -398,14 +409,14 @@ describe("Session.run", () => {
         }
         const fiber = yield* Effect.forkChild(Effect.scoped(Session.run(transport)))
         yield* Queue.offer(inbox, JSON.stringify({ type: "subscribe", id: "s", channel: aliceChannel }))
-        yield* eventually(() => frames.length === 1, () => "subscribed")
+        yield* eventually(() => frames.length === 2, () => "welcome and subscribed")
         for (let i = 1; i <= 5; i++) {
           const accepted = yield* publish(aliceChannel, `apt_0000000${i}`)
           expect(accepted.seq).toBe(i)
         }
         const ended = yield* Effect.flip(Fiber.join(fiber))
         expect(ended._tag).toBe("TooSlow")
-        expect(frames.map((f) => JSON.parse(f).type)).toEqual(["subscribed", "event", "event"])
+        expect(frames.map((f) => JSON.parse(f).type)).toEqual(["welcome", "subscribed", "event"])
         const failed = (yield* (yield* MemoryAuditRecords).all).filter((r) => r.event === "delivery.failed")
         expect(failed).toMatchObject([{ cause: "TooSlow", result: "failed" }])
         expect(failed[0]!.channel).toMatch(/^patient:[0-9a-f]{32}$/)
@@ -475,7 +486,7 @@ describe("Session.run", () => {
         for (const ref of ["apt_00000001", "apt_00000002", "apt_00000003"]) yield* publish(aliceChannel, ref)
         const bus = yield* EventBus
         let raced = false
-        // A bus on which another publisher gets in between reading lastSeq and reading the history.
+        // A bus on which another publisher gets in between joining (the head) and reading the history.
         const racing = EventBus.of({
           ...bus,
           since: (channel, seq) =>
@@ -496,6 +507,7 @@ describe("Session.run", () => {
         })
         const { ticket } = yield* Tickets.issue(patient())
         const alice = yield* connectWith(ticket, Effect.provideService(EventBus, racing))
+        expect(yield* alice.next).toEqual(welcomed)
         yield* alice.ping("hello")
         yield* subscribeOk(alice, "c1", aliceChannel, 3, { since: 1, recovered: true })
         expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 2, "apt_00000002"))
@@ -577,6 +589,7 @@ describe("Session.run", () => {
         expect(yield* forged.ended).toMatchObject({ _tag: "TicketRejected", cause: "invalid" })
         const { ticket } = yield* Tickets.issue(patient())
         const first = yield* connectWith(ticket)
+        expect(yield* first.next).toEqual(welcomed)
         yield* first.ping("p1")
         const second = yield* connectWith(ticket)
         expect(yield* second.ended).toMatchObject({ _tag: "TicketRejected", cause: "used" })
@@ -625,14 +638,15 @@ describe("Session.run", () => {
         yield* open(patient())
       }).pipe(Effect.provide(memoryLayer({ maxSessionsPerSubject: 2 }))))
 
-    it.effect("fails with SessionExpired after the idle timeout without client messages", () =>
+    // v1.1: idle logoff closes 4410 (SessionIdle), no longer 4408 like the deadline.
+    it.effect("fails with SessionIdle after the idle timeout without client messages", () =>
       Effect.gen(function*() {
         const alice = yield* open(patient())
         yield* TestClock.adjust(Duration.seconds(899))
         yield* settle
         expect(alice.isOpen()).toBe(true)
         yield* TestClock.adjust(Duration.seconds(1))
-        expect((yield* alice.ended)._tag).toBe("SessionExpired")
+        expect((yield* alice.ended)._tag).toBe("SessionIdle")
       }).pipe(Effect.provide(memoryLayer())))
 
     it.effect("counts idleness from the last client message", () =>
@@ -644,7 +658,7 @@ describe("Session.run", () => {
         yield* settle
         expect(alice.isOpen()).toBe(true)
         yield* TestClock.adjust(Duration.seconds(1))
-        expect((yield* alice.ended)._tag).toBe("SessionExpired")
+        expect((yield* alice.ended)._tag).toBe("SessionIdle")
       }).pipe(Effect.provide(memoryLayer())))
 
     it.effect("fails with SessionExpired at the access token's expiry, however active", () =>

@@ -1,14 +1,16 @@
-// The event bus on Redis. Publishing is one Lua script per event: idempotency record, next
-// seq, bounded history and PUBLISH, all on the channel's hash slot, so seq order is delivery
-// order across every node. A message is "<seq>|<event json>": the seq is added without
-// re-encoding, and each node decodes it once for all of its local subscribers.
-// Pub/sub delivers at most once: after the subscriber connection drops and comes back, each
-// subscription fetches what it missed from the channel's history before going live again.
+// The event bus on Redis. Publishing is one Lua script per event: idempotency record, the
+// channel's epoch (made if missing) and next seq, bounded history and SPUBLISH, all on the
+// channel's hash slot, so seq order is delivery order across every node. A message is
+// "<seq>|<event json>", the json carrying the epoch: every node knows it without a read.
+// Each subscription follows the channel with the shared rules (interpreters/Follower.ts):
+// after the subscriber connection drops and comes back it catches up from history or resets.
 import { Effect, Layer } from "effect"
 import type { Channel } from "../../domain/Channel.ts"
 import type { Event } from "../../domain/Event.ts"
 import { HISTORY_PER_CHANNEL, IDEMPOTENCY_TTL_S } from "../../domain/Limits.ts"
+import { EPOCH_PATTERN, newEpoch, type Position, replay } from "../../domain/Position.ts"
 import { EventBus, type Published } from "../../services/EventBus.ts"
+import { type ChannelStore, follow } from "../Follower.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import { Keys } from "./Keys.ts"
 import { RedisSubscriber } from "./Subscriber.ts"
@@ -16,53 +18,132 @@ import { RedisSubscriber } from "./Subscriber.ts"
 /** History lives as long as idempotency records do: a day. */
 const HISTORY_TTL_S = IDEMPOTENCY_TTL_S
 
-// KEYS: seq, history, idempotency. ARGV: pub/sub name, event json (no seq), history size, ttl, id.
+// KEYS: seq, history, idempotency, epoch. ARGV: pub/sub name, event json (no seq, no epoch),
+// history size, ttl, id, candidate epoch.
+// The epoch is made here when missing, in the same step as the seq, so the two never disagree;
+// one made by a subscribe (with a TTL, for a channel that may never see an event) is kept for good.
 // SPUBLISH: the pub/sub name carries the channel's hash tag, so it is in the same slot as the keys.
-// Returns {fresh (1|0), seq, id}: a repeat gets the first publish's seq and id.
+// Returns {fresh (1|0), seq, id, epoch}: a repeat gets the first publish's seq, id and epoch.
 const PUBLISH = `
 local previous = redis.call('GET', KEYS[3])
 if previous then
   local bar = string.find(previous, '|', 1, true)
-  return {0, tonumber(string.sub(previous, 1, bar - 1)), string.sub(previous, bar + 1)}
+  local seq = tonumber(string.sub(previous, 1, bar - 1))
+  local rest = string.sub(previous, bar + 1)
+  local second = string.find(rest, '|', 1, true)
+  if second then
+    return {0, seq, string.sub(rest, 1, second - 1), string.sub(rest, second + 1)}
+  end
+  -- A record written by a v1 node: "<seq>|<id>".
+  return {0, seq, rest, redis.call('GET', KEYS[4]) or ''}
+end
+local epoch = redis.call('GET', KEYS[4])
+if epoch then
+  redis.call('PERSIST', KEYS[4])
+else
+  epoch = ARGV[6]
+  redis.call('SET', KEYS[4], epoch)
 end
 local seq = redis.call('INCR', KEYS[1])
-local message = seq .. '|' .. ARGV[2]
+local message = seq .. '|{"epoch":"' .. epoch .. '",' .. string.sub(ARGV[2], 2)
 redis.call('LPUSH', KEYS[2], message)
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-redis.call('SET', KEYS[3], seq .. '|' .. ARGV[5], 'EX', tonumber(ARGV[4]))
+redis.call('SET', KEYS[3], seq .. '|' .. ARGV[5] .. '|' .. epoch, 'EX', tonumber(ARGV[4]))
 redis.call('SPUBLISH', ARGV[1], message)
-return {1, seq, ARGV[5]}
+return {1, seq, ARGV[5], epoch}
+`
+
+// KEYS: epoch, seq, history. ARGV: candidate epoch, ttl, "1" to read the history too.
+// The head, made if missing: a channel without events gets the epoch its first publish will
+// use (expiring unless that publish comes), so a client that saved (epoch, 0) is not reset by it.
+const HEAD = `
+local epoch = redis.call('GET', KEYS[1])
+local seq = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  if seq then
+    redis.call('SET', KEYS[1], epoch)
+  else
+    redis.call('SET', KEYS[1], epoch, 'EX', tonumber(ARGV[2]))
+  end
+end
+if ARGV[3] == '1' then
+  return {epoch, tonumber(seq or '0'), redis.call('LRANGE', KEYS[3], 0, -1)}
+end
+return {epoch, tonumber(seq or '0')}
+`
+
+// KEYS: epoch, seq. ARGV: the epoch to retire, candidate. Compare-and-set: only the first of
+// the nodes that detect one rollback retires the epoch; the others find it done and agree.
+const ROTATE = `
+local epoch = redis.call('GET', KEYS[1])
+if (not epoch) or epoch == ARGV[1] then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[1], epoch)
+end
+return {epoch, tonumber(redis.call('GET', KEYS[2]) or '0')}
 `
 
 interface Scripted {
   tidingsPublish(
-    seqKey: string, historyKey: string, idemKey: string,
-    name: string, json: string, historySize: number, ttl: number, id: string
-  ): Promise<[number, number, string]>
+    seqKey: string, historyKey: string, idemKey: string, epochKey: string,
+    name: string, json: string, historySize: number, ttl: number, id: string, candidate: string
+  ): Promise<[number, number, string, string]>
+  tidingsHead(epochKey: string, seqKey: string, historyKey: string, candidate: string, ttl: number, withHistory: string): Promise<
+    [string, number, Array<string>?]
+  >
+  tidingsRotate(epochKey: string, seqKey: string, expected: string, candidate: string): Promise<[string, number]>
 }
 
-/** "<seq>|<json>" → Event, or undefined for anything malformed. */
-export const decodeMessage = (channel: Channel, message: string): Event | undefined => {
+/**
+ * "<seq>|<json>" → Event, or undefined for anything malformed. A message without an epoch
+ * (published by a v1 node during an upgrade) is taken as of `fallbackEpoch`.
+ */
+export const decodeMessage = (channel: Channel, message: string, fallbackEpoch: string): Event | undefined => {
   const bar = message.indexOf("|")
   const seq = Number(message.slice(0, bar))
   if (bar < 1 || !Number.isSafeInteger(seq)) return undefined
   try {
     const body = JSON.parse(message.slice(bar + 1)) as Omit<Event, "seq" | "channel">
-    return { id: body.id, channel, kind: body.kind, ref: body.ref, at: body.at, seq }
+    const epoch = typeof body.epoch === "string" && EPOCH_PATTERN.test(body.epoch) ? body.epoch : fallbackEpoch
+    return { id: body.id, channel, kind: body.kind, ref: body.ref, at: body.at, epoch, seq }
   } catch {
     return undefined
   }
 }
+
+const decodeAll = (channel: Channel, messages: ReadonlyArray<string>, epoch: string): Array<Event> =>
+  messages.map((m) => decodeMessage(channel, m, epoch)).filter((e): e is Event => e !== undefined)
 
 export const layer = Layer.effect(
   EventBus,
   Effect.gen(function*() {
     const redis = (yield* RedisClient).commands
     const subscriber = yield* RedisSubscriber
-    redis.defineCommand("tidingsPublish", { numberOfKeys: 3, lua: PUBLISH })
+    redis.defineCommand("tidingsPublish", { numberOfKeys: 4, lua: PUBLISH })
+    redis.defineCommand("tidingsHead", { numberOfKeys: 3, lua: HEAD })
+    redis.defineCommand("tidingsRotate", { numberOfKeys: 2, lua: ROTATE })
     const scripted = redis as unknown as Scripted
     const call = attempt("event-bus")
+
+    const read = (channel: Channel, withHistory: boolean) =>
+      call(() =>
+        scripted.tidingsHead(
+          Keys.epoch(channel), Keys.seq(channel), Keys.history(channel), newEpoch(), HISTORY_TTL_S, withHistory ? "1" : "0"
+        )
+      ).pipe(Effect.map(([epoch, seq, history]) => {
+        const head: Position = { epoch, seq }
+        return { head, history: decodeAll(channel, history ?? [], epoch) }
+      }))
+
+    const store = (channel: Channel): ChannelStore => ({
+      read: read(channel, true),
+      rotate: (expected) =>
+        call(() => scripted.tidingsRotate(Keys.epoch(channel), Keys.seq(channel), expected, newEpoch())).pipe(
+          Effect.map(([epoch, seq]): Position => ({ epoch, seq }))
+        )
+    })
 
     return EventBus.of({
       publish: (draft, idempotencyKey) =>
@@ -71,75 +152,38 @@ export const layer = Layer.effect(
             Keys.seq(draft.channel),
             Keys.history(draft.channel),
             Keys.idempotency(draft.channel, idempotencyKey),
+            Keys.epoch(draft.channel),
             Keys.events(draft.channel),
             JSON.stringify({ id: draft.id, kind: draft.kind, ref: draft.ref, at: draft.at }),
             HISTORY_PER_CHANNEL,
             HISTORY_TTL_S,
-            draft.id
+            draft.id,
+            newEpoch()
           )
         ).pipe(
-          Effect.map(([fresh, seq, id]): Published => ({
+          Effect.map(([fresh, seq, id, epoch]): Published => ({
             id: id as Published["id"],
             channel: draft.channel,
+            epoch,
             seq,
             fresh: fresh === 1
           }))
         ),
       subscribe: (channel, listener) =>
         Effect.gen(function*() {
-          // The last seq handed to `listener` (or read, at the start); live messages wait while
-          // a gap is being filled, and while that first read is out.
-          let last = 0
-          let held: Array<Event> | undefined = []
-          const deliver = (event: Event) => {
-            if (event.seq <= last) return
-            last = event.seq
-            listener(event)
-          }
-          const backfill = () => {
-            if (held !== undefined) return
-            held = []
-            redis.lrange(Keys.history(channel), 0, -1).then(
-              (messages) => {
-                for (const m of messages.reverse()) {
-                  const event = decodeMessage(channel, m)
-                  if (event !== undefined) deliver(event)
-                }
-              },
-              () => undefined
-            ).finally(() => {
-              const pending = held ?? []
-              held = undefined
-              for (const event of pending) deliver(event)
-            })
-          }
+          const follower = yield* follow(store(channel), listener)
           yield* subscriber.listen(Keys.events(channel), (message) => {
-            const event = decodeMessage(channel, message)
-            if (event === undefined) return
-            if (held !== undefined) held.push(event)
-            else deliver(event)
+            const event = decodeMessage(channel, message, follower.position().epoch)
+            if (event !== undefined) follower.receive(event)
           })
-          // Read once the subscription is live: any later event is sure to reach the listener,
-          // so this seq is one a subscriber can be told without a read of its own.
-          last = Number((yield* call(() => redis.get(Keys.seq(channel)))) ?? 0)
-          const pending = held
-          held = undefined
-          for (const event of pending) deliver(event)
-          yield* subscriber.onReconnect(backfill)
-          return () => last
+          // Read once the subscription is live: any later event is sure to reach the follower,
+          // so this head is one a subscriber can be told without a read of its own.
+          follower.start((yield* read(channel, false)).head)
+          yield* subscriber.onReconnect(() => follower.catchUp())
+          return () => follower.position()
         }),
-      lastSeq: (channel) => call(() => redis.get(Keys.seq(channel))).pipe(Effect.map((seq) => Number(seq ?? 0))),
-      since: (channel, seq) =>
-        call(() => redis.lrange(Keys.history(channel), 0, -1)).pipe(
-          Effect.map((messages) => {
-            // Newest first in the list; oldest first out.
-            const events = messages.map((m) => decodeMessage(channel, m)).filter((e): e is Event => e !== undefined).reverse()
-            const first = events[0]?.seq
-            if (first === undefined) return seq === 0 ? [] : undefined
-            if (seq + 1 < first) return undefined
-            return events.filter((event) => event.seq > seq)
-          })
-        )
+      head: (channel) => Effect.map(read(channel, false), ({ head }) => head),
+      since: (channel, from) => Effect.map(read(channel, true), ({ head, history }) => replay(head, history, from))
     })
   })
 )

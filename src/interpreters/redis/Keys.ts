@@ -15,6 +15,8 @@ const tag = (channel: Channel) => `{${print(channel)}}`
 export const Keys = {
   ticket: (jti: string) => `${PREFIX}:ticket:${jti}`,
   seq: (channel: Channel) => `${PREFIX}:${tag(channel)}:seq`,
+  /** The life of the channel's seq (domain/Position.ts); lost with it, since they share a slot. */
+  epoch: (channel: Channel) => `${PREFIX}:${tag(channel)}:epoch`,
   history: (channel: Channel) => `${PREFIX}:${tag(channel)}:history`,
   idempotency: (channel: Channel, key: string) => `${PREFIX}:${tag(channel)}:idem:${key}`,
   /** The pub/sub channel that carries a channel's events (same slot as its keys). */
