@@ -23,8 +23,10 @@ describe("the notification flow", () => {
     const { ws, client } = await open(await gateway.ticket("patient", "pt_flow_000001"))
     expect(ws.protocol).toBe("tidings.v1")
     client.send({ type: "subscribe", id: "c1", channel: "patient:pt_flow_000001" })
-    expect(await client.next((f) => f.type === "subscribed")).toEqual({
-      type: "subscribed", id: "c1", channel: "patient:pt_flow_000001", seq: 0, recovered: false
+    const subscribed = await client.next((f) => f.type === "subscribed")
+    expect(subscribed).toEqual({
+      type: "subscribed", id: "c1", channel: "patient:pt_flow_000001", epoch: expect.stringMatching(/^[A-Za-z0-9]{8,16}$/), seq: 0,
+      recovered: false
     })
     const reply = await gateway.publish("svc_scheduling", {
       channel: "patient:pt_flow_000001", kind: "appointment.updated", ref: "apt_00000001"
@@ -35,7 +37,7 @@ describe("the notification flow", () => {
     expect(accepted.id).toMatch(/^evt_[A-Za-z0-9_-]+$/)
     const event = await client.next((f) => f.type === "event")
     expect(event).toEqual({
-      type: "event", channel: "patient:pt_flow_000001", seq: 1, id: accepted.id,
+      type: "event", channel: "patient:pt_flow_000001", epoch: subscribed.epoch, seq: 1, id: accepted.id,
       kind: "appointment.updated", ref: "apt_00000001", at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/)
     })
     client.send({ type: "ping", id: "p1" })

@@ -63,6 +63,8 @@ const flood = async (g: Gateway, ticket: string, texts: ReadonlyArray<string>, w
 
 const UNAUTHORIZED = { code: 4401, reason: "unauthorized" }
 const JSON_HEADERS = { "content-type": "application/json" }
+/** A channel epoch (protocol v1.1). */
+const EPOCH = /^[A-Za-z0-9]{8,16}$/
 
 const event = (patient: string, ref = "apt_00000001") => ({ channel: `patient:${patient}`, kind: "appointment.updated", ref })
 
@@ -154,7 +156,7 @@ describe("JSON tricks in frames", () => {
     rec.send(`{"type":"subscribe","id":"d2","channel":"patient:${OWN}","channel":"patient:${OTHER}"}`)
     expect(await rec.next((f) => f.id === "d2")).toEqual({ type: "error", id: "d2", code: "forbidden" })
     rec.send(`{"type":"subscribe","id":"d3","channel":"patient:${OTHER}","channel":"patient:${OWN}"}`)
-    expect(await rec.next((f) => f.id === "d3")).toEqual({ type: "subscribed", id: "d3", channel: `patient:${OWN}`, seq: 0, recovered: false })
+    expect(await rec.next((f) => f.id === "d3")).toEqual({ type: "subscribed", id: "d3", channel: `patient:${OWN}`, epoch: expect.stringMatching(EPOCH), seq: 0, recovered: false })
     rec.send(`{"type":"subscribe","id":"d4","channel":"patient:${OTHER}","type":"ping"}`)
     expect(await rec.next((f) => f.type === "error" && f.id === undefined)).toEqual({ type: "error", code: "bad_request" })
 
@@ -187,7 +189,7 @@ describe("JSON tricks in frames", () => {
     rec.send(`{"type":"ping","id":12345}`)
     rec.send(`{"type":"subscribe","id":"n3","channel":"patient:pt_numbers_00001","since":"1e3"}`)
     expect(await rec.alive("after")).toBe(true)
-    expect(rec.frames.filter((f) => f.type !== "pong")).toEqual([
+    expect(rec.frames.filter((f) => f.type !== "pong" && f.type !== "welcome")).toEqual([
       { type: "error", code: "bad_request" }, { type: "error", code: "bad_request" }, { type: "error", code: "bad_request" }
     ])
     rec.ws.close()
@@ -205,10 +207,10 @@ describe("JSON tricks in frames", () => {
     expect(rec.frames.filter((f) => f.type === "subscribed")).toEqual([])
 
     rec.send(`{"type":"subscribe","id":"h3","channel":"${channel}","since":9007199254740991}`)
-    expect(await rec.next((f) => f.id === "h3")).toEqual({ type: "subscribed", id: "h3", channel, seq: 1, recovered: false })
+    expect(await rec.next((f) => f.id === "h3")).toEqual({ type: "subscribed", id: "h3", channel, epoch: expect.stringMatching(EPOCH), seq: 1, recovered: false })
     // -0 parses to a number equal to 0: the whole history is replayed, exactly as for since 0.
     rec.send(`{"type":"subscribe","id":"h4","channel":"${channel}","since":-0}`)
-    expect(await rec.next((f) => f.id === "h4")).toEqual({ type: "subscribed", id: "h4", channel, seq: 1, recovered: true })
+    expect(await rec.next((f) => f.id === "h4")).toEqual({ type: "subscribed", id: "h4", channel, epoch: expect.stringMatching(EPOCH), seq: 1, recovered: true })
     expect(await rec.next((f) => f.type === "event")).toMatchObject({ channel, seq: 1, ref: "apt_since_0001" })
     rec.ws.close()
   })
@@ -709,6 +711,7 @@ describe("a frame fuzzer against live sessions", () => {
   )
 
   const ID = /^[A-Za-z0-9_-]{1,64}$/
+  const SESSION = /^c-[A-Za-z0-9_-]{16}$/
   const CHANNEL = /^(patient|clinician):[A-Za-z0-9_-]{8,64}$/
 
   /** What is wrong with one server frame, or undefined. */
@@ -730,10 +733,16 @@ describe("a frame fuzzer against live sessions", () => {
         return undefined
       case "pong":
         return keys === "id,type" && ID.test(frame.id) ? undefined : `pong: ${raw.slice(0, 80)}`
+      case "welcome":
+        return keys === "expiresAt,idleTimeoutS,session,type" && SESSION.test(frame.session) && !Number.isNaN(Date.parse(frame.expiresAt)) &&
+            Number.isSafeInteger(frame.idleTimeoutS)
+          ? undefined
+          : `welcome: ${raw.slice(0, 80)}`
       case "subscribed":
         // The authorization oracle: the only channel this patient may ever be granted.
         if (frame.channel !== OWN_CHANNEL) return `subscribed to ${frame.channel}`
-        return keys === "channel,id,recovered,seq,type" && ID.test(frame.id) && Number.isSafeInteger(frame.seq) && typeof frame.recovered === "boolean"
+        return keys === "channel,epoch,id,recovered,seq,type" && ID.test(frame.id) && EPOCH.test(frame.epoch) && Number.isSafeInteger(frame.seq) &&
+            typeof frame.recovered === "boolean"
           ? undefined
           : `subscribed: ${raw.slice(0, 80)}`
       case "unsubscribed":

@@ -375,6 +375,7 @@ describe("canaries in every caller-controlled input of the real process", () => 
     expect(main).toContainEqual({ type: "error", id: "r2", code: "forbidden" })
     const malformed = seen.sockets.find((s) => s.what === "ws: malformed frames")!.rec.frames
     expect(malformed).toEqual([
+      { type: "welcome", session: expect.stringMatching(/^c-[A-Za-z0-9_-]{16}$/), expiresAt: expect.any(String), idleTimeoutS: 900 },
       { type: "error", code: "bad_request" }, { type: "error", code: "bad_request" }, { type: "error", code: "bad_request" }
     ])
     // The clinician's lost subscription names the channel it held, and only to it.

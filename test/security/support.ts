@@ -4,16 +4,16 @@ import { connect as tlsConnect } from "node:tls"
 import { type ClientOptions, WebSocket } from "ws"
 import { frameLog } from "../support/frames.ts"
 
-/** Every server frame type of contract §3. */
-export const SERVER_FRAME_TYPES = ["subscribed", "event", "unsubscribed", "refreshed", "pong", "error"] as const
+/** Every server frame type of contract §3, and those protocol v1.1 adds (`welcome`, `reset`). */
+export const SERVER_FRAME_TYPES = ["welcome", "subscribed", "event", "reset", "unsubscribed", "refreshed", "pong", "error"] as const
 /** Every error frame code of contract §3. */
 export const FRAME_ERROR_CODES = ["bad_request", "forbidden", "rate_limited", "unavailable"] as const
 /** Every HTTP error body code of contract §2. */
 export const HTTP_ERROR_CODES = ["bad_request", "unauthorized", "forbidden", "not_found", "rate_limited", "unavailable", "internal"] as const
-/** Contract §6, verbatim: the only close codes and reasons a peer may see. */
+/** Contract §6, verbatim, and 4410 of protocol v1.1: the only close codes and reasons a peer may see. */
 export const CLOSE_REASONS: Readonly<Record<number, string>> = {
   1000: "normal", 1001: "going away", 1009: "message too big", 1011: "internal error", 4400: "bad request",
-  4401: "unauthorized", 4403: "forbidden", 4408: "session expired", 4409: "session revoked", 4429: "rate limited",
+  4401: "unauthorized", 4403: "forbidden", 4408: "session expired", 4409: "session revoked", 4410: "idle timeout", 4429: "rate limited",
   4430: "too many sessions", 4503: "try again later", 4508: "too slow"
 }
 
