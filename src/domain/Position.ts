@@ -7,22 +7,6 @@ import type { Event } from "./Event.ts"
 export const EPOCH_PATTERN = /^[A-Za-z0-9]{8,16}$/
 export const Epoch = Schema.String.check(Schema.isPattern(EPOCH_PATTERN))
 
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-/** Characters in a new epoch: 12 of 62, about 71 bits, so two lives of a channel never share one. */
-const EPOCH_LENGTH = 12
-
-/** A fresh random epoch (Web Crypto: a global in Node and browsers, so no `node:*` import). */
-export const newEpoch = (): string => {
-  const bytes = crypto.getRandomValues(new Uint8Array(EPOCH_LENGTH * 2))
-  let out = ""
-  // Rejection sampling: 248 = 4 × 62, so every character is equally likely.
-  for (const byte of bytes) {
-    if (byte < 248) out += ALPHABET[byte % 62]
-    if (out.length === EPOCH_LENGTH) return out
-  }
-  return out.length === EPOCH_LENGTH ? out : newEpoch()
-}
-
 export interface Position {
   readonly epoch: string
   /** The last seq of the epoch (0: none yet). */

@@ -25,6 +25,22 @@ const RETRY = Schedule.exponential("100 millis", 2).pipe(Schedule.upTo({ times: 
 
 const positionOf = (event: Event): Position => ({ epoch: event.epoch, seq: event.seq })
 
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+/** Characters in a new epoch: 12 of 62, about 71 bits, so two lives of a channel never share one. */
+const EPOCH_LENGTH = 12
+
+/** A fresh random epoch (domain/Position.ts's shape), from the platform's CSPRNG. */
+export const newEpoch = (): string => {
+  const bytes = crypto.getRandomValues(new Uint8Array(EPOCH_LENGTH * 2))
+  let out = ""
+  // Rejection sampling: 248 = 4 × 62, so every character is equally likely.
+  for (const byte of bytes) {
+    if (byte < 248) out += ALPHABET[byte % 62]
+    if (out.length === EPOCH_LENGTH) return out
+  }
+  return out.length === EPOCH_LENGTH ? out : newEpoch()
+}
+
 export class Follower {
   private last: Position = { epoch: "", seq: 0 }
   /** The epoch this follower last left, whose late events were covered by the reset. */

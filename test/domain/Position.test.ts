@@ -4,7 +4,8 @@ import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
 import * as Channel from "../../src/domain/Channel.ts"
 import type { Event } from "../../src/domain/Event.ts"
-import { catchUp, EPOCH_PATTERN, judge, newEpoch, replay } from "../../src/domain/Position.ts"
+import { catchUp, EPOCH_PATTERN, judge, replay } from "../../src/domain/Position.ts"
+import { newEpoch } from "../../src/interpreters/Follower.ts"
 import type { EventId, EventRef, PatientRef } from "../../src/domain/Ref.ts"
 
 const channel = Channel.patient("pt_alice_0001" as PatientRef)

@@ -6,9 +6,9 @@ import { Clock, Context, Effect, Layer } from "effect"
 import { type Channel, print } from "../../domain/Channel.ts"
 import type { Event } from "../../domain/Event.ts"
 import { HISTORY_PER_CHANNEL, IDEMPOTENCY_TTL_S } from "../../domain/Limits.ts"
-import { newEpoch, type Position, replay } from "../../domain/Position.ts"
+import { type Position, replay } from "../../domain/Position.ts"
 import { EventBus, type Published } from "../../services/EventBus.ts"
-import { type ChannelStore, follow, type Follower } from "../Follower.ts"
+import { type ChannelStore, follow, type Follower, newEpoch } from "../Follower.ts"
 
 interface ChannelState {
   /** Undefined until the channel's first publish or subscribe, and after its state is lost. */
