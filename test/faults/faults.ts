@@ -1,0 +1,71 @@
+// The faults the suite injects into a running cluster (pub/sub connections killed, Redis and
+// node restarts, kill -9) and the audit checks that follow a crash: every acknowledged action
+// has its record in the node's files, and the trail verifies.
+import { readdirSync } from "node:fs"
+import { join } from "node:path"
+import { main as cli } from "../../src/cli.ts"
+import { until } from "../support/wait.ts"
+import { BOUND_MS } from "./bounds.ts"
+import type { NodeName } from "./cluster.ts"
+import { auditCounts, missingAudit, Violation } from "./invariants.ts"
+import type { World } from "./world.ts"
+
+/** `CLIENT KILL TYPE pubsub`: every node's subscriber connection drops and reconnects on its own. */
+export const killPubsub = async (world: World) => `${await world.cluster.admin.call("CLIENT", "KILL", "TYPE", "pubsub")} killed`
+
+/** Stops Redis (SIGTERM: it writes its state; SIGKILL: the append-only file already has every write) and starts it again. */
+export const restartRedis = async (world: World, signal: "SIGTERM" | "SIGKILL") => {
+  await world.cluster.redisStop(signal)
+  await world.cluster.redisStart()
+  await world.nodesReady()
+}
+
+const sessionsOn = (world: World, node: NodeName) => world.open().filter((s) => s.node === node)
+
+/** SIGTERM and start again: its sessions close 1001. */
+export const restartNode = async (world: World, node: NodeName) => {
+  const sessions = sessionsOn(world, node)
+  await world.cluster.node[node].stop("SIGTERM")
+  await Promise.all(sessions.map((s) => s.client.whenClosed))
+  await world.cluster.node[node].start()
+  await world.nodesReady()
+  return sessions.map((s) => `${s.name} closed ${s.client.closed()!.code}`).join(", ")
+}
+
+/** kill -9: what the node acknowledged must already be on disk, before and after its restart. */
+export const crashNode = async (world: World, node: NodeName) => {
+  const sessions = sessionsOn(world, node)
+  await world.cluster.node[node].stop("SIGKILL")
+  await Promise.all(sessions.map((s) => s.client.whenClosed))
+  auditHolds(world, node, "after kill -9")
+  await verifyTrail(world, node)
+  await world.cluster.node[node].start()
+  auditHolds(world, node, "after kill -9 and restart")
+  await world.nodesReady()
+}
+
+const files = (world: World, node: NodeName) => {
+  const dir = world.cluster.node[node].auditDir
+  return readdirSync(dir).filter((name) => name.startsWith(`audit-${node}-`) && name.endsWith(".jsonl")).sort().map((name) => join(dir, name))
+}
+
+/** The node's files hold at least one record per acknowledged action (per event, subject and channel). */
+export const auditHolds = (world: World, node: NodeName, when: string) => {
+  const missing = missingAudit(world.ledger[node], auditCounts(world.cluster.node[node].auditDir, node))
+  if (missing.length > 0) {
+    throw new Violation("every acknowledged action has its audit record", `node ${node} ${when}`,
+      missing.map((m) => `${m.key}: ${m.found} records for ${m.acked} acknowledged`).join("; "))
+  }
+}
+
+/** At the end of a run nothing crashed in the meantime: the records are written within BOUND_MS. */
+export const auditWritten = async (world: World, node: NodeName) => {
+  await until(async () => missingAudit(world.ledger[node], auditCounts(world.cluster.node[node].auditDir, node)).length === 0,
+    BOUND_MS, "audit written").catch(() => auditHolds(world, node, `${BOUND_MS} ms after the run`))
+}
+
+/** `tidings audit verify --open` on a stopped node's files: the chain is whole (a crash leaves it unsealed). */
+export const verifyTrail = async (world: World, node: NodeName) => {
+  const code = await cli(["audit", "verify", "--open", "--key", world.cluster.auditKeyFile, ...files(world, node)])
+  if (code !== 0) throw new Violation("the audit trail verifies after kill -9", `node ${node}`, `tidings audit verify exited ${code}`)
+}
