@@ -3,7 +3,7 @@
 // faults (pub/sub kill, Redis restart, node restart, kill -9). The model says what can run next.
 import fc from "fast-check"
 import type { NodeName } from "./cluster.ts"
-import { crashNode, killPubsub, restartNode, restartRedis } from "./faults.ts"
+import { crashAfterAcks, crashNode, killPubsub, restartNode, restartRedis } from "./faults.ts"
 import { type Role, WHO, type World } from "./world.ts"
 
 /** What the next command can be drawn from: the run's sessions and acknowledged care. */
@@ -170,7 +170,15 @@ const endHeld = (node: NodeName, pick: number) => {
   })
 }
 
-type FaultKind = "pubsub" | "redis-term" | "redis-kill" | "node-term" | "node-kill"
+/** Opens a session whose handshake races a revocation of its subject (through either node). */
+const openDuringRevocation = (role: Role, who: number, node: NodeName, via: NodeName) =>
+  command(`OpenDuringRevocation(${role},${who},${node},${via})`, {
+    check: (model) => openIndexes(model).length < MAX_OPEN,
+    describe: () => `open a ${role} ${letter(role)}${who} session on node ${node} while revoking it through node ${via}`,
+    act: (_, world) => world.openDuringRevocation(role, who, node, via)
+  })
+
+type FaultKind = "pubsub" | "redis-term" | "redis-kill" | "node-term" | "node-kill" | "node-kill-after-acks"
 
 const fault = (kind: FaultKind, node: NodeName) =>
   command(`Fault(${kind},${node})`, {
@@ -180,7 +188,8 @@ const fault = (kind: FaultKind, node: NodeName) =>
         "redis-term": "restart Redis (SIGTERM)",
         "redis-kill": "restart Redis (SIGKILL)",
         "node-term": `restart node ${node} (SIGTERM)`,
-        "node-kill": `kill -9 node ${node} and restart it`
+        "node-kill": `kill -9 node ${node} and restart it`,
+        "node-kill-after-acks": `a burst of publishes, grant C1 → P1 and revoke C0 through node ${node}, then at once kill -9 it and restart it`
       })[kind],
     act: (_, world): Promise<string | void> =>
       ({
@@ -188,7 +197,8 @@ const fault = (kind: FaultKind, node: NodeName) =>
         "redis-term": () => restartRedis(world, "SIGTERM"),
         "redis-kill": () => restartRedis(world, "SIGKILL"),
         "node-term": () => restartNode(world, node),
-        "node-kill": () => crashNode(world, node)
+        "node-kill": () => crashNode(world, node),
+        "node-kill-after-acks": () => crashAfterAcks(world, node)
       })[kind]()
   })
 
@@ -197,7 +207,7 @@ const role = fc.constantFrom<Role>("patient", "clinician")
 const who = fc.constantFrom(...WHO)
 const pick = fc.nat(11)
 
-const faultKind = fc.constantFrom<FaultKind>("pubsub", "redis-term", "redis-kill", "node-term", "node-kill", "node-kill")
+const faultKind = fc.constantFrom<FaultKind>("pubsub", "redis-term", "redis-kill", "node-term", "node-kill", "node-kill-after-acks")
 
 /** Weights (repeated entries): sessions and subscriptions are needed before most faults matter. */
 const weighted = <A>(weight: number, arbitrary: fc.Arbitrary<A>) => Array.from({ length: weight }, () => arbitrary)
@@ -210,6 +220,7 @@ export const commandArbitraries: Array<fc.Arbitrary<fc.AsyncCommand<Model, World
   ...weighted(3, fc.tuple(node, fc.nat(3)).map(([n, t]) => publish(n, t))),
   ...weighted(1, fc.tuple(node, role, who).map(([n, r, w]) => revoke(n, r, w))),
   ...weighted(2, fc.tuple(node, pick).map(([n, p]) => revokeOpen(n, p))),
+  ...weighted(1, fc.tuple(role, who, node, node).map(([r, w, n, v]) => openDuringRevocation(r, w, n, v))),
   ...weighted(2, fc.tuple(node, who, who).map(([n, c, p]) => care(true, n, c, p))),
   ...weighted(1, fc.tuple(node, who, who).map(([n, c, p]) => care(false, n, c, p))),
   ...weighted(2, fc.tuple(node, pick).map(([n, p]) => endHeld(n, p))),

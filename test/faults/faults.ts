@@ -8,7 +8,7 @@ import { until } from "../support/wait.ts"
 import { BOUND_MS } from "./bounds.ts"
 import type { NodeName } from "./cluster.ts"
 import { auditCounts, missingAudit, Violation } from "./invariants.ts"
-import type { World } from "./world.ts"
+import { WHO, type World } from "./world.ts"
 
 /** `CLIENT KILL TYPE pubsub`: every node's subscriber connection drops and reconnects on its own. */
 export const killPubsub = async (world: World) => `${await world.cluster.admin.call("CLIENT", "KILL", "TYPE", "pubsub")} killed`
@@ -54,7 +54,7 @@ export const auditHolds = (world: World, node: NodeName, when: string) => {
   const missing = missingAudit(world.ledger[node], auditCounts(world.cluster.node[node].auditDir, node))
   if (missing.length > 0) {
     throw new Violation("every acknowledged action has its audit record", `node ${node} ${when}`,
-      missing.map((m) => `${m.key}: ${m.found} records for ${m.acked} acknowledged`).join("; "))
+      missing.map((m) => `${world.auditNames.get(m.key) ?? m.key}: ${m.found} records for ${m.acked} acknowledged`).join("; "))
   }
 }
 
@@ -63,6 +63,27 @@ export const auditWritten = async (world: World, node: NodeName) => {
   await until(async () => missingAudit(world.ledger[node], auditCounts(world.cluster.node[node].auditDir, node)).length === 0,
     BOUND_MS, "audit written").catch(() => auditHolds(world, node, `${BOUND_MS} ms after the run`))
 }
+
+/**
+ * kill -9 at once after a burst of acknowledged actions through the node (publishes on every
+ * channel, a care grant, a revocation, in parallel; no step in between): each 202/204 promised
+ * a record that must survive the crash.
+ */
+export const crashAfterAcks = async (world: World, node: NodeName) => {
+  const chain = async (channel: string) => {
+    for (let i = 0; i < BURST_PER_CHANNEL; i++) await world.publish(node, channel)
+  }
+  await Promise.all([
+    ...WHO.flatMap((who) => [chain(world.channel("patient", who)), chain(world.channel("clinician", who))]),
+    world.grant(node, 1, 1),
+    world.revoke(node, "clinician", 0)
+  ])
+  await crashNode(world, node)
+  return `${4 * BURST_PER_CHANNEL} publishes, a grant and a revocation acknowledged before the kill`
+}
+
+/** Publishes per channel in the burst before a crash (each channel's in order, channels in parallel). */
+const BURST_PER_CHANNEL = 3
 
 /** `tidings audit verify --open` on a stopped node's files: the chain is whole (a crash leaves it unsealed). */
 export const verifyTrail = async (world: World, node: NodeName) => {

@@ -46,6 +46,8 @@ export class World {
   readonly ledger: Record<NodeName, AuditLedger> = { a: new Map(), b: new Map() }
   readonly pseudonym: (ref: string) => string
   private counter = 0
+  /** Sessions whose close the step log already shows. */
+  private readonly reported = new Set<string>()
 
   readonly cluster: Cluster
   readonly tokens: Tokens
@@ -74,8 +76,11 @@ export class World {
     this.steps.push(what)
     try {
       const outcome = await run()
-      if (typeof outcome === "string") this.steps[this.steps.length - 1] = `${what} → ${outcome}`
+      if (typeof outcome === "string" && outcome.length > 0) this.steps[this.steps.length - 1] = `${what} → ${outcome}`
       await this.check()
+      const closed = this.sessions.filter((s) => s.client.closed() !== undefined && !this.reported.has(s.name))
+      for (const s of closed) this.reported.add(s.name)
+      if (closed.length > 0) this.steps[this.steps.length - 1] += ` [closed: ${closed.map((s) => `${s.name} ${s.client.closed()!.code}`).join(", ")}]`
     } catch (error) {
       const steps = this.steps.map((s, i) => `  ${i + 1}. ${s}`).join("\n")
       const message = error instanceof Error ? error.message : String(error)
@@ -95,8 +100,12 @@ export class World {
     return last
   }
 
+  /** Ledger keys (pseudonyms) → the same in test names, for messages. */
+  readonly auditNames = new Map<string, string>()
+
   count = (node: NodeName, event: string, subject?: string, channel?: string) => {
     const key = auditKey(event, subject === undefined ? undefined : this.pseudonym(subject), channel === undefined ? undefined : pseudoChannel(this.pseudonym, channel))
+    this.auditNames.set(key, this.label(`${event}${subject === undefined ? "" : ` subject ${subject}`}${channel === undefined ? "" : ` channel ${channel}`}`))
     this.ledger[node].set(key, (this.ledger[node].get(key) ?? 0) + 1)
   }
 
@@ -140,33 +149,61 @@ export class World {
 
   // ---- the operations the commands run ----
 
-  openSession = async (role: Role, who: number, node: NodeName): Promise<string> => {
+  /** A ticket for a token minted after the subject's last revocation (a token of that second counts as before it). */
+  ticket = async (role: Role, who: number, node: NodeName): Promise<string> => {
     const ref = this.ref(role, who)
     const gateway = this.cluster.node[node]
-    // A token from the second of a revocation counts as issued before it: mint in a later second.
     const revoked = Math.max(0, ...(this.revocations.get(`${role}:${ref}`) ?? []))
     const nextSecond = (Math.floor(revoked / 1000) + 1) * 1000
     await until(async () => Date.now() >= nextSecond, 2_000, "the second after the last revocation")
     const token = (await this.acked("dev token", () => gateway.https("POST", "/dev/token", { role, ref }), [200])).body.accessToken as string
+    const ticket = (await this.acked("ticket", () => gateway.https("POST", "/v1/tickets", {}, token), [201])).body.ticket as string
+    this.count(node, "ticket.issued", `${role}:${ref}`)
+    return ticket
+  }
+
+  private adopt = (role: Role, who: number, node: NodeName, client: SessionClient, openedAt: number): Session => {
+    const session: Session = {
+      name: `S${this.sessions.length + 1}`, role, who, ref: this.ref(role, who), node, client, openedAt, sinces: new Map()
+    }
+    this.sessions.push(session)
+    return session
+  }
+
+  openSession = async (role: Role, who: number, node: NodeName): Promise<string> => {
     let opened: SessionClient | undefined
     let refusal = ""
     await until(async () => {
-      const ticket = (await this.acked("ticket", () => gateway.https("POST", "/v1/tickets", {}, token), [201])).body.ticket as string
-      this.count(node, "ticket.issued", `${role}:${ref}`)
-      const client = await connect(gateway.port, this.cluster.ca, ticket)
+      const client = await connect(this.cluster.node[node].port, this.cluster.ca, await this.ticket(role, who, node))
       client.send({ type: "ping", id: "hello" })
       const answer = await Promise.race([client.next((f) => f.type === "pong"), client.whenClosed]).catch(() => undefined)
       if (answer !== undefined && client.closed() === undefined) return (opened = client, true)
       refusal = `closed ${client.closed()?.code ?? "?"}`
       // 4503: a backing service did not answer while it opened (Redis coming back); try again.
       if (client.closed()?.code === 4503 || answer === undefined) return false
-      throw new Violation("a fresh ticket opens a session", `${role} ${this.label(ref)} on node ${node}`, refusal)
+      throw new Violation("a fresh ticket opens a session", `${role} ${this.label(this.ref(role, who))} on node ${node}`, refusal)
     }, BOUND_MS, `a session opens (${refusal})`)
-    const session: Session = {
-      name: `S${this.sessions.length + 1}`, role, who, ref, node, client: opened!, openedAt: Date.now(), sinces: new Map()
-    }
-    this.sessions.push(session)
-    return session.name
+    return this.adopt(role, who, node, opened!, Date.now()).name
+  }
+
+  /**
+   * A handshake racing a revocation: a ticket issued before it, used while the revocation is
+   * in flight. Whether or not the socket opened, it must not stay open past BOUND_MS.
+   */
+  openDuringRevocation = async (role: Role, who: number, node: NodeName, via: NodeName): Promise<string> => {
+    const ticket = await this.ticket(role, who, node)
+    const started = Date.now()
+    const opening = connect(this.cluster.node[node].port, this.cluster.ca, ticket).catch(() => undefined)
+    const revoked = await this.revoke(via, role, who)
+    const client = await opening
+    if (client === undefined) return `${revoked}; the racing handshake failed`
+    const session = this.adopt(role, who, node, client, started)
+    const ack = this.revocations.get(`${role}:${session.ref}`)!.at(-1)!
+    await until(async () => client.closed() !== undefined, ack + BOUND_MS - Date.now(), "the racing session closes").catch(() => {
+      throw new Violation("no revoked session open past BOUND_MS", `session ${this.describe(session)} (its handshake raced the revocation)`,
+        `still open ${Date.now() - ack} ms after the revocation was acknowledged`)
+    })
+    return `${revoked}; racing ${session.name} closed ${client.closed()!.code}`
   }
 
   /** Subscribes; `since` is the last seq this session saw on the channel, if it held it before. */
