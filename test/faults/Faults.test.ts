@@ -10,6 +10,11 @@ import { commandArbitraries, initialModel } from "./commands.ts"
 import { auditWritten } from "./faults.ts"
 import { type Tokens, World } from "./world.ts"
 
+/**
+ * FAULTS_RUNS: how many random sequences (default 5, about half a minute); FAULTS_COMMANDS: at
+ * most this many commands each. On a failure fast-check prints `{ seed, path }`: run again with
+ * FAULTS_SEED=<seed> FAULTS_PATH=<path> to replay that sequence.
+ */
 const RUNS = Number(process.env.FAULTS_RUNS ?? 5)
 const SEED = process.env.FAULTS_SEED === undefined ? undefined : Number(process.env.FAULTS_SEED)
 const PATH = process.env.FAULTS_PATH

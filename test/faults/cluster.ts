@@ -96,6 +96,8 @@ const gatewayNode = async (name: NodeName, keys: string, base: string, redisUrl:
     TIDINGS_MAX_SESSIONS_PER_SUBJECT: "100",
     TIDINGS_RATE_CONNECTS_PER_MIN: "100000",
     TIDINGS_RATE_TICKETS_PER_MIN: "100000",
+    TIDINGS_RATE_CONNECTS_PER_IP_PER_MIN: "1000000",
+    TIDINGS_RATE_TICKETS_PER_IP_PER_MIN: "1000000",
     TIDINGS_RATE_SUBSCRIBES_PER_MIN: "100000"
   }
   let child: ChildProcess | undefined
@@ -117,10 +119,11 @@ const gatewayNode = async (name: NodeName, keys: string, base: string, redisUrl:
   const stop = async (signal: "SIGTERM" | "SIGKILL") => {
     const current = child
     if (current === undefined || !running()) return
-    await new Promise<void>((resolve) => {
-      current.once("close", () => resolve())
-      current.kill(signal)
-    })
+    const closed = new Promise<void>((resolve) => current.once("close", () => resolve()))
+    current.kill(signal)
+    let done = false
+    void closed.then(() => (done = true))
+    await until(async () => done, START_MS, `node ${name} exits on ${signal}`)
   }
   await start()
   return { name, port, auditDir, https, stop, start, running, output: () => output }
