@@ -19,6 +19,7 @@ import type { RedisTarget } from "./interpreters/redis/Client.ts"
 import * as Redis from "./interpreters/redis/Redis.ts"
 import { Deadlines } from "./programs/Deadlines.ts"
 import { Hub } from "./programs/Hub.ts"
+import { Refusals } from "./programs/Refusals.ts"
 import { CareWatcher } from "./programs/Revoke.ts"
 import * as MetricsServer from "./server/Metrics.ts"
 import * as Server from "./server/Server.ts"
@@ -89,7 +90,7 @@ export const layer = (
     // Config refuses the redis sink without a Redis target.
     : RedisSink.layer({ target: target!, key })
   const services = Layer.mergeAll(interpreters, audit).pipe(Layer.provideMerge(settings))
-  const perNode = Layer.mergeAll(Hub.layer, Deadlines.layer, CareWatcher, config.mode === "dev" ? DevSeed.layer : Layer.empty)
+  const perNode = Layer.mergeAll(Hub.layer, Deadlines.layer, CareWatcher, Refusals.layer(), config.mode === "dev" ? DevSeed.layer : Layer.empty)
   const server = Server.layer({
     host: config.listen.host,
     port: config.listen.port,

@@ -11,7 +11,7 @@ import { verifier } from "./interpreters/audit/Verify.ts"
 
 const USAGE = "usage: tidings audit verify [--open] [--partial] [--key <file>] <file>...\n" +
   "       tidings audit verify [--open] [--partial] [--key <file>] --redis <url> --node <id>\n" +
-  "       tidings audit hash [--key <file>] <ref>\n"
+  "       tidings audit hash [--key <file>] [--peer] <role:ref (a subject or channel), or with --peer an address>\n"
 
 const out = (text: string) => process.stdout.write(text)
 
@@ -109,8 +109,11 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     return 64
   }
   if (command === "hash") {
-    if (rest.length !== 1) return (process.stderr.write(USAGE), 64)
-    out(`${pseudonymizer(key)(rest[0]!)}\n`)
+    // Addresses of refused callers have pseudonyms of their own (`peer`), under another key.
+    const peer = rest[0] === "--peer"
+    const value = peer ? rest.slice(1) : rest
+    if (value.length !== 1) return (process.stderr.write(USAGE), 64)
+    out(`${pseudonymizer(key, peer ? "peer" : "subject")(value[0]!)}\n`)
     return 0
   }
   return verify(rest, key)

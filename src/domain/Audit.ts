@@ -1,5 +1,6 @@
-// What the audit trail records (contract §8). Entries carry raw refs only in memory: the
-// sink pseudonymizes subject and channel with a keyed hash before anything is written.
+// What the audit trail records (contract §8). Entries carry raw refs (and a refused caller's
+// address) only in memory: the sink pseudonymizes subject, channel and peer with keyed hashes
+// before anything is written.
 import type { Channel } from "./Channel.ts"
 
 export type AuditEvent =
@@ -7,6 +8,8 @@ export type AuditEvent =
   | "ticket.consumed"
   | "ticket.rejected"
   | "ws.rejected"
+  /** Refused authentication (401) or authorization (403) on an HTTPS route, counted per address. */
+  | "auth.refused"
   | "ws.opened"
   | "ws.closed"
   | "subscribe.allowed"
@@ -34,4 +37,11 @@ export interface AuditEntry {
   /** A fixed code (an error tag or cause), never free text. */
   readonly cause?: string
   readonly close?: number
+  /**
+   * Raw network address of a refused caller, for aggregated refusals (programs/Refusals.ts);
+   * the sink writes only its keyed pseudonym, under a key of its own.
+   */
+  readonly peer?: string
+  /** How many refusals one aggregated record stands for (same address, event and cause). */
+  readonly count?: number
 }

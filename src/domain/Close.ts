@@ -14,6 +14,8 @@ export const CloseTable = {
   normal: { code: 1000, reason: "normal" },
   goingAway: { code: 1001, reason: "going away" },
   protocolError: { code: 1002, reason: "protocol error" },
+  /** Only recorded (audit, metrics): RFC 6455 forbids sending it; the connection is gone. */
+  abnormal: { code: 1006, reason: "abnormal closure" },
   invalidPayload: { code: 1007, reason: "invalid payload" },
   policyViolation: { code: 1008, reason: "policy violation" },
   messageTooBig: { code: 1009, reason: "message too big" },
@@ -50,6 +52,7 @@ export const closeFor: (error: GatewayError) => Close = Match.type<GatewayError>
     Unavailable: () => CloseTable.tryAgainLater,
     ShuttingDown: () => CloseTable.goingAway,
     ClosedNormally: () => CloseTable.normal,
+    ConnectionLost: () => CloseTable.abnormal,
     InternalError: () => CloseTable.internalError
   })
 )
@@ -77,6 +80,7 @@ export const frameCodeFor: (error: GatewayError) => FrameErrorCode = Match.type<
     Unavailable: () => "unavailable" as const,
     ShuttingDown: () => "unavailable" as const,
     ClosedNormally: () => "unavailable" as const,
+    ConnectionLost: () => "unavailable" as const,
     InternalError: () => "unavailable" as const
   })
 )
@@ -110,6 +114,7 @@ export const httpFor: (error: GatewayError) => HttpFailure = Match.type<GatewayE
     Unavailable: () => ({ status: 503, error: "unavailable" as const }),
     ShuttingDown: () => ({ status: 503, error: "unavailable" as const }),
     ClosedNormally: () => ({ status: 500, error: "internal" as const }),
+    ConnectionLost: () => ({ status: 500, error: "internal" as const }),
     InternalError: () => ({ status: 500, error: "internal" as const })
   })
 )

@@ -22,7 +22,8 @@ export type FrameFault = typeof FrameFault.Type
  */
 export class FrameRejected extends Schema.TaggedError<FrameRejected>()("FrameRejected", { fault: FrameFault }) {}
 
-export const UnauthenticatedCause = Schema.Literals(["missing", "invalid", "expired", "unknown_principal"])
+/** `revoked`: an access token issued before its subject's revocation (it gets no ticket). */
+export const UnauthenticatedCause = Schema.Literals(["missing", "invalid", "expired", "unknown_principal", "revoked"])
 export type UnauthenticatedCause = typeof UnauthenticatedCause.Type
 
 /** An access token that is missing, forged, expired, foreign or maps to no principal. */
@@ -82,6 +83,12 @@ export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDo
 /** The peer closed the socket normally (1000). */
 export class ClosedNormally extends Schema.TaggedError<ClosedNormally>()("ClosedNormally", {}) {}
 
+/**
+ * The connection ended without a close handshake (1006): cut by the peer or the network, by
+ * `ws` or the kernel under a flood, or by our heartbeat. Recorded, never sent.
+ */
+export class ConnectionLost extends Schema.TaggedError<ConnectionLost>()("ConnectionLost", {}) {}
+
 /** A bug or an unexpected failure; details go to the structured log, never to the peer. */
 export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {}) {}
 
@@ -104,6 +111,7 @@ export type GatewayError =
   | Unavailable
   | ShuttingDown
   | ClosedNormally
+  | ConnectionLost
   | InternalError
 
 /** One sample of every error, for exhaustive tests of the mappings. */
@@ -126,5 +134,6 @@ export const samples: ReadonlyArray<GatewayError> = [
   ...BackingService.literals.map((service) => new Unavailable({ service })),
   new ShuttingDown(),
   new ClosedNormally(),
+  new ConnectionLost(),
   new InternalError()
 ]

@@ -124,7 +124,7 @@ export const rateLimited = (scope: RateScope) => Metric.update(rateLimits[scope]
  * An upgrade refused. `origin` is labelled only when it is on the allowlist; anything else
  * (absent, "null", a foreign site) is "other", so the series stay bounded by configuration.
  */
-export const upgradeRejected = (reason: UpgradeRejection, origin: string | undefined, allowed: ReadonlySet<string>) => {
+const originRejection = (reason: UpgradeRejection, origin: string | undefined, allowed: ReadonlySet<string>) => {
   const label = origin !== undefined && allowed.has(origin) ? origin : OTHER_ORIGIN
   const key = `${reason} ${label}`
   let metric = originRejections.get(key)
@@ -135,18 +135,55 @@ export const upgradeRejected = (reason: UpgradeRejection, origin: string | undef
     })
     originRejections.set(key, metric)
   }
-  return Metric.update(metric, 1)
+  return metric
 }
 
-export const authFailed = (credential: Credential, cause: UnauthenticatedCause | TicketCause) => {
+export const upgradeRejected = (reason: UpgradeRejection, origin: string | undefined, allowed: ReadonlySet<string>) =>
+  Metric.update(originRejection(reason, origin, allowed), 1)
+
+const authFailure = (credential: Credential, cause: UnauthenticatedCause | TicketCause) => {
   const key = `${credential} ${cause}`
   let metric = authFailures.get(key)
   if (metric === undefined) {
     metric = counter("tidings_auth_failures_total", "Access tokens and tickets refused, by cause", { credential, cause })
     authFailures.set(key, metric)
   }
-  return Metric.update(metric, 1)
+  return metric
 }
+
+export const authFailed = (credential: Credential, cause: UnauthenticatedCause | TicketCause) =>
+  Metric.update(authFailure(credential, cause), 1)
+
+// The audit writer's record counter (interpreters/audit/Writer.ts, not ours to change), named
+// here with the same name, description and labels: Effect's registry keys a series by those,
+// so these are the writer's own series, only made to exist at 0 from start. The alerts test
+// scrapes a fresh node and fails if the two ever drift apart (a second series would show).
+const auditRecords = series(["written", "dropped"] as const, (result) =>
+  counter(
+    "tidings_audit_records_total",
+    "Audit records, written to the sink or dropped because the buffer was full while the sink failed",
+    { result }
+  ))
+
+/**
+ * Called once at node start (server/Server.ts): every counter an alert of docs/alerts.yml reads
+ * is exported at 0, for each of its fixed label values, before its first event. A series that
+ * first appears at 1 is no increase to Prometheus, so that alert would miss its first event.
+ * Histograms too, so their quantile expressions have a series to read.
+ */
+export const initialize = (allowedOrigins: ReadonlySet<string>) =>
+  Effect.forEach(
+    [revocations, deliveryLatency, handshakeDuration, ...closes.values(), ...Object.values(auditRecords)] as ReadonlyArray<Metric.Metric<any, any>>,
+    (metric) => Metric.value(metric),
+    { discard: true }
+  ).pipe(
+    Effect.andThen(Effect.forEach(UnauthenticatedCause.literals, (cause) => Metric.value(authFailure("token", cause)), { discard: true })),
+    Effect.andThen(Effect.forEach(TicketCause.literals, (cause) => Metric.value(authFailure("ticket", cause)), { discard: true })),
+    Effect.andThen(Effect.forEach(UPGRADE_REJECTIONS, (reason) =>
+      Effect.forEach([...allowedOrigins, OTHER_ORIGIN], (origin) => Metric.value(originRejection(reason, origin, allowedOrigins)), {
+        discard: true
+      }), { discard: true }))
+  )
 
 /**
  * One event's fan-out on this node, recorded synchronously from the hub's callback: a few

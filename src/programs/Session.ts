@@ -8,7 +8,7 @@ import { type Channel, parse, print } from "../domain/Channel.ts"
 import { closeFor, frameCodeFor } from "../domain/Close.ts"
 import type { Event } from "../domain/Event.ts"
 import {
-  ClosedNormally, type FrameRejected, type GatewayError, InternalError, type MessageTooBig, ShuttingDown, ProtocolViolation, RateLimited, RepeatedDenials, SessionExpired,
+  ClosedNormally, type ConnectionLost, type FrameRejected, type GatewayError, InternalError, type MessageTooBig, ShuttingDown, ProtocolViolation, RateLimited, RepeatedDenials, SessionExpired,
   type SessionRevoked, SubscriptionDenied, type TicketRejected, type TooManySessions, type TooSlow, type Unavailable
 } from "../domain/Errors.ts"
 import * as Limits from "../domain/Limits.ts"
@@ -35,7 +35,7 @@ export interface Outbox {
 }
 
 /** How the socket itself can end a session. */
-export type TransportEnd = ClosedNormally | MessageTooBig | FrameRejected | TooSlow
+export type TransportEnd = ClosedNormally | ConnectionLost | MessageTooBig | FrameRejected | TooSlow
 
 /** How the gateway ends a session from outside its message loop. */
 export type Interruption = SessionRevoked | SessionExpired

@@ -39,7 +39,7 @@ export const issue = Effect.fnUntraced(function*(grant: AccessGrant, peer?: stri
   ], { concurrency: "unbounded" })
   if (revokedAt !== undefined && grant.issuedAt * 1000 <= revokedAt) {
     yield* audit.append({ event: "ticket.rejected", subject, cause: "revoked", result: "refused" })
-    return yield* new Unauthenticated({ cause: "invalid" })
+    return yield* new Unauthenticated({ cause: "revoked" })
   }
   const now = yield* Clock.currentTimeMillis
   const claims: TicketClaims = {

@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import { type RawData, WebSocket } from "ws"
 import { CloseTable } from "../domain/Close.ts"
-import { ClosedNormally, FrameRejected, MessageTooBig, TooSlow } from "../domain/Errors.ts"
+import { ClosedNormally, ConnectionLost, FrameRejected, MessageTooBig, TooSlow } from "../domain/Errors.ts"
 import { ACK_EVERY_FRAMES } from "../domain/Limits.ts"
 import type { Interruption, Outbox, Transport, TransportEnd } from "../programs/Session.ts"
 
@@ -80,8 +80,12 @@ function onError(this: WebSocket, error: Error & { code?: string }) {
   // Frame errors only; a socket error ends in 'close' anyway.
   if (error.code?.startsWith("WS_ERR_")) connectionOf(this).fail(refusal(error.code))
 }
-function onClose(this: WebSocket) {
-  connectionOf(this).fail(new ClosedNormally())
+/** No close frame came: the connection was cut (ws reports 1006), not closed by the client. */
+const ABNORMAL = 1006
+
+// A failure `ws` reported first (onError) or the session's own end wins: `fail` keeps the first.
+function onClose(this: WebSocket, code: number) {
+  connectionOf(this).fail(code === ABNORMAL ? new ConnectionLost() : new ClosedNormally())
 }
 
 type Ending = TransportEnd | Interruption

@@ -11,21 +11,15 @@ import * as Requests from "../domain/Requests.ts"
 import * as Ids from "../programs/Ids.ts"
 import * as Metrics from "../programs/Metrics.ts"
 import * as Publish from "../programs/Publish.ts"
+import { Refusals } from "../programs/Refusals.ts"
 import * as Revoke from "../programs/Revoke.ts"
 import * as Tickets from "../programs/Tickets.ts"
 import { AccessTokens } from "../services/AccessTokens.ts"
 import { DevIssuer } from "../services/DevIssuer.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { Health } from "../services/Health.ts"
+import { SECURITY_HEADERS } from "./Headers.ts"
 
-const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  "strict-transport-security": "max-age=31536000; includeSubDomains",
-  "cache-control": "no-store",
-  "x-content-type-options": "nosniff",
-  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
-  "referrer-policy": "no-referrer",
-  "x-frame-options": "DENY"
-}
 
 const CORS_PATH = "/v1/tickets"
 const BEARER = /^Bearer ([A-Za-z0-9_-]{1,4096}\.[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{0,4096})$/
@@ -82,6 +76,7 @@ export type Requirements =
   | AccessTokens
   | Health
   | AuditLog
+  | Refusals
   | Effect.Services<ReturnType<typeof Tickets.issue>>
   | Effect.Services<ReturnType<typeof Publish.publish>>
   | Effect.Services<ReturnType<typeof Revoke.grantCare>>
@@ -214,9 +209,19 @@ const readBody = (req: IncomingMessage, limit: number): Promise<string | undefin
     req.on("error", () => resolve(undefined))
   })
 
-/** Every refused access token, whichever route it was shown to, counted by its fixed cause. */
-const countAuthFailure = (error: GatewayError) =>
-  error._tag === "Unauthenticated" ? Metrics.authFailed("token", error.cause) : Effect.void
+/**
+ * Every refused access token (401) or missing right (403), whichever route it was shown to:
+ * counted by its fixed cause, and audited per address, aggregated (programs/Refusals.ts).
+ */
+const refused = (peer: string) => (error: GatewayError) =>
+  error._tag === "Unauthenticated"
+    ? Effect.andThen(
+      Metrics.authFailed("token", error.cause),
+      Effect.flatMap(Refusals, (refusals) => refusals.refused({ event: "auth.refused", cause: error.cause, peer }))
+    )
+    : error._tag === "Forbidden"
+    ? Effect.flatMap(Refusals, (refusals) => refusals.refused({ event: "auth.refused", cause: "forbidden", peer }))
+    : Effect.void
 
 export const makeHandler = (
   options: HttpOptions,
@@ -228,7 +233,7 @@ export const makeHandler = (
     return { status, body: { error: code } }
   }
 
-  const ids = Ids.sequence("r")
+  const ids = Ids.correlation("r")
 
   return (req: IncomingMessage, res: ServerResponse) => {
     for (const name in SECURITY_HEADERS) res.setHeader(name, SECURITY_HEADERS[name]!)
@@ -262,8 +267,9 @@ export const makeHandler = (
         return send(res, failed(new MalformedInput()), extra)
       }
       const certified = (req.socket as TLSSocket).authorized === true
-      const handled = route.handle({ body: text, headers: req.headers, peer: req.socket.remoteAddress ?? "unknown", certified })
-      return run(Effect.tapError(handled, countAuthFailure)).then((exit) => {
+      const peer = req.socket.remoteAddress ?? "unknown"
+      const handled = route.handle({ body: text, headers: req.headers, peer, certified })
+      return run(Effect.tapError(handled, refused(peer))).then((exit) => {
         if (Exit.isSuccess(exit)) return send(res, exit.value, extra)
         const error = Option.getOrUndefined(Cause.findErrorOption(exit.cause))
         if (error === undefined) {

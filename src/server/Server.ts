@@ -10,9 +10,10 @@ import type { GatewayError } from "../domain/Errors.ts"
 import { FRAME_BYTES, PONG_TIMEOUT_S, SUBPROTOCOL } from "../domain/Limits.ts"
 import * as Ids from "../programs/Ids.ts"
 import * as Metrics from "../programs/Metrics.ts"
+import { Refusals } from "../programs/Refusals.ts"
 import * as Session from "../programs/Session.ts"
-import { AuditLog } from "../services/AuditLog.ts"
 import * as Connection from "./Connection.ts"
+import * as Headers from "./Headers.ts"
 import * as Http from "./Http.ts"
 import * as Tls from "./Tls.ts"
 import * as Upgrade from "./Upgrade.ts"
@@ -62,7 +63,9 @@ export const layer = (options: ServerOptions) =>
       const context = yield* Effect.context<Effect.Services<ReturnType<typeof Session.run>> | Http.Requirements>()
       const runPromiseExit = Effect.runPromiseExitWith(context)
       const runSync = Effect.runSyncWith(context)
-      const audit = yield* AuditLog
+      const refusals = yield* Refusals
+      // Every series an alert reads exists at 0 before its first event (programs/Metrics.ts).
+      yield* Metrics.initialize(options.allowedOrigins)
       const debug = LogLevel.isLessThanOrEqualTo(yield* References.MinimumLogLevel, "Debug")
       const server = createServer({
         ...Tls.serverOptions(options.tls, options.clientCa),
@@ -107,6 +110,10 @@ export const layer = (options: ServerOptions) =>
         )
       }
 
+      // Requests Node's parser refuses (a malformed request line, a head over the limit) get
+      // Node's status, but with our security headers rather than Node's bare answer.
+      server.on("clientError", Headers.onClientError)
+
       server.on(
         "request",
         Http.makeHandler(
@@ -146,7 +153,7 @@ export const layer = (options: ServerOptions) =>
       const runSession = yield* FiberSet.makeRuntime<Effect.Services<ReturnType<typeof Session.run>>>()
 
       // Log lines of one socket carry its connection id (never its subject or ticket).
-      const ids = Ids.sequence("c")
+      const ids = Ids.correlation("c")
       // Shared by every session: per-session closures are memory an idle socket holds for hours.
       const onClosed = (connection: Connection.Connection, exit: Exit.Exit<unknown, GatewayError>) =>
         Effect.suspend(() => {
@@ -184,16 +191,12 @@ export const layer = (options: ServerOptions) =>
             connections.add(connection)
             runSession(serve(connection))
           },
-          onRejected: (reason, origin) =>
+          onRejected: (reason, origin, peer) =>
             runSync(Effect.andThen(
               // Upgrade passes an origin only once it is on the allowlist; Metrics checks again.
               Effect.andThen(Metrics.connected("refused"), Metrics.upgradeRejected(reason, origin, options.allowedOrigins)),
-              audit.append({
-                event: "ws.rejected",
-                result: "refused",
-                cause: reason,
-                ...(origin === undefined ? {} : { origin })
-              })
+              // Aggregated per address: a flood of refused upgrades is one record with a count.
+              refusals.refused({ event: "ws.rejected", cause: reason, peer, origin })
             ))
         })
       )

@@ -7,23 +7,15 @@ import type { Duplex } from "node:stream"
 import type { WebSocket, WebSocketServer } from "ws"
 import { SUBPROTOCOL, TICKET_PROTOCOL_PREFIX } from "../domain/Limits.ts"
 import type * as Metrics from "../programs/Metrics.ts"
+import { rawAnswer } from "./Headers.ts"
 
 export const WS_PATH = "/v1/ws"
 
 export type UpgradeRejection = Metrics.UpgradeRejection
 
-const STATUS_TEXT = { 400: "Bad Request", 403: "Forbidden", 404: "Not Found" } as const
-
-/** A plain HTTP answer on the raw socket; no WebSocket is made. */
-const reject = (socket: Duplex, status: keyof typeof STATUS_TEXT) => {
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n` +
-      "Connection: close\r\n" +
-      "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n" +
-      "Cache-Control: no-store\r\n" +
-      "X-Content-Type-Options: nosniff\r\n" +
-      "Content-Length: 0\r\n\r\n"
-  )
+/** A plain HTTP answer on the raw socket, with every security header; no WebSocket is made. */
+const reject = (socket: Duplex, status: 400 | 403 | 404) => {
+  socket.end(rawAnswer(status))
 }
 
 const protocolsOf = (header: string | undefined): Array<string> =>
@@ -66,32 +58,33 @@ export const makeHandler = (options: {
   readonly allowedOrigins: ReadonlySet<string>
   readonly wss: WebSocketServer
   readonly onAccepted: (accepted: Accepted) => void
-  readonly onRejected: (reason: UpgradeRejection, origin: string | undefined) => void
+  /** `origin` only once it is on the allowlist; `peer` is the raw address (audited as a pseudonym). */
+  readonly onRejected: (reason: UpgradeRejection, origin: string | undefined, peer: string) => void
 }) =>
 (request: IncomingMessage, socket: Duplex, head: Buffer) => {
   const startedAt = performance.now()
   socket.on("error", destroy)
+  const peer = request.socket.remoteAddress ?? "unknown"
   const path = (request.url ?? "/").split("?", 1)[0]
   if (path !== WS_PATH) {
-    options.onRejected("path", undefined)
+    options.onRejected("path", undefined, peer)
     return reject(socket, 404)
   }
   const origin = request.headers.origin
   // A missing or `null` Origin is never on the list, whatever the list says.
   if (origin === undefined || origin === "null" || !options.allowedOrigins.has(origin)) {
-    options.onRejected("origin", undefined)
+    options.onRejected("origin", undefined, peer)
     return reject(socket, 403)
   }
   if (!wellFormed(request)) {
-    options.onRejected("handshake", origin)
+    options.onRejected("handshake", origin, peer)
     return reject(socket, 400)
   }
   const protocols = protocolsOf(request.headers["sec-websocket-protocol"])
   if (!protocols.includes(SUBPROTOCOL)) {
-    options.onRejected("subprotocol", origin)
+    options.onRejected("subprotocol", origin, peer)
     return reject(socket, 400)
   }
   const ticket = protocols.find((p) => p.startsWith(TICKET_PROTOCOL_PREFIX))?.slice(TICKET_PROTOCOL_PREFIX.length)
-  const peer = request.socket.remoteAddress ?? "unknown"
   options.wss.handleUpgrade(request, socket, head, (ws) => options.onAccepted({ ws, origin, peer, ticket, startedAt }))
 }

@@ -15,16 +15,16 @@ import { verifier, type Verdict } from "../../src/interpreters/audit/Verify.ts"
 const key = randomBytes(32)
 
 /** A sealed trail of `n` records (the last one the seal), one JSON line each. */
-const trail = (n: number, node = "node-1"): Array<string> => {
+const trail = (n: number, node = "node-1", startMs = 1_700_000_000_000): Array<string> => {
   const chain = makeChain(key, node)
   const lines: Array<string> = []
   for (let i = 1; i < n; i++) {
     const entry: AuditEntry = i % 2 === 0
       ? { event: "subscribe.allowed", subject: `pt_subject_${i % 7}`, channel: Channel.parse("patient:pt_subject_0001")!, result: "ok" }
       : { event: "ticket.issued", jti: `jti_${String(i).padStart(20, "0")}`, subject: "pt_subject_0001", result: "ok" }
-    lines.push(JSON.stringify(chain(entry, 1_700_000_000_000 + i)))
+    lines.push(JSON.stringify(chain(entry, startMs + i)))
   }
-  lines.push(JSON.stringify(chain({ event: "audit.closed" }, 1_700_000_000_000 + n)))
+  lines.push(JSON.stringify(chain({ event: "audit.closed" }, startMs + n)))
   return lines
 }
 
@@ -131,6 +131,42 @@ describe("audit verify", () => {
     expect(check(lines)).toEqual({ ok: true, records: 4, chains: 1, sealed: true, from: 1, unclean: [3] })
   })
 
+  it("refuses a record spliced in from another chain under the same key (an earlier run of the node), though its own mac holds", () => {
+    // Same key, same node, same seqs: only the link to the previous record tells them apart.
+    const earlier = trail(50, "node-1", 1_600_000_000_000)
+    const current = trail(50)
+    const later = makeChain(key, "node-1")
+    const other = Array.from({ length: 50 }, (_, i) =>
+      JSON.stringify(later({ event: "session.revoked", subject: "pt_subject_0002", result: "ok" }, 1_800_000_000_000 + i)))
+    for (const donor of [earlier, other]) {
+      const lines = [...current]
+      lines[24] = donor[24]!
+      expect(JSON.parse(lines[24]!).seq).toBe(25)
+      expect(check(lines)).toMatchObject({ ok: false, seq: 25, line: 25 })
+    }
+    // The control: each chain on its own verifies.
+    expect(check(current)).toMatchObject({ ok: true, records: 50 })
+    expect(check(earlier)).toMatchObject({ ok: true, records: 50 })
+  })
+
+  it("accepts records carrying a peer pseudonym and a refusal count, and detects an edited count", () => {
+    const chain = makeChain(key, "node-1")
+    const lines = [
+      JSON.stringify(chain({ event: "audit.opened", cause: "new" }, 1)),
+      JSON.stringify(chain({ event: "ws.rejected", result: "refused", cause: "origin", peer: "203.0.113.7", count: 3596 }, 2)),
+      JSON.stringify(chain({ event: "audit.closed" }, 3))
+    ]
+    const record = JSON.parse(lines[1]!)
+    expect(record.count).toBe(3596)
+    // Keyed under its own derived key: not the pseudonym the same string gets as a ref.
+    expect(record.peer).toBe(pseudonymizer(key, "peer")("203.0.113.7"))
+    expect(record.peer).not.toBe(pseudonymizer(key)("203.0.113.7"))
+    expect(lines.join("\n")).not.toContain("203.0.113.7")
+    expect(check(lines)).toMatchObject({ ok: true, records: 3 })
+    lines[1] = JSON.stringify({ ...record, count: 1 })
+    expect(check(lines)).toMatchObject({ ok: false, problem: "mac", seq: 2 })
+  })
+
   it("refuses a line that is not JSON", () => {
     const lines = trail(10)
     lines[3] = "{not json"
@@ -167,5 +203,18 @@ describe("the tidings CLI", () => {
     }
     expect(written.join("").trim()).toBe(pseudonymizer(key)("pt_subject_0001"))
     expect(trail(5).some((line) => JSON.parse(line).subject === written.join("").trim())).toBe(true)
+  })
+
+  it("prints the pseudonym a trail holds for a refused caller's address with --peer", async () => {
+    const written: Array<string> = []
+    const write = process.stdout.write.bind(process.stdout)
+    process.stdout.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stdout.write
+    try {
+      expect(await main(["audit", "hash", "--key", keyFile, "--peer", "203.0.113.7"])).toBe(0)
+    } finally {
+      process.stdout.write = write
+    }
+    const record = makeChain(key, "node-1")({ event: "ws.rejected", result: "refused", cause: "origin", peer: "203.0.113.7", count: 2 }, 1)
+    expect(written.join("").trim()).toBe(record.peer)
   })
 })

@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
 import { closeFor, frameCodeFor, httpFor } from "../../src/domain/Close.ts"
 import {
-  BackingService, ClosedNormally, Forbidden, type GatewayError, InternalError, MalformedInput, MessageTooBig, NotFound,
+  BackingService, ClosedNormally, ConnectionLost, Forbidden, type GatewayError, InternalError, MalformedInput, MessageTooBig, NotFound,
   ProtocolViolation, RateLimited, RateScope, RepeatedDenials, samples, SessionExpired, SessionRevoked, ShuttingDown,
   SubscriptionDenied, TicketCause, TicketRejected, TooManySessions, TooSlow, Unauthenticated, UnauthenticatedCause,
   Unavailable
@@ -16,6 +16,8 @@ const CONTRACT_CLOSES: ReadonlyArray<{ readonly code: number; readonly reason: s
   { code: 1001, reason: "going away" },
   // Not in CONTRACT.md §6: the codes `ws` sends on its own, added in docs/protocol.md.
   { code: 1002, reason: "protocol error" },
+  // Recorded only (audit, metrics) for a connection cut without a close frame; never sent.
+  { code: 1006, reason: "abnormal closure" },
   { code: 1007, reason: "invalid payload" },
   { code: 1008, reason: "policy violation" },
   { code: 1009, reason: "message too big" },
@@ -48,7 +50,7 @@ const CONTRACT_FRAME_CODES = ["bad_request", "forbidden", "rate_limited", "unava
 const ALL_TAGS = [
   "MalformedInput", "ProtocolViolation", "MessageTooBig", "FrameRejected", "Unauthenticated", "TicketRejected", "Forbidden",
   "SubscriptionDenied", "RepeatedDenials", "NotFound", "RateLimited", "TooManySessions", "SessionExpired",
-  "SessionRevoked", "TooSlow", "Unavailable", "ShuttingDown", "ClosedNormally", "InternalError"
+  "SessionRevoked", "TooSlow", "Unavailable", "ShuttingDown", "ClosedNormally", "ConnectionLost", "InternalError"
 ]
 
 const isContractClose = (close: { readonly code: number; readonly reason: string }) =>
@@ -147,6 +149,7 @@ describe("closeFor", () => {
   describe("table", () => {
     const rows: ReadonlyArray<readonly [string, ReadonlyArray<GatewayError>, number, string]> = [
       ["ClosedNormally", [new ClosedNormally()], 1000, "normal"],
+      ["ConnectionLost", [new ConnectionLost()], 1006, "abnormal closure"],
       ["ShuttingDown", [new ShuttingDown()], 1001, "going away"],
       ["MessageTooBig", [new MessageTooBig()], 1009, "message too big"],
       ["InternalError", [new InternalError()], 1011, "internal error"],

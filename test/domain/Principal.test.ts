@@ -1,7 +1,7 @@
 // Specifies how verified access-token claims become a principal (contract §5): anything that
 // does not map cleanly is no principal at all, and scopes grant only what they name exactly.
 import { describe, expect, it } from "@effect/vitest"
-import { fromClaims, hasScope, type Principal, roleOf, Scope, subjectOf, userOf } from "../../src/domain/Principal.ts"
+import { fromClaims, hasScope, type Principal, roleOf, Scope, subjectFor, subjectOf, userOf } from "../../src/domain/Principal.ts"
 import type { ClinicianRef, PatientRef, SubjectRef } from "../../src/domain/Ref.ts"
 
 describe("fromClaims", () => {
@@ -162,7 +162,12 @@ describe("users", () => {
     expect(clinician).toEqual({ _tag: "Clinician", ref: "cl_carol_001" })
     expect(roleOf(patient)).toBe("patient")
     expect(roleOf(clinician)).toBe("clinician")
-    expect(subjectOf(patient)).toBe("pt_alice_0001")
-    expect(subjectOf(clinician)).toBe("cl_carol_001")
+    expect(subjectOf(patient)).toBe("patient:pt_alice_0001")
+    expect(subjectOf(clinician)).toBe("clinician:cl_carol_001")
+  })
+
+  it("makes a patient and a clinician who share a ref two subjects", () => {
+    expect(subjectOf(userOf("patient", "shared_ref_01"))).not.toBe(subjectOf(userOf("clinician", "shared_ref_01")))
+    expect(subjectFor("clinician", "shared_ref_01")).toBe(subjectOf(userOf("clinician", "shared_ref_01")))
   })
 })

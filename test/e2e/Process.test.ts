@@ -109,6 +109,8 @@ describe("node src/main.ts in dev mode", () => {
     expect(new Set(subjects).size).toBe(1)
     const channel = records.find((r) => r.event === "subscribe.allowed")!.channel
     expect(channel).toMatch(/^patient:[0-9a-f]{32}$/)
+    // The patient's own channel carries the patient's own pseudonym (both of `patient:<ref>`).
+    expect(channel).toBe(`patient:${subjects[0]}`)
   })
 })
 

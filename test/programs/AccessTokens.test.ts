@@ -165,6 +165,29 @@ describe("AccessTokens with a remote JWKS", () => {
       // Only the configured JWKS URL was ever fetched.
       expect(new Set(source.urls())).toEqual(new Set([`${ISSUER}/jwks.json`]))
     }))
+
+  it.live("refuses alg none (any spelling) with a non-empty signature part at the algorithm pin, before any key is looked up", () =>
+    Effect.gen(function*() {
+      const source = issuer()
+      const k1 = key("k1")
+      source.publish([k1])
+      const verify = verifier(source, 0)
+      const now = Math.floor(Date.now() / 1000)
+      const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
+      const payload = b64({ ...PATIENT, iss: ISSUER, aud: AUDIENCE, iat: now, exp: now + 600 })
+      for (const alg of ["none", "None", "NONE", "nOnE"]) {
+        const input = `${b64({ alg, kid: "k1", typ: "JWT" })}.${payload}`
+        // A real signature by the issuer's key over these bytes, and plain junk: neither may count.
+        const signed = sign("sha256", Buffer.from(input), { key: k1.privateKey, dsaEncoding: "ieee-p1363" }).toString("base64url")
+        for (const signature of [signed, "AAAA", "bm9uZQ"]) {
+          expect(yield* outcome(verify, `${input}.${signature}`), `${alg} ${signature}`).toBe("Unauthenticated:invalid")
+        }
+      }
+      // Refused for its algorithm: the issuer's key set was never even fetched.
+      expect(source.fetches()).toBe(0)
+      // The control: the same claims under ES256 pass.
+      expect(yield* outcome(verify, yield* Effect.promise(() => token(k1)))).toBe("Patient")
+    }))
 })
 
 describe("AccessTokens checks (local JWKS)", () => {

@@ -419,14 +419,14 @@ describe("canaries in every caller-controlled input of the real process", () => 
     const requests = lines.filter((l) => l.message === "request")
     expect(requests.length).toBeGreaterThan(5)
     for (const line of requests) {
-      expect(line.annotations.request).toMatch(/^r-[A-Za-z0-9_-]{8}-[0-9a-z]+$/)
+      expect(line.annotations.request).toMatch(/^r-[A-Za-z0-9_-]{16}$/)
       expect(typeof line.annotations.status).toBe("number")
       // A route is a fixed table key or "unmatched": never the path the caller sent.
       expect(line.annotations.route).toMatch(/^(unmatched|(GET|POST|PUT|DELETE) \/[a-z0-9/-]*)$/)
     }
     const sessions = lines.filter((l) => l.message === "session opened" || l.message === "session closed")
     expect(sessions.length).toBeGreaterThan(2)
-    for (const line of sessions) expect(line.annotations.connection).toMatch(/^c-[A-Za-z0-9_-]{8}-[0-9a-z]+$/)
+    for (const line of sessions) expect(line.annotations.connection).toMatch(/^c-[A-Za-z0-9_-]{16}$/)
   })
 
   it("never writes a canary, an access token or a ticket to stdout or stderr", () => {
@@ -447,6 +447,7 @@ describe("canaries in every caller-controlled input of the real process", () => 
     expect(new Set(records.map((r) => r.event))).toEqual(new Set([
       "ticket.issued", "ticket.consumed", "ticket.rejected", "ws.rejected", "ws.opened", "ws.closed", "subscribe.allowed",
       "subscribe.denied", "event.published", "relationship.granted", "relationship.ended", "session.revoked",
+      "auth.refused",
       "audit.opened",
       "audit.closed"
     ]))
@@ -460,7 +461,10 @@ describe("canaries in every caller-controlled input of the real process", () => 
       if (record.channel !== undefined) expect(record.channel).toMatch(/^(patient|clinician):[0-9a-f]{32}$/)
       if (record.origin !== undefined) expect(record.origin).toBe(ORIGIN)
       if (record.jti !== undefined) expect(record.jti).toMatch(/^[A-Za-z0-9_-]{16,64}$/)
+      if (record.peer !== undefined) expect(record.peer).toMatch(/^[0-9a-f]{32}$/)
     }
+    // Refusals are aggregated per address: the raw address is nowhere in the file.
+    expect(seen.auditText).not.toContain("127.0.0.1")
     // The MRN's pseudonym is one stable hash: the patient's channel as subscribed, granted,
     // published to and ended is the same keyed hash, and it is not the raw ref.
     const channels = new Set(records.filter((r) => ["subscribe.allowed", "relationship.granted", "relationship.ended", "event.published"]

@@ -12,6 +12,7 @@ import * as App from "../../src/App.ts"
 import * as Config from "../../src/Config.ts"
 import type { AuditRecord } from "../../src/interpreters/audit/Chain.ts"
 import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
+import { Refusals } from "../../src/programs/Refusals.ts"
 import { makeSelfSigned } from "../../src/server/SelfSigned.ts"
 import { frameLog } from "./frames.ts"
 import { freePort } from "./net.ts"
@@ -30,8 +31,10 @@ export interface Gateway {
   readonly wsUrl: string
   readonly ca: string
   readonly ticketKeyPem: string
-  /** Every audit record so far, after writing what is buffered. */
+  /** Every audit record so far, after writing what is buffered (pending refusal counts too). */
   readonly audit: () => Promise<ReadonlyArray<AuditRecord>>
+  /** While true the audit sink refuses every write, as a full disk would. */
+  readonly failAuditWrites: (failing: boolean) => void
   readonly http: (method: string, path: string, options?: { body?: string; headers?: Record<string, string> }) => Promise<Reply>
   readonly token: (role: "patient" | "clinician" | "admin" | "service", ref: string) => Promise<string>
   readonly ticket: (role: "patient" | "clinician", ref: string) => Promise<string>
@@ -107,6 +110,7 @@ export const startGateway = async (
     Layer.buildWithScope(App.layer(parsed.success, { audit: "memory" }), scope)
   )
   const records = Context.getUnsafe(context as Context.Context<MemoryAuditRecords>, MemoryAuditRecords)
+  const refusals = Context.getUnsafe(context as Context.Context<Refusals>, Refusals)
   const base = `https://localhost:${port}`
   // Kept alive like a real backend's client, so a thousand publishes are not a thousand handshakes.
   const agent = new Agent({ keepAlive: true, ca: tls.cert, maxSockets: 8 })
@@ -147,7 +151,8 @@ export const startGateway = async (
     wsUrl: `wss://localhost:${port}/v1/ws`,
     ca: tls.cert,
     ticketKeyPem,
-    audit: () => Effect.runPromise(records.all),
+    audit: () => Effect.runPromise(Effect.andThen(refusals.flush, records.all)),
+    failAuditWrites: records.failWrites,
     http,
     token,
     ticket: async (role, ref) => {

@@ -15,6 +15,8 @@ export interface AuditRecord {
   readonly result?: string
   readonly cause?: string
   readonly close?: number
+  readonly peer?: string
+  readonly count?: number
   readonly seq: number
   readonly prev: string
   readonly mac: string
@@ -28,8 +30,14 @@ export const derive = (key: Uint8Array, purpose: string) => createHmac("sha256",
 /** Pseudonyms remembered per ref: a channel published to a thousand times is hashed once. */
 const PSEUDONYMS_KEPT = 50_000
 
-export const pseudonymizer = (key: Uint8Array) => {
-  const hmac = hmacFor(derive(key, "tidings/audit/subject"))
+/**
+ * Refs (subjects, channels) and peers (network addresses) get different derived keys, so an
+ * address and a ref that happen to be the same string never share a pseudonym.
+ */
+export type PseudonymPurpose = "subject" | "peer"
+
+export const pseudonymizer = (key: Uint8Array, purpose: PseudonymPurpose = "subject") => {
+  const hmac = hmacFor(derive(key, `tidings/audit/${purpose}`))
   const known = new Map<string, string>()
   return (ref: string): string => {
     let pseudonym = known.get(ref)
@@ -79,6 +87,7 @@ export interface ChainHead {
 /** Chains records from `head` on: a sink that already holds this node's records continues it. */
 export const makeChain = (key: Uint8Array, node: string, head: ChainHead = { seq: 0, mac: GENESIS }) => {
   const pseudonym = pseudonymizer(key)
+  const peerPseudonym = pseudonymizer(key, "peer")
   const mac = macFor(chainKey(key))
   let seq = head.seq
   let prev = head.mac
@@ -89,11 +98,17 @@ export const makeChain = (key: Uint8Array, node: string, head: ChainHead = { seq
       event: entry.event,
       ...(entry.jti === undefined ? {} : { jti: entry.jti }),
       ...(entry.subject === undefined ? {} : { subject: pseudonym(entry.subject) }),
-      ...(entry.channel === undefined ? {} : { channel: `${entry.channel._tag}:${pseudonym(entry.channel.ref)}` }),
+      // A channel's pseudonym is that of its printed form (`patient:<ref>`), which is also the
+      // subject string of its owner: a patient's own records and their channel's records match.
+      ...(entry.channel === undefined
+        ? {}
+        : { channel: `${entry.channel._tag}:${pseudonym(`${entry.channel._tag}:${entry.channel.ref}`)}` }),
       ...(entry.origin === undefined ? {} : { origin: entry.origin }),
       ...(entry.result === undefined ? {} : { result: entry.result }),
       ...(entry.cause === undefined ? {} : { cause: entry.cause }),
       ...(entry.close === undefined ? {} : { close: entry.close }),
+      ...(entry.peer === undefined ? {} : { peer: peerPseudonym(entry.peer) }),
+      ...(entry.count === undefined ? {} : { count: entry.count }),
       seq: ++seq,
       prev
     }
