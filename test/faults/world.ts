@@ -3,7 +3,9 @@
 // ledger). Each step is logged and followed by the invariant checks of invariants.ts.
 import { randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
-import { pseudonymizer } from "../../src/interpreters/audit/Chain.ts"
+import { makeChain } from "../../src/interpreters/audit/Chain.ts"
+import type { AuditEvent } from "../../src/domain/Audit.ts"
+import type { Channel } from "../../src/domain/Channel.ts"
 import { until } from "../support/wait.ts"
 import { BOUND_MS } from "./bounds.ts"
 import { type SessionClient, connect } from "./client.ts"
@@ -44,7 +46,8 @@ export class World {
   /** The seq of the last acknowledged publish, per channel. */
   readonly latest = new Map<string, number>()
   readonly ledger: Record<NodeName, AuditLedger> = { a: new Map(), b: new Map() }
-  readonly pseudonym: (ref: string) => string
+  /** The gateway's own record maker (with the shared audit key): pseudonyms exactly as the nodes write them. */
+  private readonly record: ReturnType<typeof makeChain>
   private counter = 0
   /** Sessions whose close the step log already shows. */
   private readonly reported = new Set<string>()
@@ -55,7 +58,7 @@ export class World {
   constructor(cluster: Cluster, tokens: Tokens) {
     this.cluster = cluster
     this.tokens = tokens
-    this.pseudonym = pseudonymizer(readFileSync(cluster.auditKeyFile))
+    this.record = makeChain(readFileSync(cluster.auditKeyFile), "ledger")
   }
 
   ref = (role: Role, who: number) => (role === "patient" ? this.patients : this.clinicians)[who]!
@@ -104,7 +107,9 @@ export class World {
   readonly auditNames = new Map<string, string>()
 
   count = (node: NodeName, event: string, subject?: string, channel?: string) => {
-    const key = auditKey(event, subject === undefined ? undefined : this.pseudonym(subject), channel === undefined ? undefined : pseudoChannel(this.pseudonym, channel))
+    const [tag, ref] = (channel ?? ":").split(":") as ["patient" | "clinician", string]
+    const record = this.record({ event: event as AuditEvent, ...(subject === undefined ? {} : { subject }), ...(channel === undefined ? {} : { channel: { _tag: tag, ref } as Channel }) }, 0)
+    const key = auditKey(event, record.subject, record.channel)
     this.auditNames.set(key, this.label(`${event}${subject === undefined ? "" : ` subject ${subject}`}${channel === undefined ? "" : ` channel ${channel}`}`))
     this.ledger[node].set(key, (this.ledger[node].get(key) ?? 0) + 1)
   }
@@ -291,7 +296,3 @@ export class World {
   }
 }
 
-const pseudoChannel = (pseudonym: (ref: string) => string, channel: string) => {
-  const [tag, ref] = channel.split(":") as [string, string]
-  return `${tag}:${pseudonym(ref)}`
-}
