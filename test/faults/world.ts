@@ -218,7 +218,7 @@ export class World {
     const id = this.id("sub")
     s.sinces.set(id, since)
     s.client.send({ type: "subscribe", id, channel, ...(since === undefined ? {} : { since }) })
-    const answer = await Promise.race([s.client.next((f) => f.id === id), s.client.whenClosed.then(() => undefined)])
+    const answer = await this.answer(s, id, "subscribe")
     if (answer === undefined) return `closed ${s.client.closed()?.code}`
     const [role, ref] = channel.split(":") as [Role, string]
     const allowed = role === s.role ? ref === s.ref : s.role === "clinician" && this.care.has(`${s.who}|${this.patients.indexOf(ref)}`)
@@ -234,8 +234,14 @@ export class World {
   unsubscribe = async (s: Session, channel: string) => {
     const id = this.id("uns")
     s.client.send({ type: "unsubscribe", id, channel })
-    await Promise.race([s.client.next((f) => f.type === "unsubscribed" && f.id === id), s.client.whenClosed])
+    await this.answer(s, id, "unsubscribe")
   }
+
+  /** The frame answering request `id`, or undefined if the socket closed first. */
+  private answer = (s: Session, id: string, what: string): Promise<any> =>
+    Promise.race([s.client.next((f) => f.id === id, BOUND_MS), s.client.whenClosed.then(() => undefined)]).catch(() => {
+      throw new Violation("every subscribe and unsubscribe is answered", `session ${this.describe(s)}`, `no answer to ${what} ${id} within ${BOUND_MS} ms`)
+    })
 
   publish = async (node: NodeName, channel: string): Promise<string> => {
     const body = { channel, kind: "task.assigned", ref: this.id("tsk"), id: this.id("evt") }
