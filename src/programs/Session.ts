@@ -37,8 +37,11 @@ export interface Outbox {
 /** How the socket itself can end a session. */
 export type TransportEnd = ClosedNormally | ConnectionLost | MessageTooBig | FrameRejected | TooSlow
 
-/** How the gateway ends a session from outside its message loop. */
-export type Interruption = SessionRevoked | SessionExpired
+/**
+ * How the gateway ends a session from outside its message loop (Unavailable: the registry
+ * could not re-check it for too long).
+ */
+export type Interruption = SessionRevoked | SessionExpired | Unavailable
 
 /** What a session needs from its socket; the edge builds it from `ws`. */
 export interface Transport {
@@ -147,6 +150,8 @@ class Live implements LiveSession, Watched {
   jti: string | undefined = undefined
   user: User | undefined = undefined
   openedAt = 0
+  /** When its ticket was issued: a revocation at or after it ends the session. */
+  issuedAt = 0
   opened = false
   deadline = 0
   lastActive = 0
@@ -178,8 +183,20 @@ class Live implements LiveSession, Watched {
     this.transport.end(new SessionExpired())
   }
 
-  end(reason: SessionRevoked) {
+  end(reason: SessionRevoked | Unavailable) {
     this.transport.end(reason)
+  }
+
+  recheckCare(): Effect.Effect<void, Unavailable> | undefined {
+    // Only a clinician's subscriptions can rest on a care relationship: the registry asks every
+    // session each cycle, and a patient's answer must cost nothing.
+    if (this.user?._tag !== "Clinician") return undefined
+    let care: Array<readonly [string, Channel]> | undefined
+    for (const key of this.subscriptions.keys()) {
+      const channel = parse(key)
+      if (channel !== undefined && Policy.canSubscribe(this.user, channel)._tag === "IfCareRelationship") (care ??= []).push([key, channel])
+    }
+    return care === undefined ? undefined : Effect.provideContext(recheckCare(this, care), this.context as Context.Context<Services>)
   }
 
   reauthorize(channel: Channel) {
@@ -254,6 +271,7 @@ const open = Effect.fnUntraced(function*(live: Live) {
   live.user = user
   live.subject = subjectOf(user)
   live.jti = claims.jti
+  live.issuedAt = claims.issuedAt
   yield* admit(`connect:${live.subject}`, settings.rates.connectsPerSubject, live.subject)
   live.context = yield* Effect.context<never>()
 
@@ -421,10 +439,27 @@ const reauthorize = Effect.fnUntraced(function*(live: Live, channel: Channel) {
     yield* Metrics.delivered(tally.sent, tally.refused)
     return expireAt(live, key, channel, access.until)
   }
+  yield* accessEnded(live, key, channel)
+})
+
+const accessEnded = Effect.fnUntraced(function*(live: Live, key: string, channel: Channel) {
   live.transport.outbox.offer(Wire.error(undefined, "forbidden", channel))
   yield* drop(live, key)
   yield* get(live, AuditLog).append({ event: "subscribe.denied", subject: live.subject, channel, result: "refused", cause: "access_ended" })
 })
+
+// The registry's periodic check of the subscriptions that rest on a care relationship, in
+// case an announcement was missed. Unlike `reauthorize` it holds nothing back, and an answer
+// it could not get fails it rather than ending access: the registry retries each cycle and
+// ends the session (4503) once its checks have failed for too long; a lapse in Redis must not
+// read to the client as access ended.
+const recheckCare = (live: Live, care: ReadonlyArray<readonly [string, Channel]>) =>
+  Effect.forEach(care, ([key, channel]) =>
+    Effect.flatMap(allowed(live, channel), (access) =>
+      access !== undefined || !live.subscriptions.has(key) ? Effect.void : accessEnded(live, key, channel)), {
+    concurrency: "unbounded",
+    discard: true
+  })
 
 const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscribe) {
   const settings = get(live, Settings)

@@ -7,15 +7,10 @@ import { Effect } from "effect"
 import { type RawData, WebSocket } from "ws"
 import { CloseTable } from "../domain/Close.ts"
 import { ClosedNormally, ConnectionLost, FrameRejected, MessageTooBig, TooSlow } from "../domain/Errors.ts"
-import { ACK_EVERY_FRAMES } from "../domain/Limits.ts"
 import type { Interruption, Outbox, Transport, TransportEnd } from "../programs/Session.ts"
+import * as Window from "./Window.ts"
 
-export interface WindowLimits {
-  /** Frames sent but not yet acknowledged by a pong. */
-  readonly frames: number
-  /** Bytes `ws` holds because the kernel would not take them. */
-  readonly bytes: number
-}
+export type WindowLimits = Window.WindowLimits
 
 /** Shared by every send: one options object, not one per delivery. */
 const AS_TEXT = { binary: false } as const
@@ -97,7 +92,7 @@ let nextSlice = 0
  * One socket as a session's Transport (and its Outbox). Inbound frames wait in a plain array
  * for the session's single `receive`; the socket stops reading when too many wait.
  */
-export class Connection implements Transport, Outbox {
+export class Connection implements Transport, Outbox, Window.WindowState {
   readonly origin: string
   readonly peer: string
   ticket: string | undefined
@@ -117,9 +112,10 @@ export class Connection implements Transport, Outbox {
   private waiting: Resume | undefined = undefined
   private ending: Ending | undefined = undefined
   private ended = false
-  private sent = 0
-  private acked = 0
-  private pingedAt = 0
+  // The outbound window's counters (Window.ts holds its rules).
+  sent = 0
+  acked = 0
+  pingedAt = 0
 
   constructor(
     ws: WebSocket,
@@ -207,14 +203,12 @@ export class Connection implements Transport, Outbox {
 
   ponged(data: Buffer) {
     this.awaitingPongSince = undefined
-    const upTo = Number(data.toString("latin1"))
-    if (Number.isSafeInteger(upTo) && upTo > this.acked && upTo <= this.sent) this.acked = upTo
+    Window.acknowledge(this, data.toString("latin1"))
   }
 
   /** Heartbeat: a numbered ping, so its pong also acknowledges the window. */
   ping() {
-    this.pingedAt = this.sent
-    this.ws.ping(String(this.sent))
+    this.ws.ping(Window.pingPayload(this))
   }
 
   terminate() {
@@ -234,13 +228,12 @@ export class Connection implements Transport, Outbox {
   offer(frame: string): boolean {
     const ws = this.ws
     if (this.ended || ws.readyState !== WebSocket.OPEN) return false
-    if (this.sent - this.acked >= this.window.frames || ws.bufferedAmount > this.window.bytes) {
+    if (!Window.admits(this, this.window, ws.bufferedAmount)) {
       this.fail(new TooSlow())
       return false
     }
     ws.send(bytesOf(frame), AS_TEXT)
-    this.sent += 1
-    if (this.sent - this.pingedAt >= ACK_EVERY_FRAMES) this.ping()
+    if (Window.recordSent(this)) this.ping()
     return true
   }
 }

@@ -102,7 +102,9 @@ export const layer = (options: ServerOptions) =>
             Tls.watchCertificate(server, source, (outcome) =>
               runSync(outcome === "reloaded"
                 ? Effect.logInfo("certificate reloaded")
-                : Effect.logWarning("certificate reload refused: the files do not hold a matching key and certificate")), {
+                : outcome === "refused"
+                ? Effect.logWarning("certificate reload refused: the files do not hold a matching key and certificate")
+                : Effect.void), {
               clientCa: options.clientCa
             })
           ),

@@ -100,7 +100,8 @@ const digest = (material: TlsMaterial): string =>
 export const watchCertificate = (
   server: TlsServer,
   source: { readonly certFile: string; readonly keyFile: string },
-  report: (outcome: "reloaded" | "refused") => void,
+  /** `unchanged`: a file event whose files hold the pair already served (nothing to log). */
+  report: (outcome: "reloaded" | "refused" | "unchanged") => void,
   options: { readonly watchFiles?: boolean; readonly clientCa?: string | undefined } = {}
 ): (() => void) => {
   let stopped = false
@@ -114,8 +115,8 @@ export const watchCertificate = (
     const checked = readChecked(source)
     if (checked._tag === "Invalid") return report("refused")
     const next = digest(checked.material)
-    // An operator's SIGHUP always gets an answer; file events about unchanged bytes do not.
-    if (trigger === "files" && next === applied) return
+    // An operator's SIGHUP always reloads; a file event about unchanged bytes changes nothing.
+    if (trigger === "files" && next === applied) return report("unchanged")
     try {
       // The whole policy goes in again: setSecureContext resets every option it is not given.
       server.setSecureContext(serverOptions(checked.material, options.clientCa))

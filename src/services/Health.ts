@@ -2,6 +2,9 @@
 import { Context, type Effect } from "effect"
 
 export class Health extends Context.Service<Health, {
-  /** True when every backing service answers. */
+  /**
+   * True when every backing service answers, and this node hears what other nodes announce
+   * (revocations, care changes): a node deaf to them must take no new work.
+   */
   readonly ready: Effect.Effect<boolean>
 }>()("tidings/Health") {}

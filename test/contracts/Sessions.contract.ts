@@ -1,8 +1,9 @@
 // The Sessions contract, for every interpreter: the per-subject cap (Settings.maxSessionsPerSubject),
-// places freed with the session's scope, this node's sessions, and revocation.
+// places freed with the session's scope, this node's sessions, and revocation (checked with
+// registration, and never lost to a registration in flight).
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Exit, type Layer, Scope } from "effect"
-import type { SessionRevoked } from "../../src/domain/Errors.ts"
+import { Clock, Effect, Exit, type Layer, Result, Scope } from "effect"
+import type { SessionRevoked, Unavailable } from "../../src/domain/Errors.ts"
 import type { Subject } from "../../src/domain/Principal.ts"
 import { type LiveSession, Sessions } from "../../src/services/Sessions.ts"
 import { Settings } from "../../src/services/Settings.ts"
@@ -11,20 +12,23 @@ import { fresh, freshSubject, until } from "./support.ts"
 /** A session that records how it was ended. */
 interface Probe {
   readonly session: LiveSession
-  readonly ended: Array<SessionRevoked>
+  readonly ended: Array<SessionRevoked | Unavailable>
 }
 
-const probe = (subject: Subject): Probe => {
-  const ended: Array<SessionRevoked> = []
+/** A session of `subject` opened with a ticket issued at `issuedAt` (ms). */
+const probe = (subject: Subject, issuedAt = 0): Probe => {
+  const ended: Array<SessionRevoked | Unavailable> = []
   return {
     ended,
     session: {
       id: fresh("ses"),
       subject,
-      openedAt: 0,
+      openedAt: issuedAt,
+      issuedAt,
       end: (reason) => void ended.push(reason),
       reauthorize: () => undefined,
-      reauthorizeAll: () => undefined
+      reauthorizeAll: () => undefined,
+      recheckCare: () => undefined
     }
   }
 }
@@ -133,6 +137,43 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
           yield* sessions.revoke(subject, now)
           expect(yield* sessions.revokedAt(subject)).toBe(now)
           expect(yield* sessions.revokedAt(other)).toBeUndefined()
+        })
+      ))
+
+    it.live("register refuses with SessionRevoked a session whose ticket was issued at or before the subject's last revocation", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          const [subject, other] = [freshSubject(), freshSubject()]
+          const at = yield* Clock.currentTimeMillis
+          yield* sessions.revoke(subject, at)
+          for (const issuedAt of [at - 1_000, at]) {
+            expect((yield* Effect.flip(register(sessions, probe(subject, issuedAt))))._tag).toBe("SessionRevoked")
+          }
+          expect(sessions.local(subject)).toEqual([])
+          // A ticket issued after the revocation opens a session, and other subjects are untouched.
+          const after = probe(subject, at + 1)
+          yield* hold(sessions, after)
+          yield* hold(sessions, probe(other, at - 1_000))
+          expect(sessions.local(subject)).toEqual([after.session])
+        })
+      ))
+
+    it.live("a revocation racing registrations ends every session it covers: each is refused or ended, none survives", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          const at = yield* Clock.currentTimeMillis
+          const outcomes = yield* Effect.forEach(Array.from({ length: 20 }), () =>
+            Effect.gen(function*() {
+              const subject = freshSubject()
+              const p = probe(subject, at - 1)
+              const [registered] = yield* Effect.all([Effect.result(sessions.register(p.session)), sessions.revoke(subject, at)], {
+                concurrency: "unbounded"
+              })
+              if (Result.isFailure(registered)) return registered.failure._tag
+              yield* until(() => p.ended.length > 0, "the registered session is ended")
+              return p.ended.map((reason) => reason._tag).join()
+            }))
+          expect(outcomes.filter((o) => o !== "SessionRevoked")).toEqual([])
         })
       ))
 

@@ -73,7 +73,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         yield* TicketStore, yield* EventBus, yield* RateLimiter, yield* Sessions, yield* CareRelationships
       ]
       const [c, p] = [clinicianRef(), patientRef()]
-      const session = { id: fresh("ses"), subject: freshSubject(), end: () => undefined, reauthorize: () => undefined, reauthorizeAll: () => undefined, openedAt: 0 }
+      const session = { id: fresh("ses"), subject: freshSubject(), end: () => undefined, reauthorize: () => undefined, reauthorizeAll: () => undefined, recheckCare: () => undefined, openedAt: 0, issuedAt: 0 }
       const rule = { scope: "message", limit: 5, windowMs: 1_000 } as const
       const operations: Record<string, Effect.Effect<unknown, unknown>> = {
         "TicketStore.put": tickets.put(jti(), Duration.seconds(60)),
@@ -142,7 +142,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
       const [sessions, care] = [yield* Sessions, yield* CareRelationships]
       const subject = freshSubject()
       const ended: Array<string> = []
-      yield* sessions.register({ id: fresh("ses"), subject, end: (r) => void ended.push(r._tag), reauthorize: () => undefined, reauthorizeAll: () => undefined, openedAt: 0 })
+      yield* sessions.register({ id: fresh("ses"), subject, end: (r) => void ended.push(r._tag), reauthorize: () => undefined, reauthorizeAll: () => undefined, recheckCare: () => undefined, openedAt: 0, issuedAt: 0 })
       const heard: Array<readonly [ClinicianRef, PatientRef] | "resync"> = []
       yield* care.onChanged((change) => void heard.push(change === undefined ? "resync" : [change.clinician, change.patient]))
 
@@ -198,16 +198,16 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
       expect(seen).toEqual(drafts.map((d, i) => ({ ...d, seq: i + 1 })))
     })))
 
-  // The Sessions contract: revoke "ends every session of the subject on every node". These two
-  // fail on Redis today: control messages sent while the subscriber connection is away are lost
-  // (the event bus backfills from history after a reconnect; the control channel has nothing to
-  // catch up from). The memory interpreters never lose one.
+  // The Sessions contract: revoke "ends every session of the subject on every node". Control
+  // messages sent while the control connection is away are lost (the event bus backfills from
+  // history; the control channel has nothing to catch up from): the reconnect triggers an
+  // immediate re-check, and the periodic reconciliation backs it (redis-reconcile.test.ts).
   it.live("a revocation made while the pub/sub connection is reconnecting still ends this node's sessions", () =>
     provide(Effect.gen(function*() {
       const sessions = yield* Sessions
       const subject = freshSubject()
       const ended: Array<string> = []
-      yield* sessions.register({ id: fresh("ses"), subject, end: (r) => void ended.push(r._tag), reauthorize: () => undefined, reauthorizeAll: () => undefined, openedAt: 0 })
+      yield* sessions.register({ id: fresh("ses"), subject, end: (r) => void ended.push(r._tag), reauthorize: () => undefined, reauthorizeAll: () => undefined, recheckCare: () => undefined, openedAt: 0, issuedAt: 0 })
       yield* dropPubSub
       yield* sessions.revoke(subject, yield* Clock.currentTimeMillis)
       yield* until(() => ended.length > 0, "the revoked session is ended", 2_000)

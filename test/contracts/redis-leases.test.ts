@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import * as Client from "../../src/interpreters/redis/Client.ts"
+import * as Control from "../../src/interpreters/redis/Control.ts"
 import * as RedisSessions from "../../src/interpreters/redis/Sessions.ts"
-import * as Subscriber from "../../src/interpreters/redis/Subscriber.ts"
 import type { LiveSession } from "../../src/services/Sessions.ts"
 import { Sessions } from "../../src/services/Sessions.ts"
 import * as Settings from "../../src/services/Settings.ts"
@@ -13,7 +13,7 @@ import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
 import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 import { fresh, freshSubject } from "./support.ts"
 
-const LEASE = { leaseMs: 600, refreshMs: 150 }
+const LEASE = { leaseMs: 600, refreshMs: 150, graceMs: 450 }
 
 // Renewals go out as one script per slice on a single Redis, one per session on a cluster:
 // both ways are run.
@@ -40,7 +40,7 @@ describe.skipIf(!hasRedisServer).each(targets)(`Redis session leases (%s)${hasRe
 
   const node = () =>
     RedisSessions.layerWith(LEASE).pipe(
-      Layer.provide(Subscriber.layer),
+      Layer.provide(Control.layer),
       Layer.provideMerge(Client.layer(target)),
       Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
     )
@@ -49,9 +49,11 @@ describe.skipIf(!hasRedisServer).each(targets)(`Redis session leases (%s)${hasRe
     id: fresh("ses"),
     subject,
     openedAt: 0,
+    issuedAt: 0,
     end: () => undefined,
     reauthorize: () => undefined,
-    reauthorizeAll: () => undefined
+    reauthorizeAll: () => undefined,
+    recheckCare: () => undefined
   })
 
   it.live("keeps a subject's sessions counted past the lease while their node renews them", () =>

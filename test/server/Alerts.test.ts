@@ -4,6 +4,7 @@
 // section of docs/OPERATIONS.md. (promtool is not on this machine; this is the parse.)
 import { readdirSync, readFileSync } from "node:fs"
 import { join, resolve } from "node:path"
+import { Redis } from "ioredis"
 import { parse } from "yaml"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Metrics from "../../src/programs/Metrics.ts"
@@ -137,6 +138,7 @@ describe("each alert of docs/alerts.yml on a fresh node", () => {
     expect(valueOf(first, "tidings_auth_failures_total", { credential: "ticket", cause: "used" })).toBe(0)
     for (const code of ["4403", "4503", "4508"]) expect(valueOf(first, "tidings_closes_total", { code })).toBe(0)
     expect(valueOf(first, "tidings_redis_up")).toBe(1)
+    expect(valueOf(first, "tidings_control_channel_up")).toBe(1)
     expect(valueOf(first, "tidings_audit_sink_up")).toBe(1)
   })
 
@@ -239,6 +241,21 @@ describe("each alert of docs/alerts.yml on a fresh node", () => {
     }
     await until(async () => valueOf(await scrape(), "tidings_audit_sink_up") === 1, 10_000, "sink up again")
     expect(valueOf(await scrape(), "tidings_audit_buffered")).toBe(0)
+  })
+
+  it("TidingsControlChannelDeaf: a node refused the control channel moves tidings_control_channel_up to 0, and back", async () => {
+    expect(rule("TidingsControlChannelDeaf").expr).toContain("tidings_control_channel_up")
+    const admin = new Redis(redis.url)
+    try {
+      // Commands still answer (tidings_redis_up stays 1); only pub/sub is taken away and cut.
+      await admin.call("ACL", "SETUSER", "default", "resetchannels")
+      expect(await moved("tidings_control_channel_up", {}, () => admin.call("CLIENT", "KILL", "TYPE", "pubsub"))).toBe(-1)
+      expect(valueOf(await scrape(), "tidings_redis_up")).toBe(1)
+    } finally {
+      await admin.call("ACL", "SETUSER", "default", "allchannels")
+      admin.disconnect()
+    }
+    await until(async () => valueOf(await scrape(), "tidings_control_channel_up") === 1, 15_000, "control channel heard again")
   })
 
   it("TidingsRedisDown: Redis killed moves tidings_redis_up to 0", async () => {

@@ -13,7 +13,6 @@ import { serverOptions, watchCertificate } from "../../src/server/Tls.ts"
 
 const POLL_MS = 5_000
 // Longer than the watcher's debounce, so a reload that was going to happen has happened.
-const SETTLE_MS = 500
 
 const selfSigned = () => makeSelfSigned({ hosts: ["localhost", "127.0.0.1"], days: 1 })
 const fingerprint = (material: TlsMaterial) => new X509Certificate(material.cert).fingerprint256
@@ -84,19 +83,21 @@ const setup = async (options: { readonly watchFiles?: boolean; readonly files?: 
   )
 
   const reports: Array<"reloaded" | "refused"> = []
+  // File events that found the pair already served: proof a check ran, kept apart from reports.
+  const checks = { unchanged: 0 }
   const stop = watchCertificate(
     server,
     files,
-    (outcome) => reports.push(outcome),
+    (outcome) => (outcome === "unchanged" ? checks.unchanged++ : reports.push(outcome)),
     options.watchFiles === undefined ? {} : { watchFiles: options.watchFiles }
   )
   cleanups.push(stop)
-  return { dir, files, write, server, port: (server.address() as AddressInfo).port, reports, stop }
+  return { dir, files, write, server, port: (server.address() as AddressInfo).port, reports, checks, stop }
 }
 
 describe("watchCertificate", () => {
   it("serves the new pair to new handshakes once both files are replaced", async () => {
-    const { port, files, write, reports } = await setup()
+    const { port, files, write, reports, checks } = await setup()
     expect(await served(port)).toBe(fingerprint(A))
 
     // Cert, then key a moment later but within the debounce: one reload, no refusal of cert B with key A.
@@ -107,9 +108,10 @@ describe("watchCertificate", () => {
     await until("the reload is reported", () => reports.length > 0)
     expect(reports).toEqual(["reloaded"])
 
-    // The same bytes written again are no change worth reporting.
+    // The same bytes written again are checked, and are no change worth reporting.
+    const checked = checks.unchanged
     write(B)
-    await pause(SETTLE_MS)
+    await until("the rewritten files are checked", () => checks.unchanged > checked)
     expect(reports).toEqual(["reloaded"])
   })
 
@@ -150,9 +152,11 @@ describe("watchCertificate", () => {
   })
 
   it("reloads on SIGHUP, with no file watch at all", async () => {
-    const { port, write, reports } = await setup({ watchFiles: false })
+    const { port, files, write, reports } = await setup({ watchFiles: false })
+    const watching = await setup({ files })
     write(B)
-    await pause(SETTLE_MS)
+    // A watcher on the same files, started after, has seen the change: one that watched would have too.
+    await until("a watching reloader sees the change", () => watching.reports.includes("reloaded"))
     // Nothing watches the files: the old pair is still served until the signal.
     expect(reports).toEqual([])
     expect(await served(port)).toBe(fingerprint(A))
@@ -224,15 +228,17 @@ describe("watchCertificate", () => {
 
   it("stops: the SIGHUP listener is removed and file changes are no longer followed", async () => {
     const listeners = process.listenerCount("SIGHUP")
-    const { port, write, reports, stop } = await setup()
+    const { port, files, write, reports, stop } = await setup()
     expect(process.listenerCount("SIGHUP")).toBe(listeners + 1)
 
     stop()
     stop()
     expect(process.listenerCount("SIGHUP")).toBe(listeners)
 
+    const watching = await setup({ files })
     write(B)
-    await pause(SETTLE_MS)
+    // A watcher started after this one has seen the change; this one, stopped, must not have.
+    await until("a watching reloader sees the change", () => watching.reports.includes("reloaded"))
     expect(reports).toEqual([])
     expect(await served(port)).toBe(fingerprint(A))
   })

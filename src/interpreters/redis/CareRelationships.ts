@@ -5,9 +5,8 @@ import { Effect, Layer } from "effect"
 import type { ClinicianRef, PatientRef } from "../../domain/Ref.ts"
 import { type ActiveGrant, CareRelationships } from "../../services/CareRelationships.ts"
 import { attempt, RedisClient } from "./Client.ts"
-import * as Control from "./Control.ts"
+import { ControlChannel } from "./Control.ts"
 import { Keys } from "./Keys.ts"
-import { RedisSubscriber } from "./Subscriber.ts"
 
 // KEYS: the clinician's hash. ARGV: patient, until ("inf" or ms), now ms.
 // A relationship still active keeps its since; an absent, ended or run-out one starts now.
@@ -43,12 +42,12 @@ export const layer = Layer.effect(
   CareRelationships,
   Effect.gen(function*() {
     const redis = (yield* RedisClient).commands
-    const subscriber = yield* RedisSubscriber
+    const control = yield* ControlChannel
     const call = attempt("care-relationships")
     redis.defineCommand("tidingsGrant", { numberOfKeys: 1, lua: GRANT })
     const scripted = redis as unknown as Scripted
     const announce = (clinician: string, patient: string) =>
-      Control.publish(redis, { t: "care", c: clinician, p: patient }, "care-relationships")
+      control.publish({ t: "care", c: clinician, p: patient }, "care-relationships")
 
     return CareRelationships.of({
       grant: (clinician, patient, untilMs, nowMs) =>
@@ -67,15 +66,12 @@ export const layer = Layer.effect(
         ),
       onChanged: (listener) =>
         Effect.gen(function*() {
-          yield* subscriber.listen(Keys.control, "broadcast", (text) => {
-            const message = Control.decode(text)
-            if (message?.t === "care") listener({ clinician: message.c as ClinicianRef, patient: message.p as PatientRef })
-          }).pipe(
-            // Without the control channel no change would reach this node: a start-up failure.
-            Effect.orDie
-          )
-          // Announcements sent while the subscriber was reconnecting are gone: re-check all.
-          yield* subscriber.onReconnect(() => listener(undefined))
+          yield* control.listen((message) => {
+            if (message.t === "care") listener({ clinician: message.c as ClinicianRef, patient: message.p as PatientRef })
+          })
+          // Announcements sent while the control connection was away are gone: re-check all.
+          // (The session registry's reconciliation re-checks them periodically as well.)
+          yield* control.onReconnect(() => listener(undefined))
         })
     })
   })

@@ -36,9 +36,22 @@ const PER_CONNECTION = {
   retryStrategy: (times: number) => Math.min(times * 100, 1_000)
 }
 
-const create = (target: RedisTarget, pipelining: boolean): Redis =>
+export interface ConnectOptions {
+  /**
+   * Commands issued in the same tick go out as one write, which is what keeps a node's many
+   * concurrent sessions from paying a socket write (and its CPU) per command.
+   */
+  readonly pipelining?: boolean
+  /**
+   * Whether ioredis re-subscribes by itself after a reconnect (on a single Redis). The
+   * control connection does it itself: ioredis leaves a refused re-SUBSCRIBE unhandled.
+   */
+  readonly autoResubscribe?: boolean
+}
+
+const create = (target: RedisTarget, { autoResubscribe = true, pipelining = false }: ConnectOptions): Redis =>
   target._tag === "Single"
-    ? new Redis(Redacted.value(target.url), { ...PER_CONNECTION, lazyConnect: true, enableAutoPipelining: pipelining })
+    ? new Redis(Redacted.value(target.url), { ...PER_CONNECTION, autoResubscribe, lazyConnect: true, enableAutoPipelining: pipelining })
     : new Cluster([...target.nodes], {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -48,15 +61,11 @@ const create = (target: RedisTarget, pipelining: boolean): Redis =>
       redisOptions: PER_CONNECTION
     }) as unknown as Redis
 
-/**
- * Connects a new client to the target (also used for each node's subscriber connection).
- * `pipelining`: commands issued in the same tick go out as one write, which is what keeps a
- * node's many concurrent sessions from paying a socket write (and its CPU) per command.
- */
-export const connect = (target: RedisTarget, pipelining = false) =>
+/** Connects a new client to the target (also used for each node's subscriber connections). */
+export const connect = (target: RedisTarget, options: ConnectOptions = {}) =>
   Effect.tryPromise({
     try: async () => {
-      const client = create(target, pipelining)
+      const client = create(target, options)
       // Errors surface through the commands that fail; without a listener ioredis would print.
       client.on("error", () => undefined)
       try {
@@ -76,7 +85,7 @@ export const release = (client: Redis) =>
 export const layer = (target: RedisTarget) =>
   Layer.effect(
     RedisClient,
-    Effect.map(Effect.acquireRelease(connect(target, true), release), (commands) => ({
+    Effect.map(Effect.acquireRelease(connect(target, { pipelining: true }), release), (commands) => ({
       commands,
       cluster: target._tag === "Cluster"
     }))

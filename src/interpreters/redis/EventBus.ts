@@ -113,7 +113,7 @@ export const layer = Layer.effect(
               for (const event of pending) deliver(event)
             })
           }
-          yield* subscriber.listen(Keys.events(channel), "sharded", (message) => {
+          yield* subscriber.listen(Keys.events(channel), (message) => {
             const event = decodeMessage(channel, message)
             if (event === undefined) return
             if (held !== undefined) held.push(event)

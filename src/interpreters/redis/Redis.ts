@@ -1,8 +1,10 @@
-// Every shared service on Redis over one node's two connections (commands, subscriber):
-// what lets any number of nodes act as one gateway. Needs Settings (caps).
+// Every shared service on Redis over one node's three connections (commands, the event bus's
+// sharded subscriber, the control channel's subscriber): what lets any number of nodes act as
+// one gateway. Needs Settings (caps).
 import { Layer } from "effect"
 import * as CareRelationships from "./CareRelationships.ts"
 import * as Client from "./Client.ts"
+import * as Control from "./Control.ts"
 import * as EventBus from "./EventBus.ts"
 import * as Health from "./Health.ts"
 import * as RateLimiter from "./RateLimiter.ts"
@@ -19,6 +21,6 @@ export const layer = (target: Client.RedisTarget) =>
     RateLimiter.layer,
     Health.layer
   ).pipe(
-    Layer.provide(Subscriber.layer),
+    Layer.provide(Layer.merge(Subscriber.layer, Control.layer)),
     Layer.provideMerge(Client.layer(target))
   )

@@ -1,26 +1,39 @@
 // The session registry on Redis. Each subject has a sorted set of live session ids scored by
 // expiry, refreshed by their node, so the per-subject cap holds across nodes and a crashed
-// node's sessions age out. Revocation stores its time and is announced to every node.
-import { Clock, Effect, Layer } from "effect"
-import { SessionRevoked, TooManySessions } from "../../domain/Errors.ts"
+// node's sessions age out. Revocation stores its time and is announced to every node; each
+// node also re-checks its own sessions every few seconds, so a lost announcement is repaired.
+import { Clock, Deferred, Effect, Layer, Result } from "effect"
+import { SessionRevoked, TooManySessions, Unavailable } from "../../domain/Errors.ts"
 import { REVOCATION_TTL_S } from "../../domain/Limits.ts"
-import { type LiveSession, Sessions } from "../../services/Sessions.ts"
+import { type LiveSession, RECHECK_BOUND_MS, revokes, Sessions } from "../../services/Sessions.ts"
 import { Settings } from "../../services/Settings.ts"
 import { attempt, RedisClient } from "./Client.ts"
-import * as Control from "./Control.ts"
+import { ControlChannel } from "./Control.ts"
 import { Keys, subjectTag } from "./Keys.ts"
-import { RedisSubscriber } from "./Subscriber.ts"
 
-/** How long a registration lives without its node refreshing it, and how often it does. */
+/**
+ * How long a registration lives without its node refreshing it; how often the node renews
+ * and re-checks (revocation, care) each of its sessions; and how long a session's checks may
+ * fail before it is ended with Unavailable (4503). A missed revocation is repaired within
+ * `refreshMs`, and a session that cannot be checked is gone within `graceMs + refreshMs`.
+ */
 export interface Lease {
   readonly leaseMs: number
   readonly refreshMs: number
+  readonly graceMs: number
 }
 
-export const LEASE: Lease = { leaseMs: 60_000, refreshMs: 20_000 }
+export const LEASE: Lease = { leaseMs: 60_000, refreshMs: 5_000, graceMs: 15_000 }
+// The documented bound holds by construction (cycle time and a 2 s command timeout fit in the rest).
+if (LEASE.graceMs + LEASE.refreshMs > RECHECK_BOUND_MS) throw new Error("LEASE exceeds RECHECK_BOUND_MS")
 
-// KEYS: sessions. ARGV: now, lease ms, cap, session id. Returns 1 when registered.
+// KEYS: sessions, revoked (one hash tag: one slot). ARGV: now, lease ms, cap, session id, the
+// ticket's issue time. Returns 1 when registered, 0 over the cap, -1 revoked: the revocation
+// is read in the same atomic step, so a revocation stored before it is never missed.
+// `revokes` in services/Sessions.ts, in Lua: revoked at or after the ticket's issue time.
 const REGISTER = `
+local revoked = redis.call('GET', KEYS[2])
+if revoked and tonumber(ARGV[5]) <= tonumber(revoked) then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[4])
@@ -28,109 +41,160 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `
 
-// KEYS: the sessions sets of some subjects. ARGV: expiry, lease ms, then one session id per key.
-// Renews each member that is still there (CH: its score moved), and its set with it: renewing
-// only the member would leave the set to expire a lease after its last registration, and the
-// cap with it.
+// KEYS: pairs of (sessions set, revocation key) of some subjects. ARGV: expiry, lease ms, then
+// one session id per pair. Renews each member that is still there (CH: its score moved), and
+// its set with it: renewing only the member would leave the set to expire a lease after its
+// last registration, and the cap with it. Answers each pair's revocation time ('' for none).
 const RENEW = `
-for i, key in ipairs(KEYS) do
-  if redis.call('ZADD', key, 'XX', 'CH', ARGV[1], ARGV[i + 2]) == 1 then
-    redis.call('PEXPIRE', key, ARGV[2])
+local revoked = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('ZADD', KEYS[i], 'XX', 'CH', ARGV[1], ARGV[(i + 1) / 2 + 2]) == 1 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
   end
+  revoked[#revoked + 1] = redis.call('GET', KEYS[i + 1]) or ''
 end
-return #KEYS
+return revoked
 `
 
 interface Scripted {
-  tidingsRegister(key: string, now: number, lease: number, cap: number, id: string): Promise<number>
-  tidingsRenew(...keysThenArgs: Array<string | number>): Promise<number>
+  tidingsRegister(sessions: string, revoked: string, now: number, lease: number, cap: number, id: string, issuedAt: number): Promise<number>
+  tidingsRenew(...keysThenArgs: Array<string | number>): Promise<Array<string>>
+  tidingsRenewOne(sessions: string, revoked: string, expiry: number, lease: number, id: string): Promise<Array<string>>
 }
 
-/** Renewals sent before the renewing fiber waits for their answers and lets other work run. */
+/** A local session's keys (hashed once, at registration) and when its checks last passed. */
+interface Entry {
+  readonly sessions: string
+  readonly revoked: string
+  checkedAt: number
+}
+
+/** Sessions renewed and checked per script before the fiber waits and lets other work run. */
 const RENEW_SLICE = 1_000
 
-export const layerWith = ({ leaseMs, refreshMs }: Lease) => Layer.effect(
+export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effect(
   Sessions,
   Effect.gen(function*() {
     const client = yield* RedisClient
     const redis = client.commands
-    const subscriber = yield* RedisSubscriber
+    const control = yield* ControlChannel
     const settings = yield* Settings
-    redis.defineCommand("tidingsRegister", { numberOfKeys: 1, lua: REGISTER })
+    redis.defineCommand("tidingsRegister", { numberOfKeys: 2, lua: REGISTER })
     // The number of keys varies per call: it is given as the first argument.
     redis.defineCommand("tidingsRenew", { lua: RENEW })
+    // The same for one session, with its keys declared: on a cluster, auto-pipelining groups
+    // commands by their first key, and with the key count as the first argument it grouped
+    // renewals of different slots together and the cluster refused them all.
+    redis.defineCommand("tidingsRenewOne", { numberOfKeys: 2, lua: RENEW })
     const scripted = redis as unknown as Scripted
     const call = attempt("sessions")
 
-    // This node's sessions, by hashed subject (what control messages carry) and by raw ref.
+    // This node's sessions by hashed subject (what revocations carry), and their entries.
     const local = new Map<string, Set<LiveSession>>()
+    const entries = new Map<LiveSession, Entry>()
+    const index = (tag: string, session: LiveSession) => {
+      const mine = local.get(tag) ?? new Set()
+      mine.add(session)
+      local.set(tag, mine)
+    }
+    const unindex = (tag: string, session: LiveSession) => {
+      const mine = local.get(tag)
+      mine?.delete(session)
+      if (mine?.size === 0) local.delete(tag)
+    }
 
-    yield* subscriber.listen(Keys.control, "broadcast", (text) => {
-      const message = Control.decode(text)
-      if (message?.t !== "revoke") return
+    yield* control.listen((message) => {
+      if (message.t !== "revoke") return
       for (const session of local.get(message.s) ?? []) session.end(new SessionRevoked())
     })
 
-    // Revocations announced while the subscriber was reconnecting were never heard: ask Redis.
-    const runFork = Effect.runForkWith(yield* Effect.context<never>())
-    yield* subscriber.onReconnect(() => {
-      for (const sessions of local.values()) {
-        for (const session of sessions) {
-          runFork(call(() => redis.get(Keys.revoked(session.subject))).pipe(
-            Effect.map((at) => {
-              if (at !== null && Number(at) >= session.openedAt) session.end(new SessionRevoked())
-            }),
-            Effect.ignore
-          ))
+    /** Each session's revocation time ('' for none), or null where the check failed. */
+    const renew = (slice: ReadonlyArray<readonly [LiveSession, Entry]>, now: number): Promise<Array<string | null>> =>
+      // One script per slice on a single Redis; on a cluster the subjects' keys live in many
+      // slots, so one per session (auto-pipelined), each answering for itself.
+      client.cluster
+        ? Promise.all(slice.map(([session, entry]) =>
+          scripted.tidingsRenewOne(entry.sessions, entry.revoked, now + leaseMs, leaseMs, session.id)
+            .then((answer) => answer[0] ?? null, () => null)
+        ))
+        : scripted.tidingsRenew(
+          slice.length * 2,
+          ...slice.flatMap(([, entry]) => [entry.sessions, entry.revoked]),
+          now + leaseMs,
+          leaseMs,
+          ...slice.map(([session]) => session.id)
+        ).then((answers) => slice.map((_, i) => answers[i] ?? null), () => slice.map(() => null))
+
+    // One cycle over every local session, a slice at a time (one burst for 100,000 sessions
+    // would hold the event loop, and every socket, for a second): renew its lease, end it if
+    // revoked, re-check the subscriptions that rest on a care relationship. A check that
+    // failed never counts as a pass: the session is retried next cycle, and ended with
+    // Unavailable (4503, its client reconnects elsewhere) once its checks failed for graceMs.
+    const reconcile = Effect.gen(function*() {
+      const all = [...entries]
+      for (let start = 0; start < all.length; start += RENEW_SLICE) {
+        const slice = all.slice(start, start + RENEW_SLICE)
+        const checked = yield* Clock.currentTimeMillis
+        const revokedAt = yield* Effect.promise(() => renew(slice, checked))
+        const careFailed = new Set<LiveSession>()
+        const care = slice.flatMap(([session]) => {
+          const check = session.recheckCare()
+          return check === undefined ? [] : [Effect.map(Effect.result(check), (r) => {
+            if (Result.isFailure(r)) careFailed.add(session)
+          })]
+        })
+        if (care.length > 0) yield* Effect.all(care, { concurrency: "unbounded", discard: true })
+        const now = yield* Clock.currentTimeMillis
+        for (const [i, [session, entry]] of slice.entries()) {
+          const at = revokedAt[i]
+          if (at !== null && at !== undefined && revokes(at === "" ? undefined : Number(at), session.issuedAt)) {
+            session.end(new SessionRevoked())
+          } else if (at !== null && at !== undefined && !careFailed.has(session)) {
+            entry.checkedAt = checked
+          } else if (now - entry.checkedAt >= graceMs) {
+            session.end(new Unavailable({ service: "sessions" }))
+          }
         }
       }
     })
 
-    // Each local session's key, hashed once at registration rather than at every renewal.
-    const leaseKeys = new Map<LiveSession, string>()
-
-    // Renew every local registration well before its lease runs out, a slice at a time: one
-    // burst for 100,000 sessions would hold the event loop (and every socket) for a second.
-    yield* Effect.forkScoped(
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const all = [...leaseKeys]
-        for (let start = 0; start < all.length; start += RENEW_SLICE) {
-          const slice = all.slice(start, start + RENEW_SLICE)
-          // One script per slice on a single Redis; on a cluster the subjects' sets live in
-          // many slots, so one per session (auto-pipelined).
-          const renewals = client.cluster
-            ? slice.map(([session, key]) => scripted.tidingsRenew(1, key, now + leaseMs, leaseMs, session.id))
-            : [scripted.tidingsRenew(slice.length, ...slice.map(([, key]) => key), now + leaseMs, leaseMs, ...slice.map(([session]) => session.id))]
-          yield* call(() => Promise.all(renewals)).pipe(Effect.ignore)
-        }
-      }).pipe(Effect.andThen(Effect.sleep(refreshMs)), Effect.forever)
-    )
+    // Every refreshMs, and at once when the control connection is back (what it carried in
+    // between was never heard).
+    let wake = Deferred.makeUnsafe<void>()
+    yield* control.onReconnect(() => Deferred.doneUnsafe(wake, Effect.void))
+    yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+      yield* reconcile
+      yield* Effect.raceFirst(Effect.sleep(refreshMs), Deferred.await(wake))
+      wake = Deferred.makeUnsafe<void>()
+    })))
 
     return Sessions.of({
       register: (session) =>
         // Uninterruptible, as an acquire: a session is registered with its release, or not at all.
         Effect.uninterruptible(Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
-          const key = Keys.sessions(session.subject)
-          const ok = yield* call(() => scripted.tidingsRegister(key, now, leaseMs, settings.maxSessionsPerSubject, session.id))
-          if (ok !== 1) return yield* new TooManySessions()
-          leaseKeys.set(session, key)
           const tag = subjectTag(session.subject)
-          const mine = local.get(tag) ?? new Set()
-          mine.add(session)
-          local.set(tag, mine)
+          const entry: Entry = { sessions: Keys.sessions(session.subject), revoked: Keys.revoked(session.subject), checkedAt: now }
+          // Indexed before the script runs: a revocation announced while it is in flight (stored
+          // just after the script read the key) still finds the session and ends it.
+          index(tag, session)
+          const outcome = yield* call(() =>
+            scripted.tidingsRegister(entry.sessions, entry.revoked, now, leaseMs, settings.maxSessionsPerSubject, session.id, session.issuedAt)
+          ).pipe(Effect.tapError(() => Effect.sync(() => unindex(tag, session))))
+          if (outcome !== 1) {
+            unindex(tag, session)
+            return yield* (outcome === -1 ? new SessionRevoked() : new TooManySessions())
+          }
+          entries.set(session, entry)
           return Effect.suspend(() => {
-            const mine = local.get(tag)
-            mine?.delete(session)
-            if (mine?.size === 0) local.delete(tag)
-            leaseKeys.delete(session)
-            return call(() => redis.zrem(key, session.id)).pipe(Effect.ignore)
+            unindex(tag, session)
+            entries.delete(session)
+            return call(() => redis.zrem(entry.sessions, session.id)).pipe(Effect.ignore)
           })
         })),
       revoke: (subject, atMs) =>
         call(() => redis.set(Keys.revoked(subject), String(atMs), "EX", REVOCATION_TTL_S)).pipe(
-          Effect.andThen(Control.publish(redis, { t: "revoke", s: subjectTag(subject) }, "sessions"))
+          Effect.andThen(control.publish({ t: "revoke", s: subjectTag(subject) }, "sessions"))
         ),
       revokedAt: (subject) =>
         call(() => redis.get(Keys.revoked(subject))).pipe(Effect.map((at) => (at === null ? undefined : Number(at)))),

@@ -1,22 +1,22 @@
-// One subscriber connection per node, shared by the event bus and the control channel.
-// Event channels use sharded pub/sub (SSUBSCRIBE: on a cluster, only the shard that owns the
-// channel's slot carries it); the control channel is classic pub/sub, heard cluster-wide.
+// The event bus's subscriber connection, one per node: sharded pub/sub (SSUBSCRIBE: on a
+// cluster, only the shard that owns the channel's slot carries it) and nothing else. The
+// control channel has a connection of its own (Control.ts): this one leaves subscriber mode
+// whenever its last channel is released, which must not take anything else with it.
 // Each name is subscribed when its first listener arrives and unsubscribed after its last
-// leaves; ioredis re-subscribes everything after a reconnect.
+// leaves. After a reconnect to a single Redis the channels are subscribed again here, not by
+// ioredis: it forgets a channel whose re-SSUBSCRIBE is refused and leaves the refusal
+// unhandled (an unhandled rejection ends the process). A refusal here reconnects and retries.
 import { Context, Effect, Layer, type Scope } from "effect"
 import type { Unavailable } from "../../domain/Errors.ts"
 import { attempt, connect, RedisTargetRef, release } from "./Client.ts"
 
 export type MessageListener = (message: string) => void
 
-/** `sharded` for a channel's events, `broadcast` for what every node must hear. */
-export type Delivery = "sharded" | "broadcast"
-
 export class RedisSubscriber extends Context.Service<RedisSubscriber, {
-  /** Calls `listener` for every message on `name` while the scope is open. */
-  readonly listen: (name: string, delivery: Delivery, listener: MessageListener) => Effect.Effect<void, Unavailable, Scope.Scope>
+  /** Calls `listener` for every message on the sharded channel `name` while the scope is open. */
+  readonly listen: (name: string, listener: MessageListener) => Effect.Effect<void, Unavailable, Scope.Scope>
   /**
-   * Calls `listener` each time the connection is back after a drop, once its channels are
+   * Calls `listener` each time the connection is back after a drop, as its channels are
    * subscribed again: messages published in between were never seen and must be fetched.
    */
   readonly onReconnect: (listener: () => void) => Effect.Effect<void, never, Scope.Scope>
@@ -25,10 +25,13 @@ export class RedisSubscriber extends Context.Service<RedisSubscriber, {
 export const layer = Layer.effect(
   RedisSubscriber,
   Effect.gen(function*() {
-    const subscriber = yield* Effect.acquireRelease(connect(yield* RedisTargetRef), release)
+    const target = yield* RedisTargetRef
+    // A cluster's sharded subscribers re-subscribe per shard by themselves.
+    const resubscribeHere = target._tag === "Single"
+    const subscriber = yield* Effect.acquireRelease(connect(target, { autoResubscribe: !resubscribeHere }), release)
     const listeners = new Map<string, Set<MessageListener>>()
     const reconnectListeners = new Set<() => void>()
-    const dispatch = (name: string, message: string) => {
+    subscriber.on("smessage", (name: string, message: string) => {
       for (const listener of listeners.get(name) ?? []) {
         try {
           listener(message)
@@ -36,12 +39,18 @@ export const layer = Layer.effect(
           // One faulty listener must not starve the others.
         }
       }
-    }
-    subscriber.on("message", dispatch)
-    subscriber.on("smessage", dispatch)
-    // "ready" comes after ioredis has re-subscribed (autoResubscribe); the first one was the
-    // initial connect, before this listener existed.
+    })
+    // "ready" after a reconnect (the first one was the initial connect, before this listener
+    // existed). The listeners fetch what was missed while the channels are subscribed again; a
+    // refused channel drops the connection once more, and the next "ready" tries again (at
+    // ioredis's reconnect pace), so no channel stays deaf while its subscribers wait.
     subscriber.on("ready", () => {
+      const names = [...listeners.keys()]
+      if (resubscribeHere && names.length > 0) {
+        subscriber.ssubscribe(...names).catch(() => {
+          if (subscriber.status === "ready") subscriber.disconnect(true)
+        })
+      }
       for (const listener of reconnectListeners) listener()
     })
 
@@ -53,7 +62,7 @@ export const layer = Layer.effect(
           Effect.sync(() => reconnectListeners.add(listener)),
           () => Effect.sync(() => void reconnectListeners.delete(listener))
         ).pipe(Effect.asVoid),
-      listen: (name, delivery, listener) =>
+      listen: (name, listener) =>
         Effect.acquireRelease(
           Effect.suspend(() => {
             const set = listeners.get(name)
@@ -62,7 +71,7 @@ export const layer = Layer.effect(
               return Effect.void
             }
             listeners.set(name, new Set([listener]))
-            return command(() => (delivery === "sharded" ? subscriber.ssubscribe(name) : subscriber.subscribe(name))).pipe(
+            return command(() => subscriber.ssubscribe(name)).pipe(
               Effect.tapError(() => Effect.sync(() => listeners.delete(name))),
               Effect.asVoid
             )
@@ -73,8 +82,7 @@ export const layer = Layer.effect(
               set?.delete(listener)
               if (set === undefined || set.size > 0) return Effect.void
               listeners.delete(name)
-              return command(() => (delivery === "sharded" ? subscriber.sunsubscribe(name) : subscriber.unsubscribe(name)))
-                .pipe(Effect.ignore)
+              return command(() => subscriber.sunsubscribe(name)).pipe(Effect.ignore)
             })
         )
     })
