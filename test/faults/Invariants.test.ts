@@ -2,6 +2,7 @@
 // seqs, a recovered re-subscribe, a gap after an explicit signal) and what they refuse, so a
 // passing fault run cannot be a vacuous one.
 import { describe, expect, it } from "vitest"
+import { RECHECK_BOUND_MS } from "../../src/services/Sessions.ts"
 import { BOUND_MS } from "./bounds.ts"
 import type { Received } from "./client.ts"
 import { replay, type SessionFacts } from "./invariants.ts"
@@ -23,6 +24,11 @@ const subscribed = (ms: number, id: string, seq: number, recovered: boolean) => 
 const event = (ms: number, seq: number) => at(ms, { type: "event", channel: CHANNEL, seq })
 
 describe("the frame checks of the fault-injection suite", () => {
+  it("hold the gateway to the stated bound: its own re-check bound is within BOUND_MS", () => {
+    expect(BOUND_MS).toBe(20_000)
+    expect(RECHECK_BOUND_MS).toBeLessThanOrEqual(BOUND_MS)
+  })
+
   it("accept consecutive seqs after subscribed.seq, and a recovered re-subscribe continuing after since", () => {
     const live = replay(facts(), [
       subscribed(0, "s1", 2, false), event(1, 3), event(2, 4),
