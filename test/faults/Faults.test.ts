@@ -18,7 +18,7 @@ import { type Tokens, World } from "./world.ts"
 const RUNS = Number(process.env.FAULTS_RUNS ?? 8)
 const SEED = process.env.FAULTS_SEED === undefined ? undefined : Number(process.env.FAULTS_SEED)
 const PATH = process.env.FAULTS_PATH
-const MAX_COMMANDS = Number(process.env.FAULTS_COMMANDS ?? 30)
+const MAX_COMMANDS = Number(process.env.FAULTS_COMMANDS ?? 50)
 /** A run is ~15-40 s on 2 cores; a failing one may add BOUND_MS waits. */
 const TIMEOUT_MS = 60_000 + RUNS * (60_000 + 2 * BOUND_MS)
 
@@ -49,7 +49,8 @@ describe.skipIf(!hasRedisServer)(`fault injection on two nodes and one Redis${ha
       try {
         await fc.asyncModelRun(() => ({ model: initialModel(world), real: world }), commands)
         for (const node of NODES) await world.step(`end of run: node ${node} wrote every acknowledged record`, () => auditWritten(world, node))
-        process.stdout.write(`faults: run ${world.tag} held over ${world.steps.length} steps:\n${world.label(world.steps.join("\n"))}\n`)
+        const events = world.sessions.flatMap((s) => s.client.received).filter((r) => r.frame.type === "event").length
+        process.stdout.write(`faults: run ${world.tag} held over ${world.steps.length} steps (${events} events checked):\n${world.label(world.steps.join("\n"))}\n`)
       } finally {
         await Promise.all(world.open().map((s) => s.client.close()))
       }

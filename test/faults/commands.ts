@@ -3,7 +3,7 @@
 // faults (pub/sub kill, Redis restart, node restart, kill -9). The model says what can run next.
 import fc from "fast-check"
 import type { NodeName } from "./cluster.ts"
-import { crashAfterAcks, crashNode, killPubsub, restartNode, restartRedis } from "./faults.ts"
+import { crashAfterAcks, crashNode, killPubsub, killPubsubMidPublish, restartNode, restartRedis } from "./faults.ts"
 import { type Role, WHO, type World } from "./world.ts"
 
 /** What the next command can be drawn from: the run's sessions and acknowledged care. */
@@ -65,11 +65,16 @@ const command = (name: string, spec: Spec): fc.AsyncCommand<Model, World> => ({
 
 const letter = (role: Role) => (role === "patient" ? "P" : "C")
 
-const open = (role: Role, who: number, node: NodeName) =>
-  command(`Open(${role},${who},${node})`, {
+/** Opens a session; `subscribe`: and subscribes it to its own channel in the same step. */
+const open = (role: Role, who: number, node: NodeName, subscribe: boolean) =>
+  command(`Open(${role},${who},${node}${subscribe ? ",subscribe" : ""})`, {
     check: (model) => openIndexes(model).length < MAX_OPEN,
-    describe: () => `open a ${role} ${letter(role)}${who} session on node ${node}`,
-    act: (_, world) => world.openSession(role, who, node)
+    describe: () => `open a ${role} ${letter(role)}${who} session on node ${node}${subscribe ? " and subscribe it to its own channel" : ""}`,
+    act: async (_, world) => {
+      const name = await world.openSession(role, who, node)
+      if (!subscribe) return name
+      return `${name}, ${await world.subscribe(world.sessions.at(-1)!, world.channel(role, who))}`
+    }
   })
 
 /** Target 0 is the session's own channel; 1 and 2 are patient P0 and P1 (for a clinician). */
@@ -121,12 +126,19 @@ const close = (pick: number) => {
   })
 }
 
-/** Channels 0 and 1 are patients P0 and P1, 2 and 3 clinicians C0 and C1. */
-const publish = (node: NodeName, target: number) => {
-  const channel = (world: World) => world.channel(target < 2 ? "patient" : "clinician", target % 2)
-  return command(`Publish(${node},${target})`, {
-    describe: (_, world) => `publish to ${channel(world)} through node ${node}`,
-    act: (_, world) => world.publish(node, channel(world))
+/** Publishes `count` events to a channel some open session holds (most should reach someone), else to any of the run's. */
+const publishHeld = (node: NodeName, pick: number, count: number) => {
+  const channel = (model: Readonly<Model>, world: World) => {
+    const held = [...new Set(model.sessions.flatMap((s) => (s.open ? s.held : [])))].sort()
+    return held.length > 0 ? held[pick % held.length]! : world.channel(pick % 4 < 2 ? "patient" : "clinician", pick % 2)
+  }
+  return command(`PublishHeld(${node},#${pick},${count})`, {
+    describe: (model, world) => `publish ${count} to ${channel(model, world)} through node ${node}`,
+    act: async (model, world) => {
+      const seqs: Array<string> = []
+      for (let i = 0; i < count; i++) seqs.push(await world.publish(node, channel(model, world)))
+      return seqs.join(", ")
+    }
   })
 }
 
@@ -178,13 +190,14 @@ const openDuringRevocation = (role: Role, who: number, node: NodeName, via: Node
     act: (_, world) => world.openDuringRevocation(role, who, node, via)
   })
 
-type FaultKind = "pubsub" | "redis-term" | "redis-kill" | "node-term" | "node-kill" | "node-kill-after-acks"
+type FaultKind = "pubsub" | "pubsub-publish" | "redis-term" | "redis-kill" | "node-term" | "node-kill" | "node-kill-after-acks"
 
 const fault = (kind: FaultKind, node: NodeName) =>
   command(`Fault(${kind},${node})`, {
     describe: () =>
       ({
         "pubsub": "CLIENT KILL TYPE pubsub",
+        "pubsub-publish": `CLIENT KILL TYPE pubsub and at once publish to every channel through node ${node}`,
         "redis-term": "restart Redis (SIGTERM)",
         "redis-kill": "restart Redis (SIGKILL)",
         "node-term": `restart node ${node} (SIGTERM)`,
@@ -194,6 +207,7 @@ const fault = (kind: FaultKind, node: NodeName) =>
     act: (_, world): Promise<string | void> =>
       ({
         "pubsub": () => killPubsub(world),
+        "pubsub-publish": () => killPubsubMidPublish(world, node),
         "redis-term": () => restartRedis(world, "SIGTERM"),
         "redis-kill": () => restartRedis(world, "SIGKILL"),
         "node-term": () => restartNode(world, node),
@@ -207,22 +221,22 @@ const role = fc.constantFrom<Role>("patient", "clinician")
 const who = fc.constantFrom(...WHO)
 const pick = fc.nat(11)
 
-const faultKind = fc.constantFrom<FaultKind>("pubsub", "redis-term", "redis-kill", "node-term", "node-kill", "node-kill-after-acks")
+const faultKind = fc.constantFrom<FaultKind>("pubsub", "pubsub-publish", "redis-term", "redis-kill", "node-term", "node-kill", "node-kill-after-acks")
 
 /** Weights (repeated entries): sessions and subscriptions are needed before most faults matter. */
 const weighted = <A>(weight: number, arbitrary: fc.Arbitrary<A>) => Array.from({ length: weight }, () => arbitrary)
 
 export const commandArbitraries: Array<fc.Arbitrary<fc.AsyncCommand<Model, World>>> = [
-  ...weighted(3, fc.tuple(role, who, node).map(([r, w, n]) => open(r, w, n))),
+  ...weighted(3, fc.tuple(role, who, node, fc.constantFrom(true, true, false)).map(([r, w, n, s]) => open(r, w, n, s))),
   ...weighted(4, fc.tuple(pick, fc.nat(2)).map(([p, t]) => subscribe(p, t))),
   ...weighted(2, fc.tuple(pick, pick).map(([p, w]) => unsubscribe(p, w))),
-  ...weighted(2, pick.map((p) => close(p))),
-  ...weighted(3, fc.tuple(node, fc.nat(3)).map(([n, t]) => publish(n, t))),
+  ...weighted(1, pick.map((p) => close(p))),
+  ...weighted(10, fc.tuple(node, pick, fc.integer({ min: 1, max: 3 })).map(([n, p, c]) => publishHeld(n, p, c))),
   ...weighted(1, fc.tuple(node, role, who).map(([n, r, w]) => revoke(n, r, w))),
-  ...weighted(2, fc.tuple(node, pick).map(([n, p]) => revokeOpen(n, p))),
+  ...weighted(1, fc.tuple(node, pick).map(([n, p]) => revokeOpen(n, p))),
   ...weighted(1, fc.tuple(role, who, node, node).map(([r, w, n, v]) => openDuringRevocation(r, w, n, v))),
   ...weighted(2, fc.tuple(node, who, who).map(([n, c, p]) => care(true, n, c, p))),
   ...weighted(1, fc.tuple(node, who, who).map(([n, c, p]) => care(false, n, c, p))),
   ...weighted(2, fc.tuple(node, pick).map(([n, p]) => endHeld(n, p))),
-  ...weighted(3, fc.tuple(faultKind, node).map(([k, n]) => fault(k, n)))
+  ...weighted(2, fc.tuple(faultKind, node).map(([k, n]) => fault(k, n)))
 ]

@@ -13,6 +13,13 @@ import { WHO, type World } from "./world.ts"
 /** `CLIENT KILL TYPE pubsub`: every node's subscriber connection drops and reconnects on its own. */
 export const killPubsub = async (world: World) => `${await world.cluster.admin.call("CLIENT", "KILL", "TYPE", "pubsub")} killed`
 
+/** The same, with a publish on every channel while the subscribers reconnect: each must come from the backfill. */
+export const killPubsubMidPublish = async (world: World, node: NodeName) => {
+  const killed = await killPubsub(world)
+  await Promise.all(WHO.flatMap((who) => [world.publish(node, world.channel("patient", who)), world.publish(node, world.channel("clinician", who))]))
+  return `${killed}, then 4 publishes through node ${node}`
+}
+
 /** Stops Redis (SIGTERM: it writes its state; SIGKILL: the append-only file already has every write) and starts it again. */
 export const restartRedis = async (world: World, signal: "SIGTERM" | "SIGKILL") => {
   await world.cluster.redisStop(signal)
