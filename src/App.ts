@@ -1,7 +1,7 @@
 // Composition: from a parsed AppConfig to the whole gateway as one Layer (interpreters,
 // keys, programs' per-node state, the server and its internal metrics listener). main.ts
 // launches it; tests build it too.
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname } from "node:path"
 import { randomBytes } from "node:crypto"
@@ -77,10 +77,14 @@ export const layer = (
   const key = auditKey(config)
   const settings = Settings.layer(config.settings)
   // Redis when a URL or cluster is set (production always has one); otherwise one process is the gateway.
+  // Read once here; Startup checked the file can be read. Trailing newlines are the editor's.
+  const password = config.redisPasswordFile === undefined
+    ? {}
+    : { password: Redacted.make(readFileSync(config.redisPasswordFile, "utf8").replace(/\r?\n$/, "")) }
   const target: RedisTarget | undefined = config.redisCluster !== undefined
-    ? { _tag: "Cluster", nodes: config.redisCluster }
+    ? { _tag: "Cluster", nodes: config.redisCluster, ...password }
     : config.redisUrl !== undefined
-    ? { _tag: "Single", url: config.redisUrl }
+    ? { _tag: "Single", url: config.redisUrl, ...password }
     : undefined
   const interpreters = target === undefined ? Memory.layer(key) : Redis.layer(target)
   const audit = options.audit === "memory"

@@ -33,6 +33,8 @@ export interface AppConfig {
   readonly redisUrl: Redacted.Redacted<string> | undefined
   /** Seed nodes of a Redis Cluster (TIDINGS_REDIS_CLUSTER); takes precedence over the URL. */
   readonly redisCluster: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
+  /** The Redis password's file (TIDINGS_REDIS_PASSWORD_FILE): secrets come from files, never the environment. */
+  readonly redisPasswordFile: string | undefined
   readonly auth: AuthSource
   readonly ticketKeyFile: string | undefined
   /** Keys that signed tickets before a rotation, still accepted for verification. */
@@ -157,6 +159,12 @@ const parseOrThrow = (env: Env): AppConfig => {
   })
   const redisText = redisCluster === undefined ? required(env, "TIDINGS_REDIS_URL", mode) : read(env, "TIDINGS_REDIS_URL")
   if (redisText !== undefined && !/^rediss?:\/\//.test(redisText)) fail("TIDINGS_REDIS_URL", "must be a redis:// or rediss:// URL")
+  const redisPasswordFile = read(env, "TIDINGS_REDIS_PASSWORD_FILE")
+  // `redis://user:password@host`: the password is whatever follows the first colon of the userinfo.
+  const urlHasPassword = redisText !== undefined && /^rediss?:\/\/[^/@]*:[^/@]*@/.test(redisText)
+  if (urlHasPassword && (mode === "production" || redisPasswordFile !== undefined)) {
+    fail("TIDINGS_REDIS_URL", "must not hold a password: put it in the file TIDINGS_REDIS_PASSWORD_FILE names")
+  }
 
   const devIssuer = read(env, "TIDINGS_DEV_ISSUER")
   if (devIssuer !== undefined && !["true", "false"].includes(devIssuer)) fail("TIDINGS_DEV_ISSUER", "must be true or false")
@@ -229,6 +237,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     allowedOrigins,
     redisUrl: redisText === undefined ? undefined : Redacted.make(redisText),
     redisCluster,
+    redisPasswordFile,
     auth,
     ticketKeyFile,
     previousTicketKeyFiles,

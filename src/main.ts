@@ -55,8 +55,14 @@ const teardown: Runtime.Teardown = (exit, onExit) =>
   Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : onExit(Exit.isSuccess(exit) ? 0 : 1)
 
 Layer.launch(Announce.pipe(Layer.provideMerge(App.layer(config, { devCertFile: App.DEV_CERT_FILE })), Layer.provide(Logging))).pipe(
-  Effect.catchTag("RedisUnreachable", () =>
-    Effect.sync(() => stop({ code: Startup.EXIT.unavailable, line: "TIDINGS_REDIS_URL does not answer" }))),
+  Effect.catchTag("RedisUnreachable", (error) =>
+    Effect.sync(() =>
+      stop(
+        error.refused
+          ? { code: Startup.EXIT.config, line: "TIDINGS_REDIS_PASSWORD_FILE (or the URL's user) was refused by Redis" }
+          : { code: Startup.EXIT.unavailable, line: `${config.redisCluster === undefined ? "TIDINGS_REDIS_URL" : "TIDINGS_REDIS_CLUSTER"} does not answer` }
+      )
+    )),
   Effect.catch((error) =>
     Effect.suspend(() => {
       const inUse = Startup.portInUse(error, config)

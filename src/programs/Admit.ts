@@ -27,8 +27,9 @@ export const admit = (key: string, rule: RateRule, subject?: string) =>
   )
 
 /**
- * Fail closed: while the audit trail cannot take records, no new session or ticket begins
- * (503 / 4503). Sessions already open go on; their records wait in the writer's buffer.
+ * Fail closed: while the audit trail cannot take records, no audited action begins (tickets,
+ * sessions, publishes, care changes, revocations: 503 / 4503). Sessions already open go on;
+ * their records wait in the writer's buffer.
  */
 export const auditReady = AuditLog.use((audit) =>
   Effect.flatMap(audit.ready, (ready) => ready ? Effect.void : Effect.fail(new Unavailable({ service: "audit-log" })))

@@ -4,6 +4,7 @@
 import { type Context, Effect, Metric } from "effect"
 import { CloseTable } from "../domain/Close.ts"
 import { RateScope, TicketCause, UnauthenticatedCause } from "../domain/Errors.ts"
+import { AuditMetrics } from "../services/AuditLog.ts"
 
 /** Why an upgrade request was refused before any WebSocket existed. */
 export const UPGRADE_REJECTIONS = ["path", "origin", "handshake", "subprotocol"] as const
@@ -154,17 +155,6 @@ const authFailure = (credential: Credential, cause: UnauthenticatedCause | Ticke
 export const authFailed = (credential: Credential, cause: UnauthenticatedCause | TicketCause) =>
   Metric.update(authFailure(credential, cause), 1)
 
-// The audit writer's record counter (interpreters/audit/Writer.ts, not ours to change), named
-// here with the same name, description and labels: Effect's registry keys a series by those,
-// so these are the writer's own series, only made to exist at 0 from start. The alerts test
-// scrapes a fresh node and fails if the two ever drift apart (a second series would show).
-const auditRecords = series(["written", "dropped"] as const, (result) =>
-  counter(
-    "tidings_audit_records_total",
-    "Audit records, written to the sink or dropped because the buffer was full while the sink failed",
-    { result }
-  ))
-
 /**
  * Called once at node start (server/Server.ts): every counter an alert of docs/alerts.yml reads
  * is exported at 0, for each of its fixed label values, before its first event. A series that
@@ -173,7 +163,7 @@ const auditRecords = series(["written", "dropped"] as const, (result) =>
  */
 export const initialize = (allowedOrigins: ReadonlySet<string>) =>
   Effect.forEach(
-    [revocations, deliveryLatency, handshakeDuration, ...closes.values(), ...Object.values(auditRecords)] as ReadonlyArray<Metric.Metric<any, any>>,
+    [revocations, deliveryLatency, handshakeDuration, ...closes.values(), AuditMetrics.written, AuditMetrics.dropped] as ReadonlyArray<Metric.Metric<any, any>>,
     (metric) => Metric.value(metric),
     { discard: true }
   ).pipe(

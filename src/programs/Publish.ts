@@ -1,5 +1,6 @@
-// A service publishes an event: scope check, kind allowlist, rate limit, then id and time,
-// and the bus assigns `seq` atomically. The answer means accepted, not yet delivered.
+// A service publishes an event: scope check, kind allowlist, audit readiness, rate limit,
+// then id and time, and the bus assigns `seq` atomically. The answer means accepted (not yet
+// delivered) and comes only once the `event.published` record is durable.
 // Idempotency is per publishing service: another service reusing an `id` publishes its own
 // event and never learns which channel the first one went to.
 import { Clock, Effect } from "effect"
@@ -9,7 +10,7 @@ import { hasScope, type Principal, Scope } from "../domain/Principal.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { EventBus } from "../services/EventBus.ts"
 import { Settings } from "../services/Settings.ts"
-import { admit } from "./Admit.ts"
+import { admit, auditReady } from "./Admit.ts"
 import * as Ids from "./Ids.ts"
 import * as Metrics from "./Metrics.ts"
 
@@ -17,6 +18,7 @@ export const publish = Effect.fnUntraced(function*(principal: Principal, request
   if (principal._tag !== "Service" || !hasScope(principal, Scope.publish)) return yield* new Forbidden()
   const settings = yield* Settings
   if (!settings.eventKinds.has(request.kind)) return yield* new MalformedInput()
+  yield* auditReady
   yield* admit(`publish:${principal.clientId}`, settings.rates.publishes)
   const now = yield* Clock.currentTimeMillis
   const id = request.id ?? Ids.eventId()
@@ -30,7 +32,9 @@ export const publish = Effect.fnUntraced(function*(principal: Principal, request
   if (published.fresh) {
     // The kind passed the allowlist above: the label is bounded by configuration.
     yield* Metrics.eventPublished(request.kind)
-    yield* (yield* AuditLog).append({
+    // A 503 here after a fresh publish: the event is out, its record is queued and retried,
+    // and the service's retry with the same id is idempotent.
+    yield* (yield* AuditLog).commit({
       event: "event.published",
       channel: published.channel,
       cause: request.kind,

@@ -292,7 +292,7 @@ const open = Effect.fnUntraced(function*(live: Live) {
   }))
   yield* Metric.modify(Metrics.connections, 1)
   get(live, Deadlines).watch(live)
-  yield* (yield* AuditLog).append({ event: "ws.opened", jti: claims.jti, subject: live.subject, origin: transport.origin, result: "ok" })
+  yield* (yield* AuditLog).commit({ event: "ws.opened", jti: claims.jti, subject: live.subject, origin: transport.origin, result: "ok" })
   transport.opened?.()
   yield* Metrics.connected("opened")
   yield* (transport.id === undefined

@@ -51,7 +51,9 @@ export const issue = Effect.fnUntraced(function*(grant: AccessGrant, peer?: stri
   }
   const ticket = yield* (yield* TicketSigner).sign(claims)
   yield* (yield* TicketStore).put(claims.jti, Duration.seconds(TICKET_TTL_S))
-  yield* audit.append({ event: "ticket.issued", jti: claims.jti, subject, result: "ok" })
+  // Answered only once durable. The ticket.consumed record stays an append: the session's
+  // committed ws.opened, chained after it, makes it durable before the session is answered.
+  yield* audit.commit({ event: "ticket.issued", jti: claims.jti, subject, result: "ok" })
   return { ticket, expiresIn: TICKET_TTL_S } satisfies IssuedTicket
 })
 

@@ -1,7 +1,7 @@
 // The Redis stream audit sink, against a real redis-server: each node keeps its own chain in
-// its own stream, continued across restarts; while Redis is gone the node is not ready and
-// keeps its records, and once Redis is back they land once each, in order, verifiable with
-// `tidings audit verify --redis`.
+// its own stream, continued across restarts; a commit is answered once its batch is in the
+// stream; while Redis is gone the node is not ready, commits fail and records are kept, and
+// once Redis is back they land once each, in order, verifiable with `tidings audit verify --redis`.
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { main } from "../../src/cli.ts"
+import { Unavailable } from "../../src/domain/Errors.ts"
 import * as RedisSink from "../../src/interpreters/audit/RedisSink.ts"
 import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import { AuditLog } from "../../src/services/AuditLog.ts"
@@ -32,6 +33,8 @@ const open = async (url: string, node: string) => {
   const audit = Context.get(context, AuditLog)
   return {
     append: (jti: string) => Effect.runPromise(audit.append({ event: "ticket.issued", jti, subject: "pt_alice_0001", result: "ok" })),
+    commit: (jti: string) =>
+      Effect.runPromise(Effect.exit(audit.commit({ event: "ticket.issued", jti, subject: "pt_alice_0001", result: "ok" }))),
     ready: () => Effect.runPromise(audit.ready),
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
   }
@@ -97,5 +100,27 @@ describe.skipIf(!canControlRedis)(`the Redis audit sink${canControlRedis ? "" : 
     const jtis = (await admin.xrange(Keys.audit("node-c"), "-", "+")).map(([, f]) => JSON.parse(f[1]!).jti)
     expect(jtis).toEqual([undefined, "jti_c_before", ...Array.from({ length: 20 }, (_, i) => `jti_c_during_${i}`), undefined])
     expect(await verifyAt("node-c")).toBe(0)
+  }, 30_000)
+
+  it("answers a commit once its batch is in the stream, fails it while Redis is gone, and writes its record once Redis is back", async () => {
+    const node = await open(redis.url, "node-d")
+    const jtis = async () => (await admin.xrange(Keys.audit("node-d"), "-", "+")).map(([, f]) => JSON.parse(f[1]!).jti)
+    expect(await node.commit("jti_d_1")).toEqual(Exit.void)
+    // Answered means in the stream already: no waiting here.
+    expect(await jtis()).toEqual([undefined, "jti_d_1"])
+    admin.disconnect()
+
+    await redis.kill()
+    const failed = await node.commit("jti_d_2")
+    expect(failed).toEqual(Exit.fail(new Unavailable({ service: "audit-log" })))
+    expect(await node.ready()).toBe(false)
+
+    await redis.restart()
+    await until(() => node.ready(), 10_000, "ready again")
+    await node.close()
+    admin = new Redis(redis.url, { lazyConnect: true })
+    await admin.connect()
+    expect(await jtis()).toEqual([undefined, "jti_d_1", "jti_d_2", undefined])
+    expect(await verifyAt("node-d")).toBe(0)
   }, 30_000)
 })

@@ -2,7 +2,8 @@
 // of contract §6, one HTTP status/code of §2 and one frame code of §3, and no input reaches them.
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
-import { closeFor, frameCodeFor, httpFor } from "../../src/domain/Close.ts"
+import { readFileSync } from "node:fs"
+import { actionForClose, actionForTicketStatus, closeFor, CloseTable, frameCodeFor, httpFor } from "../../src/domain/Close.ts"
 import {
   BackingService, ClosedNormally, ConnectionLost, Forbidden, type GatewayError, InternalError, MalformedInput, MessageTooBig, NotFound,
   ProtocolViolation, RateLimited, RateScope, RepeatedDenials, samples, SessionExpired, SessionRevoked, ShuttingDown,
@@ -225,5 +226,36 @@ describe("frameCodeFor", () => {
     [new Unavailable({ service: "event-bus" }), "unavailable"]
   ] as const)("answers %s with %s", (error, code) => {
     expect(frameCodeFor(error)).toBe(code)
+  })
+})
+
+describe("the client action table", () => {
+  const codesOf = (action: string, slow = false) =>
+    Object.values(CloseTable).filter((row) => row.action === action && ("slow" in row) === slow).map((row) => row.code).sort()
+
+  it("gives every close code one action, as docs/protocol.md tables them", () => {
+    expect(codesOf("retry")).toEqual([1001, 1006, 1011, 4503, 4508])
+    expect(codesOf("retry", true)).toEqual([4429])
+    expect(codesOf("reauthenticate")).toEqual([4401, 4408])
+    expect(codesOf("stop")).toEqual([1000, 1002, 1007, 1008, 1009, 4400, 4403, 4409, 4410, 4430])
+  })
+
+  it("retries a close code it does not know (a proxy's, another server's)", () => {
+    expect(actionForClose(1012)).toEqual({ action: "retry", slow: false })
+    expect(actionForClose(4429)).toEqual({ action: "retry", slow: true })
+    expect(actionForClose(4410)).toEqual({ action: "stop", slow: false })
+  })
+
+  it("gives the ticket request's answers their actions", () => {
+    expect([400, 401, 403, 404, 408, 429, 500, 503].map((status) => [status, actionForTicketStatus(status).action])).toEqual([
+      [400, "stop"], [401, "reauthenticate"], [403, "stop"], [404, "stop"], [408, "retry"], [429, "retry"], [500, "retry"], [503, "retry"]
+    ])
+    expect(actionForTicketStatus(429).slow).toBe(true)
+  })
+
+  it("lives in a module the browser client can import: no runtime import of effect", () => {
+    const source = readFileSync(new URL("../../src/domain/Close.ts", import.meta.url), "utf8")
+    const imports = [...source.matchAll(/^import (.*) from "(.*)"$/gm)]
+    for (const [, what] of imports) expect(what!.startsWith("type "), what).toBe(true)
   })
 })

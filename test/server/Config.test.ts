@@ -20,7 +20,8 @@ const problem = (env: Env): Config.ConfigProblem => {
   return parsed.failure
 }
 
-const SECRET_REDIS = "rediss://:s3cretPassw0rd@redis.internal:6380/0"
+// A user name but no password: production takes the password from TIDINGS_REDIS_PASSWORD_FILE.
+const SECRET_REDIS = "rediss://tidings_gateway@redis.internal:6380/0"
 
 /** Every setting production requires, as paths and URLs (parse never reads the files). */
 const PRODUCTION: Env = {
@@ -165,7 +166,7 @@ describe("Config.parse in production", () => {
     expect(Redacted.isRedacted(config.redisUrl)).toBe(true)
     expect(Redacted.value(config.redisUrl!)).toBe(SECRET_REDIS)
     for (const shown of [String(config.redisUrl), `${config.redisUrl}`, JSON.stringify(config), inspect(config, { depth: 10 })]) {
-      expect(shown).not.toContain("s3cretPassw0rd")
+      expect(shown).not.toContain("tidings_gateway")
       expect(shown).not.toContain("redis.internal")
     }
   })

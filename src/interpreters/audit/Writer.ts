@@ -1,12 +1,14 @@
-// The audit trail's one writer, shared by every sink. `append` only stamps and buffers an
-// entry (it never waits and never fails), and a background fiber chains what accumulated and
-// hands it to the sink in one batch (group commit). A failed batch is retried, the same
-// records in the same order, until the sink takes it; meanwhile the log reports itself not
-// ready, and the programs refuse new sessions and tickets (fail closed). At shutdown the
-// buffer is flushed and the chain sealed with `audit.closed`.
-import { Clock, Duration, Effect, Latch, Metric, Semaphore } from "effect"
+// The audit trail's one writer, shared by every sink. Records are stamped and buffered, and a
+// background fiber chains what accumulated and hands it to the sink in one batch (group
+// commit). `commit` waits for its record's batch to be in the sink (one waiter per batch, not
+// per record); `append` does not wait. A failed batch is retried, the same records in the same
+// order, until the sink takes it; meanwhile waiting commits fail, the log reports itself not
+// ready and the programs refuse audited actions (fail closed). At shutdown what is left is
+// written and the chain sealed with `audit.closed`; what cannot be written is counted and logged.
+import { Clock, Deferred, Duration, Effect, Latch, Metric, Semaphore } from "effect"
 import type { AuditEntry } from "../../domain/Audit.ts"
-import { AuditLog } from "../../services/AuditLog.ts"
+import { Unavailable } from "../../domain/Errors.ts"
+import { AuditLog, AuditMetrics } from "../../services/AuditLog.ts"
 import { type AuditRecord, type ChainHead, makeChain } from "./Chain.ts"
 
 /** A sink refused or lost a write. Carries nothing: the writer retries, the log says which sink. */
@@ -32,36 +34,33 @@ export interface Sink {
 export interface WriterOptions {
   readonly key: Uint8Array
   readonly node: string
-  /** Entries held while the sink fails before new ones are dropped (and counted). */
+  /**
+   * Records held at most (buffered plus the batch being retried) while the sink fails; past
+   * that, an append is dropped (and counted at once) and a commit fails.
+   */
   readonly maxBuffered?: number
-  /** How long shutdown keeps retrying a failing sink before it gives up on the rest. */
+  /** How long shutdown keeps retrying a failing sink before it counts the rest as lost. */
   readonly shutdownGrace?: Duration.Input
 }
 
-export const sinkUp = Metric.gauge("tidings_audit_sink_up", {
-  description: "1 while the audit sink takes writes; 0 while it fails (the node then refuses new sessions and tickets)"
-})
-export const buffered = Metric.gauge("tidings_audit_buffered", {
-  description: "Audit records appended but not yet in the sink"
-})
-const written = Metric.counter("tidings_audit_records_total", {
-  description: "Audit records, written to the sink or dropped because the buffer was full while the sink failed",
-  incremental: true,
-  attributes: { result: "written" }
-})
-const dropped = Metric.counter("tidings_audit_records_total", {
-  description: "Audit records, written to the sink or dropped because the buffer was full while the sink failed",
-  incremental: true,
-  attributes: { result: "dropped" }
-})
+// Defined with the contract (services/AuditLog.ts), so the metrics module can export them at 0.
+export const { sinkUp, buffered, written, dropped } = AuditMetrics
 
 const RETRY_FIRST = Duration.millis(100)
 const RETRY_MAX = Duration.seconds(5)
+/** Drops are counted one by one, but logged at most this often (with how many since the last line). */
+const DROP_LOG_EVERY_MS = 1_000
 
 interface Stamped {
   readonly entry: AuditEntry
   readonly at: number
 }
+
+/** Resolved once a batch is in the sink, failed when an attempt to write it fails. */
+type Waiter = Deferred.Deferred<void, Unavailable>
+
+const unavailable = new Unavailable({ service: "audit-log" })
+const refused = Effect.fail(unavailable)
 
 /**
  * Starts the writer in the current scope and returns the AuditLog plus `flush` (one write
@@ -74,31 +73,73 @@ export const make = (sink: Sink, options: WriterOptions) =>
     const chain = makeChain(options.key, options.node, head)
     const lock = yield* Semaphore.make(1)
     const wake = yield* Latch.make(false)
+    // Open while the sink takes writes: ends a retry's wait early when another attempt (a
+    // flush) already got through, so commits do not wait out a backoff on a working sink.
+    const upLatch = yield* Latch.make(true)
     let buffer: Array<Stamped> = []
+    // The waiter of the commits among `buffer`: it becomes the batch's waiter when the batch is taken.
+    let waiter: Waiter | undefined
     // Chained lines the sink has not taken yet: kept, in order, across failed attempts.
     let pending: Array<string> = []
+    let pendingWaiter: Waiter | undefined
     let up = true
-    let lost = 0
+    // Set once the shutdown's last attempt is over: the sink is closed, nothing more is taken.
+    let closed = false
+    let unloggedDrops = 0
+    let lastDropLog = Number.NEGATIVE_INFINITY
     yield* Metric.update(sinkUp, 1)
 
-    const push = (entry: AuditEntry, at: number) => {
-      if (buffer.length >= maxBuffered) {
-        lost += 1
-        return false
-      }
+    const logDrops = Effect.suspend(() => {
+      const count = unloggedDrops
+      unloggedDrops = 0
+      return count === 0 ? Effect.void : Effect.logError("audit buffer full while the sink failed; records dropped").pipe(
+        Effect.annotateLogs({ sink: sink.name, dropped: count })
+      )
+    })
+
+    /** Counted the moment it happens, so the alarm fires even if the node stops before the sink recovers. */
+    const drop = (now: number) =>
+      Effect.gen(function*() {
+        unloggedDrops += 1
+        yield* Metric.update(dropped, 1)
+        if (now - lastDropLog >= DROP_LOG_EVERY_MS) {
+          lastDropLog = now
+          yield* logDrops
+        }
+      })
+
+    /** The bound counts everything held: the buffer and the batch being retried. */
+    const hold = (entry: AuditEntry, at: number) => {
+      if (closed || buffer.length + pending.length >= maxBuffered) return false
       buffer.push({ entry, at })
-      Latch.openUnsafe(wake)
       return true
     }
+    // Opening the latch can run the writer fiber synchronously, right here: a commit's waiter
+    // must be in place before, or that batch would leave without it.
+    const wakeWriter = () => Latch.openUnsafe(wake)
+    const push = (entry: AuditEntry, at: number) => hold(entry, at) && (wakeWriter(), true)
 
-    const transition = (now: boolean) =>
-      now === up ? Effect.void : Effect.gen(function*() {
-        up = now
-        yield* Metric.update(sinkUp, now ? 1 : 0)
-        yield* now
-          ? Effect.logInfo("audit sink recovered; admitting new sessions and tickets again")
-          : Effect.logError("audit sink failing; refusing new sessions and tickets until it recovers")
-      }).pipe(Effect.annotateLogs({ sink: sink.name }))
+    // Cleared before completing: a resumed caller may run synchronously and commit again.
+    const failWaiters = () => {
+      const waiting = [pendingWaiter, waiter]
+      pendingWaiter = undefined
+      waiter = undefined
+      for (const each of waiting) if (each !== undefined) Deferred.doneUnsafe(each, refused)
+    }
+
+    /** Flips `up` at once (not when the returned effect runs), then reports the change. */
+    const transition = (now: boolean): Effect.Effect<void> => {
+      if (now === up) return Effect.void
+      up = now
+      if (now) Latch.openUnsafe(upLatch)
+      else Latch.closeUnsafe(upLatch)
+      return Effect.andThen(
+        Metric.update(sinkUp, now ? 1 : 0),
+        now
+          ? Effect.logInfo("audit sink recovered; admitting audited actions again")
+          : Effect.logError("audit sink failing; refusing audited actions until it recovers")
+      ).pipe(Effect.annotateLogs({ sink: sink.name }))
+    }
 
     /** One attempt to move everything buffered into the sink. Uninterruptible: a batch is all or nothing. */
     const drain: Effect.Effect<boolean> = lock.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
@@ -108,24 +149,27 @@ export const make = (sink: Sink, options: WriterOptions) =>
           const batch = buffer
           buffer = []
           pending = batch.map(({ at, entry }) => JSON.stringify(chain(entry, at)))
+          pendingWaiter = waiter
+          waiter = undefined
         }
         const ok = yield* Effect.match(sink.write(pending), { onFailure: () => false, onSuccess: () => true })
-        yield* Metric.update(buffered, pending.length + buffer.length)
         if (!ok) {
-          yield* transition(false)
+          // Not ready before any commit can wait again (commits from now on fail at once), and
+          // every waiting commit fails now, not after the retries: its records stay queued.
+          const report = transition(false)
+          failWaiters()
+          yield* report
+          yield* Metric.update(buffered, pending.length + buffer.length)
           return false
         }
         yield* Metric.update(written, pending.length)
         pending = []
+        const taken = pendingWaiter
+        pendingWaiter = undefined
+        if (taken !== undefined) Deferred.doneUnsafe(taken, Effect.void)
         yield* transition(true)
       }
-      if (lost > 0) {
-        yield* Metric.update(dropped, lost)
-        yield* Effect.logError("audit buffer full while the sink failed; records dropped").pipe(
-          Effect.annotateLogs({ sink: sink.name, dropped: lost })
-        )
-        lost = 0
-      }
+      yield* logDrops
       yield* Metric.update(buffered, 0)
       return true
     })))
@@ -134,20 +178,32 @@ export const make = (sink: Sink, options: WriterOptions) =>
     const drainUntilTaken = Effect.gen(function*() {
       let delay = RETRY_FIRST
       while (!(yield* drain)) {
-        yield* Effect.sleep(delay)
+        yield* Effect.race(Effect.sleep(delay), upLatch.await)
         delay = Duration.min(Duration.times(delay, 2), RETRY_MAX)
       }
     })
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        push({ event: "audit.closed" }, yield* Clock.currentTimeMillis)
+        const now = yield* Clock.currentTimeMillis
+        if (!push({ event: "audit.closed" }, now)) yield* drop(now)
         const done = yield* drainUntilTaken.pipe(Effect.timeoutOption(options.shutdownGrace ?? Duration.seconds(10)))
+        // From here on nothing is taken: a late commit fails, a late append is counted as dropped.
+        closed = true
         if (done._tag === "None") {
-          yield* Effect.logError("audit sink failed at shutdown; buffered records lost").pipe(
-            Effect.annotateLogs({ sink: sink.name, lost: pending.length + buffer.length })
+          // Every commit among these already failed at the first failed attempt (or fails
+          // here): none was acknowledged. What was only appended is lost, and said so exactly.
+          const lost = pending.length + buffer.length
+          failWaiters()
+          pending = []
+          buffer = []
+          yield* Metric.update(dropped, lost)
+          yield* Metric.update(buffered, 0)
+          yield* Effect.logError("audit sink failed at shutdown; records not written").pipe(
+            Effect.annotateLogs({ sink: sink.name, lost })
           )
         }
+        yield* logDrops
         yield* sink.close
       })
     )
@@ -166,8 +222,19 @@ export const make = (sink: Sink, options: WriterOptions) =>
     }, opened)
 
     const audit = AuditLog.of({
-      append: (entry) => Effect.map(Clock.currentTimeMillis, (now) => void push(entry, now)),
-      ready: Effect.sync(() => up)
+      append: (entry) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => push(entry, now) ? Effect.void : drop(now)),
+      commit: (entry) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          // Not held: the action's record is lost, so the action is not acknowledged.
+          if (!hold(entry, now)) return Effect.andThen(drop(now), refused)
+          // Held and retried, but not durable now: the caller answers 503.
+          if (!up) return (wakeWriter(), refused)
+          const batch = waiter ?? (waiter = Deferred.makeUnsafe<void, Unavailable>())
+          wakeWriter()
+          return Deferred.await(batch)
+        }),
+      ready: Effect.sync(() => up && !closed)
     })
     return { audit, flush: drain } as const
   })

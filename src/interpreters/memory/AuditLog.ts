@@ -15,7 +15,7 @@ export class MemoryAuditRecords extends Context.Service<MemoryAuditRecords, {
   readonly all: Effect.Effect<ReadonlyArray<AuditRecord>>
   /** One attempt to write what is buffered; true when the sink took it. */
   readonly flush: Effect.Effect<boolean>
-  /** While true the sink refuses every write. */
+  /** While true the sink refuses every write: waiting commits fail, and the node fails closed. */
   readonly failWrites: (failing: boolean) => void
 }>()("tidings/MemoryAuditRecords") {}
 

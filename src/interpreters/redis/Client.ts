@@ -5,9 +5,14 @@ import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { Cluster, Redis } from "ioredis"
 import { Unavailable } from "../../domain/Errors.ts"
 
+/** Where Redis is; `password` read from TIDINGS_REDIS_PASSWORD_FILE, when set. */
 export type RedisTarget =
-  | { readonly _tag: "Single"; readonly url: Redacted.Redacted<string> }
-  | { readonly _tag: "Cluster"; readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }> }
+  | { readonly _tag: "Single"; readonly url: Redacted.Redacted<string>; readonly password?: Redacted.Redacted<string> }
+  | {
+    readonly _tag: "Cluster"
+    readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
+    readonly password?: Redacted.Redacted<string>
+  }
 
 export class RedisClient extends Context.Service<RedisClient, {
   /**
@@ -24,7 +29,12 @@ export const attempt = (service: Unavailable["service"]) => <A>(run: () => Promi
   Effect.tryPromise({ try: run, catch: () => new Unavailable({ service }) })
 
 /** Redis did not answer when the node started; carries nothing of the URL (it may hold a password). */
-export class RedisUnreachable extends Schema.TaggedError<RedisUnreachable>()("RedisUnreachable", {}) {}
+export class RedisUnreachable extends Schema.TaggedError<RedisUnreachable>()("RedisUnreachable", {
+  /** Redis answered but refused the credentials (a configuration problem, not an outage). */
+  refused: Schema.Boolean
+}) {}
+
+const AUTH_REFUSED = /WRONGPASS|NOAUTH|NOPERM|invalid (username|password)/i
 
 const PER_CONNECTION = {
   enableOfflineQueue: false,
@@ -49,16 +59,24 @@ export interface ConnectOptions {
   readonly autoResubscribe?: boolean
 }
 
+const passwordOf = (target: RedisTarget) => (target.password === undefined ? {} : { password: Redacted.value(target.password) })
+
 const create = (target: RedisTarget, { autoResubscribe = true, pipelining = false }: ConnectOptions): Redis =>
   target._tag === "Single"
-    ? new Redis(Redacted.value(target.url), { ...PER_CONNECTION, autoResubscribe, lazyConnect: true, enableAutoPipelining: pipelining })
+    ? new Redis(Redacted.value(target.url), {
+      ...PER_CONNECTION,
+      ...passwordOf(target),
+      autoResubscribe,
+      lazyConnect: true,
+      enableAutoPipelining: pipelining
+    })
     : new Cluster([...target.nodes], {
       lazyConnect: true,
       enableOfflineQueue: false,
       enableAutoPipelining: pipelining,
       shardedSubscribers: true,
       clusterRetryStrategy: (times: number) => Math.min(times * 100, 1_000),
-      redisOptions: PER_CONNECTION
+      redisOptions: { ...PER_CONNECTION, ...passwordOf(target) }
     }) as unknown as Redis
 
 /** Connects a new client to the target (also used for each node's subscriber connections). */
@@ -67,16 +85,22 @@ export const connect = (target: RedisTarget, options: ConnectOptions = {}) =>
     try: async () => {
       const client = create(target, options)
       // Errors surface through the commands that fail; without a listener ioredis would print.
-      client.on("error", () => undefined)
+      // The first connect's are kept: a refused AUTH shows there, not in connect's rejection.
+      const seen: Array<string> = []
+      const onError = (error: Error) => void seen.push(String(error?.message))
+      client.on("error", onError)
       try {
         await client.connect()
         return client
       } catch (error) {
         client.disconnect()
-        throw error
+        throw new RedisUnreachable({ refused: [...seen, String((error as Error | undefined)?.message)].some((m) => AUTH_REFUSED.test(m)) })
+      } finally {
+        client.off("error", onError)
+        client.on("error", () => undefined)
       }
     },
-    catch: () => new RedisUnreachable()
+    catch: (error) => error instanceof RedisUnreachable ? error : new RedisUnreachable({ refused: false })
   })
 
 export const release = (client: Redis) =>

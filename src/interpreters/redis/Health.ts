@@ -1,8 +1,10 @@
-// Readiness on Redis: a PING answered within a second, and this node hearing its own
-// heartbeat on the control channel (a node deaf to revocations must take no new work). Each
-// check also sets `tidings_redis_up`, which the metrics listener refreshes on every scrape;
-// `tidings_control_channel_up` is kept by the heartbeat itself (Control.ts).
+// Readiness on Redis: a PING answered within a second (on a cluster, by every master: one
+// shard down fails the channels on its slots, so one random node answering proves nothing),
+// and this node hearing its own heartbeat on the control channel (a node deaf to revocations
+// must take no new work). Each check also sets `tidings_redis_up`, which the metrics listener
+// refreshes on every scrape; `tidings_control_channel_up` is kept by the heartbeat (Control.ts).
 import { Effect, Layer, Metric } from "effect"
+import type { Cluster, Redis } from "ioredis"
 import { Health } from "../../services/Health.ts"
 import { RedisClient } from "./Client.ts"
 import { ControlChannel } from "./Control.ts"
@@ -14,14 +16,26 @@ export const redisUp = Metric.gauge("tidings_redis_up", {
 export const layer = Layer.effect(
   Health,
   Effect.gen(function*() {
-    const redis = (yield* RedisClient).commands
+    const client = yield* RedisClient
+    const redis = client.commands
     const control = yield* ControlChannel
-    const ping = Effect.tryPromise(() => redis.ping()).pipe(
-      Effect.timeout("1 second"),
-      Effect.map((reply) => reply === "PONG"),
-      Effect.orElseSucceed(() => false),
-      Effect.tap((up) => Metric.update(redisUp, up ? 1 : 0))
-    )
+    const pingOne = (node: Redis) =>
+      Effect.tryPromise(() => node.ping()).pipe(
+        Effect.timeout("1 second"),
+        Effect.map((reply) => reply === "PONG"),
+        Effect.orElseSucceed(() => false)
+      )
+    // Every master the cluster client knows of: each owns slots some channel may hash to.
+    const masters = () => (redis as unknown as Cluster).nodes("master")
+    const ping = (client.cluster
+      ? Effect.suspend(() => {
+        const nodes = masters()
+        return nodes.length === 0
+          ? Effect.succeed(false)
+          : Effect.map(Effect.forEach(nodes, pingOne, { concurrency: "unbounded" }), (answers) => answers.every(Boolean))
+      })
+      : pingOne(redis)
+    ).pipe(Effect.tap((up) => Metric.update(redisUp, up ? 1 : 0)))
     return Health.of({
       ready: Effect.zipWith(ping, control.up, (answers, hears) => answers && hears)
     })
