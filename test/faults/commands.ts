@@ -167,6 +167,23 @@ const care = (grant: boolean, node: NodeName, c: number, p: number) =>
     act: (_, world) => (grant ? world.grant(node, c, p) : world.end(node, c, p))
   })
 
+/** Grants an open clinician session's clinician care of patient `p`, then subscribes it to that patient's channel. */
+const grantAndSubscribe = (node: NodeName, pick: number, p: number) => {
+  const index = (model: Readonly<Model>) => {
+    const clinicians = openIndexes(model).filter((i) => model.sessions[i]!.role === "clinician" && !model.sessions[i]!.held.includes(model.patients[p]!))
+    return clinicians.length === 0 ? undefined : clinicians[pick % clinicians.length]!
+  }
+  return command(`GrantAndSubscribe(${node},#${pick},${p})`, {
+    check: (model) => index(model) !== undefined,
+    describe: (model, world) => `grant care C${model.sessions[index(model)!]!.who} → P${p} through node ${node}, then ${world.sessions[index(model)!]!.name} subscribes to ${model.patients[p]}`,
+    act: async (model, world) => {
+      const session = world.sessions[index(model)!]!
+      await world.grant(node, session.who, p)
+      return world.subscribe(session, world.channel("patient", p))
+    }
+  })
+}
+
 /** Ends a care relationship a clinician session is subscribed under (most ends should concern someone). */
 const endHeld = (node: NodeName, pick: number) => {
   const target = (model: Readonly<Model>) => {
@@ -237,6 +254,7 @@ export const commandArbitraries: Array<fc.Arbitrary<fc.AsyncCommand<Model, World
   ...weighted(1, fc.tuple(role, who, node, node).map(([r, w, n, v]) => openDuringRevocation(r, w, n, v))),
   ...weighted(2, fc.tuple(node, who, who).map(([n, c, p]) => care(true, n, c, p))),
   ...weighted(1, fc.tuple(node, who, who).map(([n, c, p]) => care(false, n, c, p))),
+  ...weighted(2, fc.tuple(node, pick, who).map(([n, s, p]) => grantAndSubscribe(n, s, p))),
   ...weighted(2, fc.tuple(node, pick).map(([n, p]) => endHeld(n, p))),
   ...weighted(2, fc.tuple(faultKind, node).map(([k, n]) => fault(k, n)))
 ]

@@ -257,11 +257,11 @@ export class World {
 
   revoke = async (node: NodeName, role: Role, who: number) => {
     const ref = this.ref(role, who)
+    const concerned = this.open().filter((s) => s.role === role && s.ref === ref)
     await this.acked("revocation", () => this.cluster.node[node].https("POST", "/v1/admin/revocations", { subject: ref, role }, this.tokens.admin), [202])
     const ack = Date.now()
     this.revocations.set(`${role}:${ref}`, [...(this.revocations.get(`${role}:${ref}`) ?? []), ack])
     this.count(node, "session.revoked", `${role}:${ref}`)
-    const concerned = this.open().filter((s) => s.role === role && s.ref === ref)
     const stillOpen = () => concerned.filter((s) => s.client.closed() === undefined)
     await until(async () => stillOpen().length === 0, BOUND_MS, "revoked sessions close").catch(() => {
       throw new Violation("no revoked session open past BOUND_MS", stillOpen().map((s) => `session ${this.describe(s)}`).join(", "),
@@ -279,19 +279,19 @@ export class World {
 
   end = async (node: NodeName, c: number, p: number) => {
     const body = { clinician: this.clinicians[c]!, patient: this.patients[p]! }
+    const channel = `patient:${body.patient}`
+    const holding = () => this.open().filter((s) => s.role === "clinician" && s.who === c && this.live(s).has(channel))
+    const concerned = holding()
     await this.acked("care end", () => this.cluster.node[node].https("DELETE", "/v1/care-relationships", body, this.tokens.service), [204])
     const ack = Date.now()
     this.care.delete(`${c}|${p}`)
     this.careEnds.set(`${c}|${p}`, [...(this.careEnds.get(`${c}|${p}`) ?? []), ack])
     this.count(node, "relationship.ended", `clinician:${body.clinician}`, `patient:${body.patient}`)
-    const channel = `patient:${body.patient}`
-    const holding = () => this.open().filter((s) => s.role === "clinician" && s.who === c && this.live(s).has(channel))
-    const concerned = holding()
     await until(async () => holding().length === 0, BOUND_MS, "care end signalled").catch(() => {
       throw new Violation("a care end removes the subscription within BOUND_MS", holding().map((s) => `session ${this.describe(s)}, channel ${channel}`).join("; "),
         `no error frame nor close ${Date.now() - ack} ms after the care end was acknowledged`)
     })
-    return concerned.length === 0 ? undefined : `signalled to ${concerned.map((s) => s.name).join(", ")}`
+    return concerned.length === 0 ? undefined : `${concerned.map((s) => `${s.name} ${s.client.closed() === undefined ? "got the error frame" : "closed"}`).join(", ")}`
   }
 
   nodesReady = async () => {
