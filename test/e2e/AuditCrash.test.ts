@@ -141,7 +141,7 @@ describe("a node killed with SIGKILL under publish load", () => {
     const pseudonym = pseudonymizer(key)
     const published = records().filter((r) => r.event === "event.published")
     const missing = CHANNELS.map((ref) => {
-      const written = published.filter((r) => r.channel === `patient:${pseudonym(ref)}`).length
+      const written = published.filter((r) => r.channel === `patient:${pseudonym(`patient:${ref}`)}`).length
       return { ref, acked: acked.get(ref)!, missing: Math.max(0, acked.get(ref)! - written) }
     })
     expect(missing.filter((m) => m.missing > 0)).toEqual([])
