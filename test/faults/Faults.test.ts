@@ -19,8 +19,8 @@ const RUNS = Number(process.env.FAULTS_RUNS ?? 8)
 const SEED = process.env.FAULTS_SEED === undefined ? undefined : Number(process.env.FAULTS_SEED)
 const PATH = process.env.FAULTS_PATH
 const MAX_COMMANDS = Number(process.env.FAULTS_COMMANDS ?? 50)
-/** A run is ~15-40 s on 2 cores; a failing one may add BOUND_MS waits. */
-const TIMEOUT_MS = 60_000 + RUNS * (60_000 + 2 * BOUND_MS)
+/** A run takes 2-5 s on 2 cores (restarts included); the failing one adds its BOUND_MS waits. */
+const TIMEOUT_MS = 60_000 + 3 * BOUND_MS + RUNS * 30_000
 
 /** Before each run: whatever an earlier, failed run left stopped is started again. */
 const ensureUp = async (cluster: Cluster) => {

@@ -2,7 +2,7 @@
 // loopback port and two gateway nodes (`node src/main.ts`, ids a and b) sharing the keys made
 // by scripts/make-keys.ts, each with its own file audit sink; each can be stopped, killed, restarted.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { request } from "node:https"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -76,7 +76,7 @@ const gatewayNode = async (name: NodeName, keys: string, base: string, redisUrl:
   const metricsPort = await freePort()
   const dir = join(base, `node-${name}`)
   const auditDir = join(dir, "audit")
-  execFileSync("mkdir", ["-p", dir])
+  mkdirSync(dir, { recursive: true })
   const env = {
     PATH: process.env.PATH ?? "",
     HOME: dir,
@@ -136,7 +136,7 @@ export const startCluster = async (): Promise<Cluster> => {
   const ca = readFileSync(join(keys, "tls-cert.pem"), "utf8")
   const redisPort = await freePort()
   const redisDir = join(base, "redis")
-  execFileSync("mkdir", ["-p", redisDir])
+  mkdirSync(redisDir, { recursive: true })
   // Persistent like production (append-only, fsync each write): a restart keeps seq and history.
   const launchRedis = () =>
     spawnRedis(["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
