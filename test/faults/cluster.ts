@@ -138,6 +138,7 @@ export const startCluster = async (): Promise<Cluster> => {
   const redisDir = join(base, "redis")
   mkdirSync(redisDir, { recursive: true })
   // Persistent like production (append-only, fsync each write): a restart keeps seq and history.
+  // A Redis that loses its state on restart (no persistence) is issue 14, not this suite's.
   const launchRedis = () =>
     spawnRedis(["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
       "--appendfsync", "always", "--dir", redisDir])
