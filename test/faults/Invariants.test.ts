@@ -15,6 +15,7 @@ const facts = (overrides: Partial<SessionFacts> = {}): SessionFacts => ({
   sinces: new Map([["s1", undefined], ["s2", 4]]),
   revokedAt: [],
   careEndedAt: new Map(),
+  careGrantedAt: new Map(),
   label: (channel) => channel,
   ...overrides
 })
@@ -62,5 +63,12 @@ describe("the frame checks of the fault-injection suite", () => {
       .toThrow(/"no event after a care end \+ BOUND_MS"/)
     expect(() => replay(facts({ careEndedAt: new Map([[CHANNEL, [10]]]) }), [subscribed(0, "s1", 0, false), event(9 + BOUND_MS, 1)]))
       .not.toThrow()
+  })
+
+  it("refuse events past the bound on a subscription a racing subscribe got just after a care end, until care is granted again", () => {
+    const ended = facts({ careEndedAt: new Map([[CHANNEL, [10]]]), careGrantedAt: new Map([[CHANNEL, [0, 100 + BOUND_MS]]]) })
+    expect(() => replay(ended, [subscribed(11, "s1", 0, false), event(20 + BOUND_MS, 1)]))
+      .toThrow(/"no event after a care end \+ BOUND_MS"/)
+    expect(() => replay(ended, [subscribed(101 + BOUND_MS, "s1", 0, false), event(102 + BOUND_MS, 1)])).not.toThrow()
   })
 })

@@ -184,6 +184,23 @@ const grantAndSubscribe = (node: NodeName, pick: number, p: number) => {
   })
 }
 
+/** A clinician session under care of patient `p` subscribes to that patient while the care ends. */
+const subscribeDuringCareEnd = (node: NodeName, pick: number, p: number) => {
+  const index = (model: Readonly<Model>) => {
+    const ready = openIndexes(model).filter((i) => {
+      const s = model.sessions[i]!
+      return s.role === "clinician" && model.care.has(`${s.who}|${p}`) && !s.held.includes(model.patients[p]!)
+    })
+    return ready.length === 0 ? undefined : ready[pick % ready.length]!
+  }
+  return command(`SubscribeDuringCareEnd(${node},#${pick},${p})`, {
+    check: (model) => index(model) !== undefined,
+    describe: (model, world) =>
+      `${world.describe(world.sessions[index(model)!]!)} subscribes to ${model.patients[p]} while care C${model.sessions[index(model)!]!.who} → P${p} ends through node ${node}`,
+    act: (model, world) => world.subscribeDuringCareEnd(world.sessions[index(model)!]!, p, node)
+  })
+}
+
 /** Ends a care relationship a clinician session is subscribed under (most ends should concern someone). */
 const endHeld = (node: NodeName, pick: number) => {
   const target = (model: Readonly<Model>) => {
@@ -256,5 +273,6 @@ export const commandArbitraries: Array<fc.Arbitrary<fc.AsyncCommand<Model, World
   ...weighted(1, fc.tuple(node, who, who).map(([n, c, p]) => care(false, n, c, p))),
   ...weighted(2, fc.tuple(node, pick, who).map(([n, s, p]) => grantAndSubscribe(n, s, p))),
   ...weighted(2, fc.tuple(node, pick).map(([n, p]) => endHeld(n, p))),
+  ...weighted(2, fc.tuple(node, pick, who).map(([n, s, p]) => subscribeDuringCareEnd(n, s, p))),
   ...weighted(2, fc.tuple(faultKind, node).map(([k, n]) => fault(k, n)))
 ]

@@ -24,8 +24,9 @@ export interface SessionFacts {
   readonly sinces: ReadonlyMap<string, number | undefined>
   /** Acknowledged revocations of this session's subject after it opened: ack times. */
   readonly revokedAt: ReadonlyArray<number>
-  /** Acknowledged care ends that concern this clinician, by patient channel: ack times. */
+  /** Acknowledged care ends and grants that concern this clinician, by patient channel: ack times. */
   readonly careEndedAt: ReadonlyMap<string, ReadonlyArray<number>>
+  readonly careGrantedAt: ReadonlyMap<string, ReadonlyArray<number>>
   /** Turns a real channel into its test name ("patient:P1") for messages. */
   readonly label: (channel: string) => string
 }
@@ -69,7 +70,13 @@ export const replay = (facts: SessionFacts, received: ReadonlyArray<Received>): 
         throw new Violation("no event after a revocation + BOUND_MS", where(frame.channel),
           `seq ${frame.seq} arrived ${at - revoked} ms after the revocation was acknowledged`)
       }
-      const ended = (facts.careEndedAt.get(frame.channel) ?? []).find((ack) => ack >= subscription.startedAt && at > ack + BOUND_MS)
+      // Care ended at `ack` and not granted again until `regrant`: a subscription from before the
+      // new grant (even one a racing subscribe got just after the end) must not deliver past the bound.
+      const grants = facts.careGrantedAt.get(frame.channel) ?? []
+      const ended = (facts.careEndedAt.get(frame.channel) ?? []).find((ack) => {
+        const regrant = Math.min(...grants.filter((grant) => grant > ack))
+        return at > ack + BOUND_MS && at < regrant && subscription.startedAt < regrant
+      })
       if (ended !== undefined) {
         throw new Violation("no event after a care end + BOUND_MS", where(frame.channel),
           `seq ${frame.seq} arrived ${at - ended} ms after the care end was acknowledged`)

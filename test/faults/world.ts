@@ -43,6 +43,7 @@ export class World {
   readonly care = new Set<string>()
   readonly revocations = new Map<string, Array<number>>()
   readonly careEnds = new Map<string, Array<number>>()
+  readonly careGrants = new Map<string, Array<number>>()
   /** The seq of the last acknowledged publish, per channel. */
   readonly latest = new Map<string, number>()
   readonly ledger: Record<NodeName, AuditLedger> = { a: new Map(), b: new Map() }
@@ -116,8 +117,12 @@ export class World {
 
   facts = (s: Session): SessionFacts => {
     const careEndedAt = new Map<string, Array<number>>()
+    const careGrantedAt = new Map<string, Array<number>>()
     if (s.role === "clinician") {
-      for (const p of WHO) careEndedAt.set(this.channel("patient", p), this.careEnds.get(`${s.who}|${p}`) ?? [])
+      for (const p of WHO) {
+        careEndedAt.set(this.channel("patient", p), this.careEnds.get(`${s.who}|${p}`) ?? [])
+        careGrantedAt.set(this.channel("patient", p), this.careGrants.get(`${s.who}|${p}`) ?? [])
+      }
     }
     return {
       name: this.describe(s),
@@ -125,6 +130,7 @@ export class World {
       sinces: s.sinces,
       revokedAt: (this.revocations.get(`${s.role}:${s.ref}`) ?? []).filter((ack) => ack >= s.openedAt),
       careEndedAt,
+      careGrantedAt,
       label: this.label
     }
   }
@@ -212,7 +218,7 @@ export class World {
   }
 
   /** Subscribes; `since` is the last seq this session saw on the channel, if it held it before. */
-  subscribe = async (s: Session, channel: string): Promise<string> => {
+  subscribe = async (s: Session, channel: string, racing = false): Promise<string> => {
     const seen = s.client.received.filter((r) => r.frame.channel === channel && typeof r.frame.seq === "number")
     const since = seen.length === 0 ? undefined : Math.max(...seen.map((r) => r.frame.seq as number))
     const id = this.id("sub")
@@ -223,12 +229,28 @@ export class World {
     const [role, ref] = channel.split(":") as [Role, string]
     const allowed = role === s.role ? ref === s.ref : s.role === "clinician" && this.care.has(`${s.who}|${this.patients.indexOf(ref)}`)
     const outcome = answer.type === "subscribed" ? `subscribed seq ${answer.seq} recovered ${answer.recovered}` : `error ${answer.code}`
-    if (answer.type === "error" && answer.code === "unavailable") return outcome
+    if ((answer.type === "error" && answer.code === "unavailable") || racing) return outcome
     if (allowed !== (answer.type === "subscribed")) {
       throw new Violation("subscribe answers follow the acknowledged care relationships", `session ${this.describe(s)}, channel ${channel}`,
         `expected ${allowed ? "subscribed" : "forbidden"}, got ${outcome}`)
     }
     return outcome
+  }
+
+  /**
+   * A subscribe racing a care end of that patient: whichever answer it gets, the clinician's
+   * subscription must be gone within BOUND_MS of the end's 204 (replay() refuses later events).
+   */
+  subscribeDuringCareEnd = async (s: Session, p: number, node: NodeName): Promise<string> => {
+    const channel = this.channel("patient", p)
+    const [answer] = await Promise.all([this.subscribe(s, channel, true), this.end(node, s.who, p)])
+    const ack = this.careEnds.get(`${s.who}|${p}`)!.at(-1)!
+    const held = () => s.client.closed() === undefined && this.live(s).has(channel)
+    await until(async () => !held(), Math.max(0, ack + BOUND_MS - Date.now()), "racing subscription removed").catch(() => {
+      throw new Violation("a care end removes the subscription within BOUND_MS", `session ${this.describe(s)}, channel ${channel}`,
+        `a subscribe racing the end was answered ${answer} and still holds ${Date.now() - ack} ms after the end was acknowledged`)
+    })
+    return `${answer}; ${s.client.closed() === undefined ? "not held" : "closed"} after the end`
   }
 
   unsubscribe = async (s: Session, channel: string) => {
@@ -274,6 +296,7 @@ export class World {
     const body = { clinician: this.clinicians[c], patient: this.patients[p] }
     await this.acked("care grant", () => this.cluster.node[node].https("PUT", "/v1/care-relationships", body, this.tokens.service), [204])
     this.care.add(`${c}|${p}`)
+    this.careGrants.set(`${c}|${p}`, [...(this.careGrants.get(`${c}|${p}`) ?? []), Date.now()])
     this.count(node, "relationship.granted", `clinician:${body.clinician}`, `patient:${body.patient}`)
   }
 
