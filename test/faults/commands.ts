@@ -4,6 +4,7 @@
 import fc from "fast-check"
 import type { NodeName } from "./cluster.ts"
 import { crashAfterAcks, crashNode, killPubsub, killPubsubMidPublish, restartNode, restartRedis } from "./faults.ts"
+import * as Races from "./races.ts"
 import { type Role, WHO, type World } from "./world.ts"
 
 /** What the next command can be drawn from: the run's sessions and acknowledged care. */
@@ -197,7 +198,7 @@ const subscribeDuringCareEnd = (node: NodeName, pick: number, p: number) => {
     check: (model) => index(model) !== undefined,
     describe: (model, world) =>
       `${world.describe(world.sessions[index(model)!]!)} subscribes to ${model.patients[p]} while care C${model.sessions[index(model)!]!.who} → P${p} ends through node ${node}`,
-    act: (model, world) => world.subscribeDuringCareEnd(world.sessions[index(model)!]!, p, node)
+    act: (model, world) => Races.subscribeDuringCareEnd(world, world.sessions[index(model)!]!, p, node)
   })
 }
 
@@ -221,7 +222,7 @@ const openDuringRevocation = (role: Role, who: number, node: NodeName, via: Node
   command(`OpenDuringRevocation(${role},${who},${node},${via})`, {
     check: (model) => openIndexes(model).length < MAX_OPEN,
     describe: () => `open a ${role} ${letter(role)}${who} session on node ${node} while revoking it through node ${via}`,
-    act: (_, world) => world.openDuringRevocation(role, who, node, via)
+    act: (_, world) => Races.openDuringRevocation(world, role, who, node, via)
   })
 
 type FaultKind = "pubsub" | "pubsub-publish" | "redis-term" | "redis-kill" | "node-term" | "node-kill" | "node-kill-after-acks"

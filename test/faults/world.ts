@@ -173,7 +173,8 @@ export class World {
     return ticket
   }
 
-  private adopt = (role: Role, who: number, node: NodeName, client: SessionClient, openedAt: number): Session => {
+  /** Takes a socket that opened (or is opening) as the run's next session. */
+  adopt = (role: Role, who: number, node: NodeName, client: SessionClient, openedAt: number): Session => {
     const session: Session = {
       name: `S${this.sessions.length + 1}`, role, who, ref: this.ref(role, who), node, client, openedAt, sinces: new Map()
     }
@@ -197,26 +198,6 @@ export class World {
     return this.adopt(role, who, node, opened!, Date.now()).name
   }
 
-  /**
-   * A handshake racing a revocation: a ticket issued before it, used while the revocation is
-   * in flight. Whether or not the socket opened, it must not stay open past BOUND_MS.
-   */
-  openDuringRevocation = async (role: Role, who: number, node: NodeName, via: NodeName): Promise<string> => {
-    const ticket = await this.ticket(role, who, node)
-    const started = Date.now()
-    const opening = connect(this.cluster.node[node].port, this.cluster.ca, ticket).catch(() => undefined)
-    const revoked = await this.revoke(via, role, who)
-    const client = await opening
-    if (client === undefined) return `${revoked}; the racing handshake failed`
-    const session = this.adopt(role, who, node, client, started)
-    const ack = this.revocations.get(`${role}:${session.ref}`)!.at(-1)!
-    await until(async () => client.closed() !== undefined, ack + BOUND_MS - Date.now(), "the racing session closes").catch(() => {
-      throw new Violation("no revoked session open past BOUND_MS", `session ${this.describe(session)} (its handshake raced the revocation)`,
-        `still open ${Date.now() - ack} ms after the revocation was acknowledged`)
-    })
-    return `${revoked}; racing ${session.name} closed ${client.closed()!.code}`
-  }
-
   /** Subscribes; `since` is the last seq this session saw on the channel, if it held it before. */
   subscribe = async (s: Session, channel: string, racing = false): Promise<string> => {
     const seen = s.client.received.filter((r) => r.frame.channel === channel && typeof r.frame.seq === "number")
@@ -235,22 +216,6 @@ export class World {
         `expected ${allowed ? "subscribed" : "forbidden"}, got ${outcome}`)
     }
     return outcome
-  }
-
-  /**
-   * A subscribe racing a care end of that patient: whichever answer it gets, the clinician's
-   * subscription must be gone within BOUND_MS of the end's 204 (replay() refuses later events).
-   */
-  subscribeDuringCareEnd = async (s: Session, p: number, node: NodeName): Promise<string> => {
-    const channel = this.channel("patient", p)
-    const [answer] = await Promise.all([this.subscribe(s, channel, true), this.end(node, s.who, p)])
-    const ack = this.careEnds.get(`${s.who}|${p}`)!.at(-1)!
-    const held = () => s.client.closed() === undefined && this.live(s).has(channel)
-    await until(async () => !held(), Math.max(0, ack + BOUND_MS - Date.now()), "racing subscription removed").catch(() => {
-      throw new Violation("a care end removes the subscription within BOUND_MS", `session ${this.describe(s)}, channel ${channel}`,
-        `a subscribe racing the end was answered ${answer} and still holds ${Date.now() - ack} ms after the end was acknowledged`)
-    })
-    return `${answer}; ${s.client.closed() === undefined ? "not held" : "closed"} after the end`
   }
 
   unsubscribe = async (s: Session, channel: string) => {
