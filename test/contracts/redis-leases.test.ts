@@ -2,14 +2,10 @@
 // out: a node's renewals keep its sessions counted against the per-subject cap for as long
 // as they live, and a node that stops renewing (it crashed) has its sessions age out.
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import * as Client from "../../src/interpreters/redis/Client.ts"
-import * as Control from "../../src/interpreters/redis/Control.ts"
-import * as RedisSessions from "../../src/interpreters/redis/Sessions.ts"
+import { Effect } from "effect"
 import type { LiveSession } from "../../src/services/Sessions.ts"
 import { Sessions } from "../../src/services/Sessions.ts"
-import * as Settings from "../../src/services/Settings.ts"
-import { useRedisTarget } from "../support/redis-target.ts"
+import { sessionsNode, useRedisTarget } from "../support/redis-target.ts"
 import { hasRedisServer, skipReason } from "../support/redis.ts"
 import { fresh, freshSubject } from "./support.ts"
 
@@ -22,12 +18,7 @@ const targets = ["single", "cluster"] as const
 describe.skipIf(!hasRedisServer).each(targets)(`Redis session leases (%s)${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, (kind) => {
   const redis = useRedisTarget(kind)
 
-  const node = () =>
-    RedisSessions.layerWith(LEASE).pipe(
-      Layer.provide(Control.layer),
-      Layer.provideMerge(Client.layer(redis.target)),
-      Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
-    )
+  const node = () => sessionsNode(redis.target, LEASE)
 
   const session = (subject: LiveSession["subject"]): LiveSession => ({
     id: fresh("ses"),

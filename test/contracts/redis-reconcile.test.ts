@@ -13,7 +13,7 @@ import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import * as RedisSessions from "../../src/interpreters/redis/Sessions.ts"
 import { type LiveSession, Sessions } from "../../src/services/Sessions.ts"
 import * as Settings from "../../src/services/Settings.ts"
-import { useRedisTarget } from "../support/redis-target.ts"
+import { sessionsNode, useRedisTarget } from "../support/redis-target.ts"
 import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 import { fresh, freshSubject, until } from "./support.ts"
 
@@ -55,12 +55,7 @@ const targets = ["single", "cluster"] as const
 describe.skipIf(!hasRedisServer).each(targets)(`Redis session reconciliation (%s)${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, (kind) => {
   const redis = useRedisTarget(kind)
 
-  const node = () =>
-    RedisSessions.layerWith(LEASE).pipe(
-      Layer.provide(Control.layer),
-      Layer.provideMerge(Client.layer(redis.target)),
-      Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
-    )
+  const node = () => sessionsNode(redis.target, LEASE)
 
   it.live("ends a session with SessionRevoked within a cycle of a revocation whose announcement never came", () =>
     Effect.gen(function*() {
