@@ -41,7 +41,7 @@ describe("the frame checks of the fault-injection suite", () => {
 
   it("refuse a gap within one subscription", () => {
     expect(() => replay(facts(), [subscribed(0, "s1", 2, false), event(1, 3), event(2, 5)]))
-      .toThrow(/"seq gap-free per subscription" broke .* expected seq 4, got 5/)
+      .toThrow(/"seq gap-free per subscription" broke .* expected seq 4 of epoch undefined, got 5 of undefined/)
   })
 
   it("accept a jump after an explicit signal: recovered false, or the care-loss error frame", () => {
@@ -50,6 +50,20 @@ describe("the frame checks of the fault-injection suite", () => {
       at(2, { type: "error", code: "forbidden", channel: CHANNEL }),
       subscribed(3, "s2", 9, false), event(4, 10)
     ])).not.toThrow()
+  })
+
+  it("accept a jump, or a new epoch, after a reset (v1.1), and refuse a new epoch without one", () => {
+    const from = (epoch: string, seq: number) => at(0, { type: "subscribed", id: "s1", channel: CHANNEL, epoch, seq, recovered: false })
+    const inEpoch = (ms: number, epoch: string, seq: number) => at(ms, { type: "event", channel: CHANNEL, epoch, seq })
+    const reset = (ms: number, epoch: string, seq: number) => at(ms, { type: "reset", channel: CHANNEL, epoch, seq })
+    const live = replay(facts(), [
+      from("Aaaaaaaa", 2), inEpoch(1, "Aaaaaaaa", 3), reset(2, "Aaaaaaaa", 150), inEpoch(3, "Aaaaaaaa", 151),
+      reset(4, "Bbbbbbbb", 0), inEpoch(5, "Bbbbbbbb", 1)
+    ])
+    expect(live.get(CHANNEL)).toMatchObject({ epoch: "Bbbbbbbb", expected: 2 })
+    expect(() => replay(facts(), [from("Aaaaaaaa", 2), inEpoch(1, "Aaaaaaaa", 3), inEpoch(2, "Bbbbbbbb", 4)]))
+      .toThrow(/"seq gap-free per subscription" broke .* expected seq 4 of epoch Aaaaaaaa, got 4 of Bbbbbbbb/)
+    expect(() => replay(facts(), [reset(1, "Aaaaaaaa", 3)])).toThrow(/"no reset outside a subscription"/)
   })
 
   it("refuse an event outside a subscription", () => {

@@ -31,17 +31,19 @@ export interface SessionFacts {
   readonly label: (channel: string) => string
 }
 
-/** A live subscription as its frames show it: the next seq it must get. */
+/** A live subscription as its frames show it: the epoch and next seq it must get. */
 export interface Subscription {
   readonly channel: string
   readonly startedAt: number
+  epoch: string | undefined
   expected: number
 }
 
 /**
  * Replays one session's frames. Within one subscription (from its `subscribed` frame until an
- * `unsubscribed`, an `error` naming the channel, or the close) events come with consecutive
- * seqs starting after `since` (recovered) or after `subscribed.seq`; none comes outside a
+ * `unsubscribed`, an `error` naming the channel, or the close) events come in its epoch with
+ * consecutive seqs starting after `since` (recovered) or after `subscribed.seq`, or after the
+ * `seq` of a `reset` (protocol v1.1: the explicit signal of a gap, with the new epoch); none comes outside a
  * subscription, nor later than BOUND_MS after an acknowledged revocation or care end.
  * Returns the subscriptions still live, or throws the first violation.
  */
@@ -52,7 +54,14 @@ export const replay = (facts: SessionFacts, received: ReadonlyArray<Received>): 
     if (frame.type === "subscribed") {
       const since = facts.sinces.get(frame.id)
       const from = frame.recovered === true && since !== undefined ? since : frame.seq
-      live.set(frame.channel, { channel: frame.channel, startedAt: at, expected: from + 1 })
+      live.set(frame.channel, { channel: frame.channel, startedAt: at, epoch: frame.epoch, expected: from + 1 })
+    } else if (frame.type === "reset") {
+      const subscription = live.get(frame.channel)
+      if (subscription === undefined) {
+        throw new Violation("no reset outside a subscription", where(frame.channel), `got a reset to seq ${frame.seq} while not subscribed`)
+      }
+      subscription.epoch = frame.epoch
+      subscription.expected = frame.seq + 1
     } else if (frame.type === "unsubscribed" || (frame.type === "error" && frame.channel !== undefined)) {
       live.delete(frame.channel)
     } else if (frame.type === "event") {
@@ -60,9 +69,9 @@ export const replay = (facts: SessionFacts, received: ReadonlyArray<Received>): 
       if (subscription === undefined) {
         throw new Violation("no event outside a subscription", where(frame.channel), `got seq ${frame.seq} while not subscribed`)
       }
-      if (frame.seq !== subscription.expected) {
+      if (frame.seq !== subscription.expected || frame.epoch !== subscription.epoch) {
         throw new Violation("seq gap-free per subscription", where(frame.channel),
-          `expected seq ${subscription.expected}, got ${frame.seq} with no error, close or recovered:false in between`)
+          `expected seq ${subscription.expected} of epoch ${subscription.epoch}, got ${frame.seq} of ${frame.epoch} with no reset, error, close or recovered:false in between`)
       }
       subscription.expected = frame.seq + 1
       const revoked = facts.revokedAt.find((ack) => at > ack + BOUND_MS)
