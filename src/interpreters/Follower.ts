@@ -47,6 +47,8 @@ export class Follower {
   private retired: string | undefined = undefined
   /** Defined while a store call is out (or before `start`): live events wait here. */
   private held: Array<Event> | undefined = []
+  /** A reconnect came while a store call was out: catch up again once it is done. */
+  private again = false
   private closed = false
   private readonly store: ChannelStore
   private readonly listener: BusListener
@@ -77,7 +79,9 @@ export class Follower {
 
   /** The transport dropped and is back: fetch what was missed, in order, or reset. */
   catchUp() {
-    if (this.closed || this.held !== undefined) return
+    if (this.closed) return
+    // The call out may have read the store before what this reconnect missed.
+    if (this.held !== undefined) return void (this.again = true)
     this.held = []
     this.run(this.catchingUp)
   }
@@ -128,6 +132,10 @@ export class Follower {
         ;(this.held as Array<Event>).push(...pending.slice(i + 1))
         return
       }
+    }
+    if (this.again) {
+      this.again = false
+      this.catchUp()
     }
   }
 
