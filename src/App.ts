@@ -72,7 +72,12 @@ const certificate = (config: AppConfig, options: { readonly devCertFile?: string
 
 export const layer = (
   config: AppConfig,
-  options: { readonly audit?: AuditChoice; readonly devCertFile?: string | undefined } = {}
+  options: {
+    readonly audit?: AuditChoice
+    /** The memory audit writer's bound (tests that drive a drop); the default otherwise. */
+    readonly auditBufferLimit?: number
+    readonly devCertFile?: string | undefined
+  } = {}
 ) => {
   const key = auditKey(config)
   const settings = Settings.layer(config.settings)
@@ -88,7 +93,7 @@ export const layer = (
     : undefined
   const interpreters = target === undefined ? Memory.layer(key) : Redis.layer(target)
   const audit = options.audit === "memory"
-    ? MemoryAudit.layer(key)
+    ? MemoryAudit.layer(key, options.auditBufferLimit === undefined ? {} : { maxBuffered: options.auditBufferLimit })
     : config.auditSink._tag === "File"
     ? FileSink.layer({ directory: config.auditSink.directory, maxFileBytes: config.auditSink.maxFileBytes, key })
     // Config refuses the redis sink without a Redis target.

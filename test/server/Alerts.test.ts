@@ -243,6 +243,27 @@ describe("each alert of docs/alerts.yml on a fresh node", () => {
     expect(valueOf(await scrape(), "tidings_audit_buffered")).toBe(0)
   })
 
+  it("TidingsAuditRecordsDropped: records past the buffer's bound while the sink fails move tidings_audit_records_total{result=dropped}", async () => {
+    expect(rule("TidingsAuditRecordsDropped").expr).toContain('tidings_audit_records_total{result="dropped"}')
+    // A node of its own whose writer holds at most 4 records (the default is 1,000,000); the
+    // metric registry is the process's, so this node's drop shows on the scrape above too.
+    const small = await startGateway({ TIDINGS_METRICS_LISTEN: `127.0.0.1:${await freePort()}` }, { auditBufferLimit: 4 })
+    try {
+      small.failAuditWrites(true)
+      expect(await moved("tidings_audit_records_total", { result: "dropped" }, async () => {
+        // Each socket refused while the sink fails appends its ws.closed record, which is held.
+        for (let i = 0; i < 6; i++) {
+          const refused = await small.connect({ ticket: "not-a-ticket" })
+          if (refused.kind !== "open") throw new Error(`not open: ${JSON.stringify(refused)}`)
+          expect((await refused.client.closed).code).toBe(4503)
+        }
+      })).toBeGreaterThan(0)
+    } finally {
+      small.failAuditWrites(false)
+      await small.close()
+    }
+  })
+
   it("TidingsControlChannelDeaf: a node refused the control channel moves tidings_control_channel_up to 0, and back", async () => {
     expect(rule("TidingsControlChannelDeaf").expr).toContain("tidings_control_channel_up")
     const admin = new Redis(redis.url)

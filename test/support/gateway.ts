@@ -84,7 +84,7 @@ export const makeTicketKey = (): string =>
 
 export const startGateway = async (
   env: Record<string, string> = {},
-  options: { readonly ticketKeyPem?: string } = {}
+  options: { readonly ticketKeyPem?: string; readonly auditBufferLimit?: number } = {}
 ): Promise<Gateway> => {
   const dir = mkdtempSync(join(tmpdir(), "tidings-e2e-"))
   const tls = makeSelfSigned({ hosts: ["localhost", "127.0.0.1"], days: 1 })
@@ -107,7 +107,13 @@ export const startGateway = async (
   if (Result.isFailure(parsed)) throw new Error(`config: ${parsed.failure.setting} ${parsed.failure.problem}`)
   const scope = Effect.runSync(Scope.make())
   const context = await Effect.runPromise(
-    Layer.buildWithScope(App.layer(parsed.success, { audit: "memory" }), scope)
+    Layer.buildWithScope(
+      App.layer(parsed.success, {
+        audit: "memory",
+        ...(options.auditBufferLimit === undefined ? {} : { auditBufferLimit: options.auditBufferLimit })
+      }),
+      scope
+    )
   )
   const records = Context.getUnsafe(context as Context.Context<MemoryAuditRecords>, MemoryAuditRecords)
   const refusals = Context.getUnsafe(context as Context.Context<Refusals>, Refusals)

@@ -20,7 +20,8 @@ export class MemoryAuditRecords extends Context.Service<MemoryAuditRecords, {
 }>()("tidings/MemoryAuditRecords") {}
 
 /** Provides the AuditLog and, for tests, MemoryAuditRecords. */
-export const layer = (key: Uint8Array = randomBytes(32)) =>
+/** `maxBuffered`: the writer's bound, small in tests that drive a drop. */
+export const layer = (key: Uint8Array = randomBytes(32), options: { readonly maxBuffered?: number } = {}) =>
   Layer.effectContext(Effect.gen(function*() {
     const settings = yield* Settings
     const records: Array<AuditRecord> = []
@@ -37,7 +38,11 @@ export const layer = (key: Uint8Array = randomBytes(32)) =>
         }),
       close: Effect.void
     }
-    const writer = yield* Writer.make(sink, { key, node: settings.nodeId })
+    const writer = yield* Writer.make(sink, {
+      key,
+      node: settings.nodeId,
+      ...(options.maxBuffered === undefined ? {} : { maxBuffered: options.maxBuffered })
+    })
     return Context.make(AuditLog, writer.audit).pipe(Context.add(MemoryAuditRecords, {
       all: Effect.as(writer.flush, records),
       flush: writer.flush,
