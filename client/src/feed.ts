@@ -29,7 +29,7 @@ const call = <A>(handler: ((value: A) => void) | undefined, value: A) => {
   }
 }
 
-export const makeFeed = (key: string, storage: StorageLike | undefined, out: FeedOutput) => {
+export const makeFeed = (tab: string, key: string, storage: StorageLike | undefined, out: FeedOutput) => {
   const subs = new Map<string, Local>()
   const positions = new Map<string, Position>(load(storage, key))
 
@@ -118,7 +118,7 @@ export const makeFeed = (key: string, storage: StorageLike | undefined, out: Fee
     channels: () => [...subs.keys()],
     frame: (frame: Frame) => {
       const local = typeof frame.channel === "string" ? subs.get(frame.channel) : undefined
-      if (local === undefined) return
+      if (local === undefined || (frame.to !== undefined && frame.to !== tab)) return
       switch (frame.type) {
         case "event":
           return onEvent(local, frame)

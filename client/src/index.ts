@@ -37,7 +37,7 @@ export const createClient = (options: ClientOptions): Client => {
     close: () => void
   }
   let link: Link | undefined
-  const feed = makeFeed("tidings:positions:" + options.url, options.storage, {
+  const feed = makeFeed(tab, "tidings:positions:" + options.url, options.storage, {
     want: (channel, pos) => socket.want(channel, pos),
     unwant: (channel) => socket.unwant(channel)
   })

@@ -277,7 +277,11 @@ export const makeLink = (options: LinkOptions, out: LinkOutput) => {
       held.tabs.add(tab)
       if (pos !== undefined && (held.pos === undefined || pos.epoch !== held.pos.epoch || pos.seq < held.pos.seq)) {
         held.pos = pos
-        subscribe(channel)
+        return subscribe(channel)
+      }
+      // Already flowing: tell this tab (only) where the stream stands, as `subscribed` would.
+      if (held.pending === undefined && held.pos !== undefined && open()) {
+        out.frame({ type: "subscribed", to: tab, channel, seq: held.pos.seq, epoch: held.pos.epoch, recovered: false })
       }
     },
     unwant,
