@@ -83,10 +83,13 @@ export interface ProbeAnswer {
 
 let probes = 0
 
-/** The V8 flags `npm start` gives Tidings (package.json), so the bench runs it the same way. */
+/**
+ * The V8 flags `npm start` gives Tidings (package.json), so the bench runs it the same way. Its
+ * `--import` preload (the Node version check) and that preload's path are not V8 flags: left out.
+ */
 const START_FLAGS: ReadonlyArray<string> = (
   JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.start as string
-).split(/\s+/).filter((word) => word.startsWith("--"))
+).split(/\s+/).filter((word, i, words) => word.startsWith("--") && word !== "--import" && words[i - 1] !== "--import")
 
 const launch = async (
   kind: "tidings" | "floor",

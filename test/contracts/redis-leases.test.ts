@@ -1,16 +1,16 @@
 // The Redis session registry's leases in real time, with a lease short enough to watch run
 // out: a node's renewals keep its sessions counted against the per-subject cap for as long
 // as they live, and a node that stops renewing (it crashed) has its sessions age out.
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
 import * as Client from "../../src/interpreters/redis/Client.ts"
 import * as Control from "../../src/interpreters/redis/Control.ts"
 import * as RedisSessions from "../../src/interpreters/redis/Sessions.ts"
 import type { LiveSession } from "../../src/services/Sessions.ts"
 import { Sessions } from "../../src/services/Sessions.ts"
 import * as Settings from "../../src/services/Settings.ts"
-import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
-import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { useRedisTarget } from "../support/redis-target.ts"
+import { hasRedisServer, skipReason } from "../support/redis.ts"
 import { fresh, freshSubject } from "./support.ts"
 
 const LEASE = { leaseMs: 600, refreshMs: 150, graceMs: 450 }
@@ -20,28 +20,12 @@ const LEASE = { leaseMs: 600, refreshMs: 150, graceMs: 450 }
 const targets = ["single", "cluster"] as const
 
 describe.skipIf(!hasRedisServer).each(targets)(`Redis session leases (%s)${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, (kind) => {
-  let redis: TestRedis | undefined
-  let cluster: TestCluster | undefined
-  let target: Client.RedisTarget
-
-  beforeAll(async () => {
-    if (kind === "single") {
-      redis = await startRedis()
-      target = { _tag: "Single", url: Redacted.make(redis.url) }
-    } else {
-      cluster = await startCluster()
-      target = { _tag: "Cluster", nodes: cluster.nodes }
-    }
-  }, 30_000)
-  afterAll(async () => {
-    await redis?.stop()
-    await cluster?.stop()
-  })
+  const redis = useRedisTarget(kind)
 
   const node = () =>
     RedisSessions.layerWith(LEASE).pipe(
       Layer.provide(Control.layer),
-      Layer.provideMerge(Client.layer(target)),
+      Layer.provideMerge(Client.layer(redis.target)),
       Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
     )
 

@@ -5,7 +5,7 @@
 // grace runs out).
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
-import { Cluster, Redis as IORedis } from "ioredis"
+import { Redis as IORedis } from "ioredis"
 import { Unavailable } from "../../src/domain/Errors.ts"
 import * as Client from "../../src/interpreters/redis/Client.ts"
 import * as Control from "../../src/interpreters/redis/Control.ts"
@@ -13,7 +13,7 @@ import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import * as RedisSessions from "../../src/interpreters/redis/Sessions.ts"
 import { type LiveSession, Sessions } from "../../src/services/Sessions.ts"
 import * as Settings from "../../src/services/Settings.ts"
-import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
+import { useRedisTarget } from "../support/redis-target.ts"
 import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 import { fresh, freshSubject, until } from "./support.ts"
 
@@ -53,32 +53,12 @@ const probe = (subject: LiveSession["subject"], issuedAt: number, care?: () => E
 const targets = ["single", "cluster"] as const
 
 describe.skipIf(!hasRedisServer).each(targets)(`Redis session reconciliation (%s)${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, (kind) => {
-  let redis: TestRedis | undefined
-  let cluster: TestCluster | undefined
-  let target: Client.RedisTarget
-  let admin: IORedis
-
-  beforeAll(async () => {
-    if (kind === "single") {
-      redis = await startRedis()
-      target = { _tag: "Single", url: Redacted.make(redis.url) }
-      admin = new IORedis(redis.url)
-    } else {
-      cluster = await startCluster()
-      target = { _tag: "Cluster", nodes: cluster.nodes }
-      admin = new Cluster([...cluster.nodes]) as unknown as IORedis
-    }
-  }, 30_000)
-  afterAll(async () => {
-    admin?.disconnect()
-    await redis?.stop()
-    await cluster?.stop()
-  })
+  const redis = useRedisTarget(kind)
 
   const node = () =>
     RedisSessions.layerWith(LEASE).pipe(
       Layer.provide(Control.layer),
-      Layer.provideMerge(Client.layer(target)),
+      Layer.provideMerge(Client.layer(redis.target)),
       Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
     )
 
@@ -91,7 +71,7 @@ describe.skipIf(!hasRedisServer).each(targets)(`Redis session reconciliation (%s
       yield* sessions.register(revoked.session)
       yield* sessions.register(spared.session)
       // Stored as `revoke` stores it, but never published: as if this node missed it.
-      yield* Effect.promise(() => admin.set(Keys.revoked(subject), String(issuedAt + 1), "EX", 60))
+      yield* Effect.promise(() => redis.admin.set(Keys.revoked(subject), String(issuedAt + 1), "EX", 60))
       yield* until(() => revoked.ended.length > 0, "the revoked session is ended", LEASE.refreshMs * 5)
       expect(revoked.ended.map((e) => e.tag)).toEqual(["SessionRevoked"])
       expect(spared.ended).toEqual([])

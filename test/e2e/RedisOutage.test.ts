@@ -61,15 +61,21 @@ describe.skipIf(!canControlRedis)(`a Redis outage${
     connected.ws.close()
   }, 30_000)
 
-  it("fills the gap from history when its subscriber connection drops and comes back", async () => {
-    const channel = "patient:pt_outage_00003"
-    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", "pt_outage_00003") })
+  /** A patient's session subscribed to its channel, and an admin connection to the same Redis. */
+  const subscribedWithAdmin = async (ref: string, channel: string) => {
+    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", ref) })
     if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
     const { client } = connected
     client.send({ type: "subscribe", id: "s", channel })
     await client.next((f) => f.type === "subscribed")
     const admin = new Redis(redis.url, { lazyConnect: true })
     await admin.connect()
+    return { connected, client, admin }
+  }
+
+  it("fills the gap from history when its subscriber connection drops and comes back", async () => {
+    const channel = "patient:pt_outage_00003"
+    const { connected, client, admin } = await subscribedWithAdmin("pt_outage_00003", channel)
     try {
       // Cut only the pub/sub connections; the node's command connection stays up, so these
       // publishes succeed while nothing is subscribed to hear them.
@@ -88,13 +94,7 @@ describe.skipIf(!canControlRedis)(`a Redis outage${
 
   it("keeps retrying a channel Redis refuses to re-subscribe, and fills the gap once it may", async () => {
     const channel = "patient:pt_outage_00004"
-    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", "pt_outage_00004") })
-    if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
-    const { client } = connected
-    client.send({ type: "subscribe", id: "s", channel })
-    await client.next((f) => f.type === "subscribed")
-    const admin = new Redis(redis.url, { lazyConnect: true })
-    await admin.connect()
+    const { connected, client, admin } = await subscribedWithAdmin("pt_outage_00004", channel)
     try {
       // SSUBSCRIBE taken from the node's user (an ACL change), then its subscriber connections
       // cut: the re-SSUBSCRIBE is refused. ioredis left that refusal unhandled, which ended the process.

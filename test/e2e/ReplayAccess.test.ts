@@ -1,32 +1,20 @@
 // `since` replays nothing from before the start of a clinician's current access (finding 6 of
 // the enforcement review): events published while a care relationship had ended stay out of
 // reach after it is granted again. Two real nodes on one real redis-server, over wss://.
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Gateway, makeTicketKey, startGateway } from "../support/gateway.ts"
-import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { beforeAll, describe, expect, it } from "vitest"
+import { useTwoNodes } from "../support/nodes.ts"
+import { hasRedisServer, skipReason } from "../support/redis.ts"
 
 describe.skipIf(!hasRedisServer)(`since-replay and care access${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
-  let redis: TestRedis
-  let a: Gateway
-  let b: Gateway
+  const nodes = useTwoNodes()
   let service: string
-
   beforeAll(async () => {
-    redis = await startRedis()
-    const ticketKeyPem = makeTicketKey()
-    a = await startGateway({ TIDINGS_REDIS_URL: redis.url, TIDINGS_NODE_ID: "node-a" }, { ticketKeyPem })
-    b = await startGateway({ TIDINGS_REDIS_URL: redis.url, TIDINGS_NODE_ID: "node-b" }, { ticketKeyPem })
-    service = await a.token("service", "svc_replay_0001")
-  })
-  afterAll(async () => {
-    await a?.close()
-    await b?.close()
-    await redis?.stop()
+    service = await nodes.a.token("service", "svc_replay_0001")
   })
 
   const care = async (method: "PUT" | "DELETE", clinician: string, patient: string) => {
     const body = JSON.stringify({ clinician, patient })
-    const reply = await a.http(method, "/v1/care-relationships", {
+    const reply = await nodes.a.http(method, "/v1/care-relationships", {
       body,
       headers: { authorization: `Bearer ${service}`, "content-type": "application/json", "content-length": String(body.length) }
     })
@@ -34,13 +22,13 @@ describe.skipIf(!hasRedisServer)(`since-replay and care access${hasRedisServer ?
   }
 
   const publish = async (channel: string, ref: string) => {
-    const reply = await a.publish("svc_replay_0001", { channel, kind: "result.available", ref })
+    const reply = await nodes.a.publish("svc_replay_0001", { channel, kind: "result.available", ref })
     expect(reply.status).toBe(202)
     return reply.json().seq as number
   }
 
   const subscribe = async (clinician: string, channel: string, since: number) => {
-    const connected = await b.connect({ ticket: await b.ticket("clinician", clinician) })
+    const connected = await nodes.b.connect({ ticket: await nodes.b.ticket("clinician", clinician) })
     if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
     connected.client.send({ type: "subscribe", id: "s", channel, since })
     const subscribed = await connected.client.next((f) => f.type === "subscribed" || f.type === "error")
@@ -88,7 +76,7 @@ describe.skipIf(!hasRedisServer)(`since-replay and care access${hasRedisServer ?
     const channel = `patient:${patient}`
     await publish(channel, "res_own_000001")
     await publish(channel, "res_own_000002")
-    const connected = await b.connect({ ticket: await b.ticket("patient", patient) })
+    const connected = await nodes.b.connect({ ticket: await nodes.b.ticket("patient", patient) })
     if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
     connected.client.send({ type: "subscribe", id: "s", channel, since: 0 })
     expect(await connected.client.next((f) => f.type === "subscribed")).toMatchObject({ seq: 2, recovered: true })

@@ -8,19 +8,12 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import { freePort } from "../support/net.ts"
-import { bounded, EXIT_TIMEOUT_MS, exitOnly, https, listening, MAIN, run, useProcesses } from "../support/process.ts"
+import { bounded, EXIT_TIMEOUT_MS, exitOnly, expectOneLine, https, listening, MAIN, run, useProcesses } from "../support/process.ts"
 
 useProcesses()
 
 const ROOT = resolve(import.meta.dirname, "../..")
 
-const expectOneLine = (stderr: string, start: string) => {
-  const lines = stderr.split("\n").filter((line) => line.length > 0)
-  expect(lines, stderr).toHaveLength(1)
-  expect(lines[0]!.startsWith(`tidings: ${start}`), stderr).toBe(true)
-  expect(stderr).not.toMatch(/^\s+at /m)
-  expect(stderr).not.toMatch(/Error/)
-}
 
 const digest = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex")
 

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { request } from "node:https"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
-import { afterAll, afterEach } from "vitest"
+import { afterAll, afterEach, expect } from "vitest"
 import { freePort } from "./net.ts"
 
 export const MAIN = resolve(import.meta.dirname, "../../src/main.ts")
@@ -128,3 +128,12 @@ export const exitOnly = async (env: Record<string, string>) => {
   return { ...exit, stdout: node.stdout(), stderr: node.stderr(), dir: node.dir }
 }
 
+
+/** A refused start's stderr: exactly one line, starting `tidings: <start>`, and no stack trace. */
+export const expectOneLine = (stderr: string, start: string) => {
+  const lines = stderr.split("\n").filter((line) => line.length > 0)
+  expect(lines, stderr).toHaveLength(1)
+  expect(lines[0]!.startsWith(`tidings: ${start}`), stderr).toBe(true)
+  expect(stderr).not.toMatch(/^\s+at /m)
+  expect(stderr).not.toMatch(/Error/)
+}

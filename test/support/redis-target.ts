@@ -1,0 +1,39 @@
+// A throwaway Redis for a contract suite run twice: a single redis-server, or a 3-master
+// cluster. Started before the suite's tests, stopped after; `target` is what the Redis
+// interpreters connect to, `admin` a plain client for the test's own reads and writes.
+import { Redacted } from "effect"
+import { Cluster, Redis } from "ioredis"
+import { afterAll, beforeAll } from "vitest"
+import type { RedisTarget } from "../../src/interpreters/redis/Client.ts"
+import { startCluster, type TestCluster } from "./redis-cluster.ts"
+import { startRedis, type TestRedis } from "./redis.ts"
+
+export type TargetKind = "single" | "cluster"
+
+export interface UsedTarget {
+  readonly target: RedisTarget
+  readonly admin: Redis
+}
+
+export const useRedisTarget = (kind: TargetKind): UsedTarget => {
+  const used = {} as { target: RedisTarget; admin: Redis }
+  let redis: TestRedis | undefined
+  let cluster: TestCluster | undefined
+  beforeAll(async () => {
+    if (kind === "single") {
+      redis = await startRedis()
+      used.target = { _tag: "Single", url: Redacted.make(redis.url) }
+      used.admin = new Redis(redis.url)
+    } else {
+      cluster = await startCluster()
+      used.target = { _tag: "Cluster", nodes: cluster.nodes }
+      used.admin = new Cluster([...cluster.nodes]) as unknown as Redis
+    }
+  }, 30_000)
+  afterAll(async () => {
+    used.admin?.disconnect()
+    await redis?.stop()
+    await cluster?.stop()
+  })
+  return used
+}
