@@ -18,10 +18,13 @@ import { AccessTokens } from "../services/AccessTokens.ts"
 import { DevIssuer } from "../services/DevIssuer.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { Health } from "../services/Health.ts"
+import { makeDemo } from "./Demo.ts"
 import { SECURITY_HEADERS } from "./Headers.ts"
 
 
 const CORS_PATH = "/v1/tickets"
+/** Dev mode only: a page on a dev origin (a local app server) fetches its own tokens. */
+const DEV_CORS_PATH = "/dev/token"
 const BEARER = /^Bearer ([A-Za-z0-9_-]{1,4096}\.[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{0,4096})$/
 
 export interface Reply {
@@ -228,6 +231,8 @@ export const makeHandler = (
   run: <A>(effect: Effect.Effect<A, GatewayError, Requirements>) => Promise<Exit.Exit<A, GatewayError>>
 ) => {
   const table = routes(options.dev, options.serviceClientCertificates)
+  const corsPaths = new Set(options.dev ? [CORS_PATH, DEV_CORS_PATH] : [CORS_PATH])
+  const demo = options.dev ? makeDemo() : undefined
   const failed = (error: GatewayError): Reply => {
     const { status, error: code } = httpFor(error)
     return { status, body: { error: code } }
@@ -242,12 +247,14 @@ export const makeHandler = (
     res.setHeader("x-request-id", id)
     const path = (req.url ?? "/").split("?", 1)[0]!
     const origin = req.headers.origin
-    const cors = path === CORS_PATH && origin !== undefined && options.allowedOrigins.has(origin)
-    if (path === CORS_PATH) res.setHeader("vary", "Origin")
+    const corsPath = corsPaths.has(path)
+    const cors = corsPath && origin !== undefined && options.allowedOrigins.has(origin)
+    if (corsPath) res.setHeader("vary", "Origin")
 
-    if (req.method === "OPTIONS" && path === CORS_PATH) {
+    if (req.method === "OPTIONS" && corsPath) {
       return send(res, { status: 204 }, cors ? corsHeaders(origin, true) : {})
     }
+    if (demo !== undefined && req.method === "GET" && demo(path, res)) return
     const key = `${req.method} ${path}`
     const route = table[key]
     if (options.onServed !== undefined) {
