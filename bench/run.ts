@@ -99,7 +99,11 @@ const main = async () => {
   }
   // The bench writes Redis keys itself (bus publishes, floor): they must be Tidings' names.
   const sample = { _tag: "patient", ref: "pt_check0001" } as const
-  if (Keys.events(sample as any) !== benchKeys.events("patient:pt_check0001") || Keys.seq(sample as any) !== benchKeys.seq("patient:pt_check0001")) {
+  if (
+    Keys.events(sample as any) !== benchKeys.events("patient:pt_check0001") ||
+    Keys.seq(sample as any) !== benchKeys.seq("patient:pt_check0001") ||
+    Keys.epoch(sample as any) !== benchKeys.epoch("patient:pt_check0001")
+  ) {
     throw new Error("bench/lib/bus.ts key names no longer match src/interpreters/redis/Keys.ts")
   }
 

@@ -7,10 +7,11 @@ import { type ActiveGrant, CareRelationships } from "../../services/CareRelation
 import { attempt, RedisClient } from "./Client.ts"
 import { ControlChannel } from "./Control.ts"
 import { Keys } from "./Keys.ts"
+import * as Script from "./Script.ts"
 
 // KEYS: the clinician's hash. ARGV: patient, until ("inf" or ms), now ms.
 // A relationship still active keeps its since; an absent, ended or run-out one starts now.
-const GRANT = `
+const GRANT = Script.make<[care: string], [patient: string, until: string, now: number], number>(`
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
 local since = ARGV[3]
 if previous then
@@ -22,11 +23,7 @@ if previous then
 end
 redis.call('HSET', KEYS[1], ARGV[1], since .. '|' .. ARGV[2])
 return 1
-`
-
-interface Scripted {
-  tidingsGrant(key: string, patient: string, until: string, now: number): Promise<number>
-}
+`)
 
 /** "<since>|<until>" (or a bare until, written before grants kept their start: since 0). */
 const decodeGrant = (value: string): ActiveGrant => {
@@ -44,14 +41,12 @@ export const layer = Layer.effect(
     const redis = (yield* RedisClient).commands
     const control = yield* ControlChannel
     const call = attempt("care-relationships")
-    redis.defineCommand("tidingsGrant", { numberOfKeys: 1, lua: GRANT })
-    const scripted = redis as unknown as Scripted
     const announce = (clinician: string, patient: string) =>
       control.publish({ t: "care", c: clinician, p: patient }, "care-relationships")
 
     return CareRelationships.of({
       grant: (clinician, patient, untilMs, nowMs) =>
-        call(() => scripted.tidingsGrant(Keys.care(clinician), patient, untilMs === undefined ? "inf" : String(untilMs), nowMs)).pipe(
+        call(() => GRANT.run(redis, [Keys.care(clinician)], [patient, untilMs === undefined ? "inf" : String(untilMs), nowMs])).pipe(
           Effect.andThen(announce(clinician, patient))
         ),
       end: (clinician, patient) =>

@@ -13,6 +13,7 @@ import { EventBus, type Published } from "../../services/EventBus.ts"
 import { type ChannelStore, follow, newEpoch } from "../Follower.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import { Keys } from "./Keys.ts"
+import * as Script from "./Script.ts"
 import { RedisSubscriber } from "./Subscriber.ts"
 
 /** History lives as long as idempotency records do: a day. */
@@ -24,7 +25,7 @@ const HISTORY_TTL_S = IDEMPOTENCY_TTL_S
 // one made by a subscribe (with a TTL, for a channel that may never see an event) is kept for good.
 // SPUBLISH: the pub/sub name carries the channel's hash tag, so it is in the same slot as the keys.
 // Returns {fresh (1|0), seq, id, epoch}: a repeat gets the first publish's seq, id and epoch.
-const PUBLISH = `
+export const PUBLISH = Script.make<[seq: string, history: string, idempotency: string, epoch: string], [name: string, json: string, historySize: number, ttl: number, id: string, candidate: string], [number, number, string, string]>(`
 local previous = redis.call('GET', KEYS[3])
 if previous then
   local bar = string.find(previous, '|', 1, true)
@@ -52,12 +53,12 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
 redis.call('SET', KEYS[3], seq .. '|' .. ARGV[5] .. '|' .. epoch, 'EX', tonumber(ARGV[4]))
 redis.call('SPUBLISH', ARGV[1], message)
 return {1, seq, ARGV[5], epoch}
-`
+`)
 
 // KEYS: epoch, seq, history. ARGV: candidate epoch, ttl, "1" to read the history too.
 // The head, made if missing: a channel without events gets the epoch its first publish will
 // use (expiring unless that publish comes), so a client that saved (epoch, 0) is not reset by it.
-const HEAD = `
+const HEAD = Script.make<[epoch: string, seq: string, history: string], [candidate: string, ttl: number, withHistory: string], [string, number, Array<string>?]>(`
 local epoch = redis.call('GET', KEYS[1])
 local seq = redis.call('GET', KEYS[2])
 if not epoch then
@@ -72,29 +73,18 @@ if ARGV[3] == '1' then
   return {epoch, tonumber(seq or '0'), redis.call('LRANGE', KEYS[3], 0, -1)}
 end
 return {epoch, tonumber(seq or '0')}
-`
+`)
 
 // KEYS: epoch, seq. ARGV: the epoch to retire, candidate. Compare-and-set: only the first of
 // the nodes that detect one rollback retires the epoch; the others find it done and agree.
-const ROTATE = `
+const ROTATE = Script.make<[epoch: string, seq: string], [expected: string, candidate: string], [string, number]>(`
 local epoch = redis.call('GET', KEYS[1])
 if (not epoch) or epoch == ARGV[1] then
   epoch = ARGV[2]
   redis.call('SET', KEYS[1], epoch)
 end
 return {epoch, tonumber(redis.call('GET', KEYS[2]) or '0')}
-`
-
-interface Scripted {
-  tidingsPublish(
-    seqKey: string, historyKey: string, idemKey: string, epochKey: string,
-    name: string, json: string, historySize: number, ttl: number, id: string, candidate: string
-  ): Promise<[number, number, string, string]>
-  tidingsHead(epochKey: string, seqKey: string, historyKey: string, candidate: string, ttl: number, withHistory: string): Promise<
-    [string, number, Array<string>?]
-  >
-  tidingsRotate(epochKey: string, seqKey: string, expected: string, candidate: string): Promise<[string, number]>
-}
+`)
 
 /**
  * "<seq>|<json>" → Event, or undefined for anything malformed. A message without an epoch
@@ -121,16 +111,14 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const redis = (yield* RedisClient).commands
     const subscriber = yield* RedisSubscriber
-    redis.defineCommand("tidingsPublish", { numberOfKeys: 4, lua: PUBLISH })
-    redis.defineCommand("tidingsHead", { numberOfKeys: 3, lua: HEAD })
-    redis.defineCommand("tidingsRotate", { numberOfKeys: 2, lua: ROTATE })
-    const scripted = redis as unknown as Scripted
     const call = attempt("event-bus")
 
     const read = (channel: Channel, withHistory: boolean) =>
       call(() =>
-        scripted.tidingsHead(
-          Keys.epoch(channel), Keys.seq(channel), Keys.history(channel), newEpoch(), HISTORY_TTL_S, withHistory ? "1" : "0"
+        HEAD.run(
+          redis,
+          [Keys.epoch(channel), Keys.seq(channel), Keys.history(channel)],
+          [newEpoch(), HISTORY_TTL_S, withHistory ? "1" : "0"]
         )
       ).pipe(Effect.map(([epoch, seq, history]) => {
         const head: Position = { epoch, seq }
@@ -140,7 +128,7 @@ export const layer = Layer.effect(
     const store = (channel: Channel): ChannelStore => ({
       read: read(channel, true),
       rotate: (expected) =>
-        call(() => scripted.tidingsRotate(Keys.epoch(channel), Keys.seq(channel), expected, newEpoch())).pipe(
+        call(() => ROTATE.run(redis, [Keys.epoch(channel), Keys.seq(channel)], [expected, newEpoch()])).pipe(
           Effect.map(([epoch, seq]): Position => ({ epoch, seq }))
         )
     })
@@ -148,18 +136,19 @@ export const layer = Layer.effect(
     return EventBus.of({
       publish: (draft, idempotencyKey) =>
         call(() =>
-          scripted.tidingsPublish(
+          PUBLISH.run(redis, [
             Keys.seq(draft.channel),
             Keys.history(draft.channel),
             Keys.idempotency(draft.channel, idempotencyKey),
-            Keys.epoch(draft.channel),
+            Keys.epoch(draft.channel)
+          ], [
             Keys.events(draft.channel),
             JSON.stringify({ id: draft.id, kind: draft.kind, ref: draft.ref, at: draft.at }),
             HISTORY_PER_CHANNEL,
             HISTORY_TTL_S,
             draft.id,
             newEpoch()
-          )
+          ])
         ).pipe(
           Effect.map(([fresh, seq, id, epoch]): Published => ({
             id: id as Published["id"],

@@ -7,10 +7,11 @@ import { RateLimited, Unavailable } from "../../domain/Errors.ts"
 import { RateLimiter, type RateRule } from "../../services/RateLimiter.ts"
 import { RedisClient } from "./Client.ts"
 import { Keys } from "./Keys.ts"
+import * as Script from "./Script.ts"
 
 // KEYS: bucket. ARGV: limit, window ms, now ms, most tokens wanted.
 // Returns {tokens taken (0 when refused), retry after ms}.
-const TAKE = `
+const TAKE = Script.make<[bucket: string], [limit: number, windowMs: number, now: number, wanted: number], [number, number]>(`
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -26,7 +27,7 @@ else retry = math.ceil((1 - tokens) * refill) end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(window * 2))
 return {taken, retry}
-`
+`)
 
 /** How long a node may hold leased tokens before they lapse (unused ones are not returned). */
 export const LEASE_MS = 1_000
@@ -48,23 +49,17 @@ interface Lease {
 /** Lapsed leases are swept when the map grows past this, so one-off keys cannot grow it without bound. */
 const SWEEP_AT = 10_000
 
-interface Scripted {
-  tidingsTake(key: string, limit: number, windowMs: number, now: number, wanted: number): Promise<[number, number]>
-}
-
 export const layer = Layer.effect(
   RateLimiter,
   Effect.gen(function*() {
     const redis = (yield* RedisClient).commands
-    redis.defineCommand("tidingsTake", { numberOfKeys: 1, lua: TAKE })
-    const scripted = redis as unknown as Scripted
     const leases = new Map<string, Lease>()
     const unavailable = () => new Unavailable({ service: "rate-limiter" })
 
     const take = (key: string, rule: RateRule, now: number, wanted: number) =>
       Effect.flatMap(
         Effect.tryPromise({
-          try: () => scripted.tidingsTake(Keys.rate(key), rule.limit, rule.windowMs, now, wanted),
+          try: () => TAKE.run(redis, [Keys.rate(key)], [rule.limit, rule.windowMs, now, wanted]),
           catch: unavailable
         }),
         ([taken, retryAfterMs]) => {

@@ -10,6 +10,7 @@ import { Settings } from "../../services/Settings.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import { ControlChannel } from "./Control.ts"
 import { Keys, subjectTag } from "./Keys.ts"
+import * as Script from "./Script.ts"
 
 /**
  * How long a registration lives without its node refreshing it; how often the node renews
@@ -31,7 +32,7 @@ if (LEASE.graceMs + LEASE.refreshMs > RECHECK_BOUND_MS) throw new Error("LEASE e
 // ticket's issue time. Returns 1 when registered, 0 over the cap, -1 revoked: the revocation
 // is read in the same atomic step, so a revocation stored before it is never missed.
 // `revokes` in services/Sessions.ts, in Lua: revoked at or after the ticket's issue time.
-const REGISTER = `
+const REGISTER = Script.make<[sessions: string, revoked: string], [now: number, lease: number, cap: number, id: string, issuedAt: number], number>(`
 local revoked = redis.call('GET', KEYS[2])
 if revoked and tonumber(ARGV[5]) <= tonumber(revoked) then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -39,13 +40,13 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
-`
+`)
 
 // KEYS: pairs of (sessions set, revocation key) of some subjects. ARGV: expiry, lease ms, then
 // one session id per pair. Renews each member that is still there (CH: its score moved), and
 // its set with it: renewing only the member would leave the set to expire a lease after its
 // last registration, and the cap with it. Answers each pair's revocation time ('' for none).
-const RENEW = `
+const RENEW = Script.make<ReadonlyArray<string>, ReadonlyArray<string | number>, Array<string>>(`
 local revoked = {}
 for i = 1, #KEYS, 2 do
   if redis.call('ZADD', KEYS[i], 'XX', 'CH', ARGV[1], ARGV[(i + 1) / 2 + 2]) == 1 then
@@ -54,13 +55,7 @@ for i = 1, #KEYS, 2 do
   revoked[#revoked + 1] = redis.call('GET', KEYS[i + 1]) or ''
 end
 return revoked
-`
-
-interface Scripted {
-  tidingsRegister(sessions: string, revoked: string, now: number, lease: number, cap: number, id: string, issuedAt: number): Promise<number>
-  tidingsRenew(...keysThenArgs: Array<string | number>): Promise<Array<string>>
-  tidingsRenewOne(sessions: string, revoked: string, expiry: number, lease: number, id: string): Promise<Array<string>>
-}
+`)
 
 /** A local session's keys (hashed once, at registration) and when its checks last passed. */
 interface Entry {
@@ -79,14 +74,9 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
     const redis = client.commands
     const control = yield* ControlChannel
     const settings = yield* Settings
-    redis.defineCommand("tidingsRegister", { numberOfKeys: 2, lua: REGISTER })
-    // The number of keys varies per call: it is given as the first argument.
-    redis.defineCommand("tidingsRenew", { lua: RENEW })
-    // The same for one session, with its keys declared: on a cluster, auto-pipelining groups
-    // commands by their first key, and with the key count as the first argument it grouped
-    // renewals of different slots together and the cluster refused them all.
-    redis.defineCommand("tidingsRenewOne", { numberOfKeys: 2, lua: RENEW })
-    const scripted = redis as unknown as Scripted
+    // EVALSHA names its key count, so on a cluster auto-pipelining groups each renewal by its
+    // own first key (a custom command whose first argument was the key count grouped renewals of
+    // different slots together, and the cluster refused them all).
     const call = attempt("sessions")
 
     // This node's sessions by hashed subject (what revocations carry), and their entries.
@@ -114,15 +104,13 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
       // slots, so one per session (auto-pipelined), each answering for itself.
       client.cluster
         ? Promise.all(slice.map(([session, entry]) =>
-          scripted.tidingsRenewOne(entry.sessions, entry.revoked, now + leaseMs, leaseMs, session.id)
+          RENEW.run(redis, [entry.sessions, entry.revoked], [now + leaseMs, leaseMs, session.id])
             .then((answer) => answer[0] ?? null, () => null)
         ))
-        : scripted.tidingsRenew(
-          slice.length * 2,
-          ...slice.flatMap(([, entry]) => [entry.sessions, entry.revoked]),
-          now + leaseMs,
-          leaseMs,
-          ...slice.map(([session]) => session.id)
+        : RENEW.run(
+          redis,
+          slice.flatMap(([, entry]) => [entry.sessions, entry.revoked]),
+          [now + leaseMs, leaseMs, ...slice.map(([session]) => session.id)]
         ).then((answers) => slice.map((_, i) => answers[i] ?? null), () => slice.map(() => null))
 
     // One cycle over every local session, a slice at a time (one burst for 100,000 sessions
@@ -179,7 +167,7 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
           // just after the script read the key) still finds the session and ends it.
           index(tag, session)
           const outcome = yield* call(() =>
-            scripted.tidingsRegister(entry.sessions, entry.revoked, now, leaseMs, settings.maxSessionsPerSubject, session.id, session.issuedAt)
+            REGISTER.run(redis, [entry.sessions, entry.revoked], [now, leaseMs, settings.maxSessionsPerSubject, session.id, session.issuedAt])
           ).pipe(Effect.tapError(() => Effect.sync(() => unindex(tag, session))))
           if (outcome !== 1) {
             unindex(tag, session)
