@@ -8,6 +8,7 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import { freePort } from "../support/net.ts"
+import { until } from "../support/wait.ts"
 import { bounded, EXIT_TIMEOUT_MS, exitOnly, expectOneLine, https, listening, MAIN, run, useProcesses } from "../support/process.ts"
 
 useProcesses()
@@ -54,6 +55,8 @@ describe("starting node src/main.ts", () => {
     const first = run(env)
     await listening(first)
     const cert = join(first.dir, ".data", "dev-cert.pem")
+    // The writer's first batch (audit.opened) lands just after "listening": wait for it.
+    await until(async () => readdirSync(join(first.dir, "audit")).some((name) => name.endsWith(".jsonl")), 5_000, "first audit file")
     const before = { cert: digest(cert), audit: auditState(first.dir) }
 
     // The same directory, another port: only the lock can stop it.

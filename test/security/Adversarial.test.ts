@@ -597,12 +597,14 @@ describe("CORS and Origin matching", () => {
     }
   })
 
+  // POST /v1/tickets, and in dev mode POST /dev/token (for the demo page and local apps;
+  // test/e2e/ClientDemo.test.ts), are the only routes a browser page may call cross-origin.
   it("answers CORS on no other route, even for the allowed origin", async () => {
     const service = await gateway.token("service", "svc_cors_000001")
     const replies = [
       await preflight(ORIGIN, "/v1/events"),
       await preflight(ORIGIN, "/healthz"),
-      await preflight(ORIGIN, "/dev/token"),
+      await preflight(ORIGIN, "/v1/care-relationships"),
       await gateway.http("GET", "/healthz", { headers: { origin: ORIGIN } }),
       await gateway.http("POST", "/v1/events", {
         body: JSON.stringify(event("pt_cors_000002")),
