@@ -86,10 +86,11 @@ export const layer = (
   const password = config.redisPasswordFile === undefined
     ? {}
     : { password: Redacted.make(readFileSync(config.redisPasswordFile, "utf8").replace(/\r?\n$/, "")) }
+  const ca = config.redisCaFile === undefined ? {} : { ca: readFileSync(config.redisCaFile, "utf8") }
   const target: RedisTarget | undefined = config.redisCluster !== undefined
-    ? { _tag: "Cluster", nodes: config.redisCluster, ...password }
+    ? { _tag: "Cluster", nodes: config.redisCluster, ...password, ...ca }
     : config.redisUrl !== undefined
-    ? { _tag: "Single", url: config.redisUrl, ...password }
+    ? { _tag: "Single", url: config.redisUrl, ...password, ...ca }
     : undefined
   const interpreters = target === undefined ? Memory.layer(key) : Redis.layer(target)
   const audit = options.audit === "memory"

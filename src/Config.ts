@@ -35,6 +35,8 @@ export interface AppConfig {
   readonly redisCluster: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
   /** The Redis password's file (TIDINGS_REDIS_PASSWORD_FILE): secrets come from files, never the environment. */
   readonly redisPasswordFile: string | undefined
+  /** PEM CAs trusted for Redis's certificate (TIDINGS_REDIS_CA_FILE); unset: the system CAs. */
+  readonly redisCaFile: string | undefined
   readonly auth: AuthSource
   readonly ticketKeyFile: string | undefined
   /** Keys that signed tickets before a rotation, still accepted for verification. */
@@ -166,6 +168,12 @@ const parseOrThrow = (env: Env): AppConfig => {
     fail("TIDINGS_REDIS_URL", "must not hold a password: put it in the file TIDINGS_REDIS_PASSWORD_FILE names")
   }
 
+  const redisCaFile = read(env, "TIDINGS_REDIS_CA_FILE")
+  // A CA for a plain redis:// URL would be silently unused: the operator meant TLS and would not get it.
+  if (redisCaFile !== undefined && redisCluster === undefined && !/^rediss:\/\//.test(redisText ?? "")) {
+    fail("TIDINGS_REDIS_CA_FILE", "needs a rediss:// TIDINGS_REDIS_URL or TIDINGS_REDIS_CLUSTER")
+  }
+
   const devIssuer = read(env, "TIDINGS_DEV_ISSUER")
   if (devIssuer !== undefined && !["true", "false"].includes(devIssuer)) fail("TIDINGS_DEV_ISSUER", "must be true or false")
   if (mode === "production" && devIssuer === "true") fail("TIDINGS_DEV_ISSUER", "must not be enabled in production")
@@ -238,6 +246,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     redisUrl: redisText === undefined ? undefined : Redacted.make(redisText),
     redisCluster,
     redisPasswordFile,
+    redisCaFile,
     auth,
     ticketKeyFile,
     previousTicketKeyFiles,

@@ -30,6 +30,7 @@ const filesOf = (config: AppConfig): Array<readonly [string, string]> => [
     : []),
   ...(config.tlsClientCaFile === undefined ? [] : [["TIDINGS_TLS_CLIENT_CA", config.tlsClientCaFile] as const]),
   ...(config.redisPasswordFile === undefined ? [] : [["TIDINGS_REDIS_PASSWORD_FILE", config.redisPasswordFile] as const]),
+  ...(config.redisCaFile === undefined ? [] : [["TIDINGS_REDIS_CA_FILE", config.redisCaFile] as const]),
   ...(config.ticketKeyFile === undefined ? [] : [["TIDINGS_TICKET_KEY_FILE", config.ticketKeyFile] as const]),
   ...config.previousTicketKeyFiles.map((file) => ["TIDINGS_TICKET_PREVIOUS_KEY_FILES", file] as const),
   ...(config.nextTicketKeyFile === undefined ? [] : [["TIDINGS_TICKET_NEXT_KEY_FILE", config.nextTicketKeyFile] as const]),

@@ -54,13 +54,18 @@ const Logging = Layer.mergeAll(
 const teardown: Runtime.Teardown = (exit, onExit) =>
   Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : onExit(Exit.isSuccess(exit) ? 0 : 1)
 
+const redisSetting = config.redisCluster === undefined ? "TIDINGS_REDIS_URL" : "TIDINGS_REDIS_CLUSTER"
+
 Layer.launch(Announce.pipe(Layer.provideMerge(App.layer(config, { devCertFile: App.DEV_CERT_FILE })), Layer.provide(Logging))).pipe(
   Effect.catchTag("RedisUnreachable", (error) =>
     Effect.sync(() =>
       stop(
-        error.refused
+        error.reason === "refused"
           ? { code: Startup.EXIT.config, line: "TIDINGS_REDIS_PASSWORD_FILE (or the URL's user) was refused by Redis" }
-          : { code: Startup.EXIT.unavailable, line: `${config.redisCluster === undefined ? "TIDINGS_REDIS_URL" : "TIDINGS_REDIS_CLUSTER"} does not answer` }
+          : error.reason === "untrusted"
+          // 69 like an outage (the service cannot be used as it is), worded so the fix is found.
+          ? { code: Startup.EXIT.unavailable, line: `${redisSetting} presented a certificate that is not trusted (TIDINGS_REDIS_CA_FILE)` }
+          : { code: Startup.EXIT.unavailable, line: `${redisSetting} does not answer` }
       )
     )),
   Effect.catch((error) =>

@@ -3,15 +3,26 @@
 // closed (503 / 4503) instead of piling up; the connection reconnects on its own.
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { Cluster, Redis } from "ioredis"
+import { isIP } from "node:net"
 import { Unavailable } from "../../domain/Errors.ts"
 
-/** Where Redis is; `password` read from TIDINGS_REDIS_PASSWORD_FILE, when set. */
+/**
+ * Where Redis is; `password` read from TIDINGS_REDIS_PASSWORD_FILE, `ca` (PEM) from
+ * TIDINGS_REDIS_CA_FILE, when set. A `rediss://` URL is TLS with the certificate verified
+ * (against `ca`, else the system CAs); a cluster is reached over TLS when it has a `ca`.
+ */
 export type RedisTarget =
-  | { readonly _tag: "Single"; readonly url: Redacted.Redacted<string>; readonly password?: Redacted.Redacted<string> }
+  | {
+    readonly _tag: "Single"
+    readonly url: Redacted.Redacted<string>
+    readonly password?: Redacted.Redacted<string>
+    readonly ca?: string
+  }
   | {
     readonly _tag: "Cluster"
     readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
     readonly password?: Redacted.Redacted<string>
+    readonly ca?: string
   }
 
 export class RedisClient extends Context.Service<RedisClient, {
@@ -30,11 +41,29 @@ export const attempt = (service: Unavailable["service"]) => <A>(run: () => Promi
 
 /** Redis did not answer when the node started; carries nothing of the URL (it may hold a password). */
 export class RedisUnreachable extends Schema.TaggedError<RedisUnreachable>()("RedisUnreachable", {
-  /** Redis answered but refused the credentials (a configuration problem, not an outage). */
-  refused: Schema.Boolean
+  /**
+   * Why: `silent` (nothing answered: an outage), `refused` (Redis refused the credentials) or
+   * `untrusted` (its TLS certificate did not verify); the last two are configuration problems.
+   */
+  reason: Schema.Literals(["silent", "refused", "untrusted"])
 }) {}
 
 const AUTH_REFUSED = /WRONGPASS|NOAUTH|NOPERM|invalid (username|password)/i
+
+/** Node's codes for a certificate that does not verify (chain, name or dates): retrying will not help. */
+const UNTRUSTED = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_SIGNATURE_FAILURE",
+  "INVALID_CA"
+])
 
 const PER_CONNECTION = {
   enableOfflineQueue: false,
@@ -61,11 +90,23 @@ export interface ConnectOptions {
 
 const passwordOf = (target: RedisTarget) => (target.password === undefined ? {} : { password: Redacted.value(target.password) })
 
+/**
+ * TLS options for a `rediss://` URL: verification is Node's default and never turned off; the
+ * CA, when given, replaces the system CAs. The name checked is the URL's host (no SNI for an IP).
+ */
+const tlsOf = (target: Extract<RedisTarget, { _tag: "Single" }>) => {
+  const url = new URL(Redacted.value(target.url))
+  if (url.protocol !== "rediss:") return {}
+  const host = url.hostname.replace(/^\[|\]$/g, "")
+  return { tls: { ...(target.ca === undefined ? {} : { ca: target.ca }), ...(isIP(host) === 0 ? { servername: host } : {}) } }
+}
+
 const create = (target: RedisTarget, { autoResubscribe = true, pipelining = false }: ConnectOptions): Redis =>
   target._tag === "Single"
     ? new Redis(Redacted.value(target.url), {
       ...PER_CONNECTION,
       ...passwordOf(target),
+      ...tlsOf(target),
       autoResubscribe,
       lazyConnect: true,
       enableAutoPipelining: pipelining
@@ -76,7 +117,9 @@ const create = (target: RedisTarget, { autoResubscribe = true, pipelining = fals
       enableAutoPipelining: pipelining,
       shardedSubscribers: true,
       clusterRetryStrategy: (times: number) => Math.min(times * 100, 1_000),
-      redisOptions: { ...PER_CONNECTION, ...passwordOf(target) }
+      // Each node's connection verifies its certificate against the CA (names or IPs, as the
+      // cluster announces them, must be in the certificates).
+      redisOptions: { ...PER_CONNECTION, ...passwordOf(target), ...(target.ca === undefined ? {} : { tls: { ca: target.ca } }) }
     }) as unknown as Redis
 
 /** Connects a new client to the target (also used for each node's subscriber connections). */
@@ -86,21 +129,28 @@ export const connect = (target: RedisTarget, options: ConnectOptions = {}) =>
       const client = create(target, options)
       // Errors surface through the commands that fail; without a listener ioredis would print.
       // The first connect's are kept: a refused AUTH shows there, not in connect's rejection.
+      // A certificate that does not verify shows there too, as the TLS error's code.
       const seen: Array<string> = []
-      const onError = (error: Error) => void seen.push(String(error?.message))
+      const codes: Array<string> = []
+      const onError = (error: Error) => {
+        seen.push(String(error?.message))
+        codes.push(String((error as NodeJS.ErrnoException | undefined)?.code))
+      }
       client.on("error", onError)
       try {
         await client.connect()
         return client
       } catch (error) {
         client.disconnect()
-        throw new RedisUnreachable({ refused: [...seen, String((error as Error | undefined)?.message)].some((m) => AUTH_REFUSED.test(m)) })
+        const refused = [...seen, String((error as Error | undefined)?.message)].some((m) => AUTH_REFUSED.test(m))
+        const untrusted = [...codes, String((error as NodeJS.ErrnoException | undefined)?.code)].some((c) => UNTRUSTED.has(c))
+        throw new RedisUnreachable({ reason: refused ? "refused" : untrusted ? "untrusted" : "silent" })
       } finally {
         client.off("error", onError)
         client.on("error", () => undefined)
       }
     },
-    catch: (error) => error instanceof RedisUnreachable ? error : new RedisUnreachable({ refused: false })
+    catch: (error) => error instanceof RedisUnreachable ? error : new RedisUnreachable({ reason: "silent" })
   })
 
 export const release = (client: Redis) =>

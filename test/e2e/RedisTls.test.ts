@@ -1,0 +1,101 @@
+// TLS to Redis (`rediss://`), against a real redis-server that speaks only TLS (`--port 0`):
+// a node trusting the test CA (TIDINGS_REDIS_CA_FILE) serves over it; one that does not trust
+// the certificate stops at start with one line (69), as does a CA file that cannot be read (78).
+// The CA and the server certificate are made here with the openssl CLI, as an operator would.
+import type { ChildProcess } from "node:child_process"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Result } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Config from "../../src/Config.ts"
+import { type Gateway, startGateway } from "../support/gateway.ts"
+import { freePort } from "../support/net.ts"
+import { exitOnly, expectOneLine, useProcesses } from "../support/process.ts"
+import { exited, hasRedisServer, skipReason, spawnRedis } from "../support/redis.ts"
+
+useProcesses()
+
+/** A test CA and a certificate for localhost/127.0.0.1 signed by it, written into `dir`. */
+const makeCertificates = (dir: string) => {
+  const openssl = (...args: Array<string>) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] })
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Tidings test Redis CA",
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+  openssl("req", ...ec, "-keyout", "redis.key", "-out", "redis.csr", "-subj", "/CN=localhost")
+  writeFileSync(join(dir, "redis.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+  openssl("x509", "-req", "-in", "redis.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+    "-extfile", "redis.ext", "-out", "redis.pem")
+  return { ca: join(dir, "ca.pem"), cert: join(dir, "redis.pem"), key: join(dir, "redis.key") }
+}
+
+describe.skipIf(!hasRedisServer)(`a Redis reached over TLS${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
+  const dir = mkdtempSync(join(tmpdir(), "tidings-redis-tls-"))
+  let files: ReturnType<typeof makeCertificates>
+  let redis: ChildProcess
+  let url: string
+  let gateway: Gateway | undefined
+
+  beforeAll(async () => {
+    files = makeCertificates(dir)
+    const port = await freePort()
+    // No plain port at all: whatever reaches this Redis went over TLS.
+    redis = await spawnRedis([
+      "--port", "0", "--tls-port", String(port), "--bind", "127.0.0.1",
+      "--tls-cert-file", files.cert, "--tls-key-file", files.key, "--tls-ca-cert-file", files.ca,
+      "--tls-auth-clients", "no", "--save", "", "--appendonly", "no"
+    ])
+    url = `rediss://localhost:${port}`
+  })
+  afterAll(async () => {
+    await gateway?.close()
+    await exited(redis, "SIGTERM")
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it("serves over rediss:// with the certificate verified against TIDINGS_REDIS_CA_FILE", async () => {
+    gateway = await startGateway({ TIDINGS_REDIS_URL: url, TIDINGS_REDIS_CA_FILE: files.ca })
+    expect((await gateway.http("GET", "/readyz")).status).toBe(200)
+    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", "pt_redis_tls_001") })
+    if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
+    connected.client.send({ type: "subscribe", id: "s", channel: "patient:pt_redis_tls_001" })
+    await connected.client.next((f) => f.type === "subscribed")
+    expect((await gateway.publish("svc_redis_tls_01", { channel: "patient:pt_redis_tls_001", kind: "result.available", ref: "res_tls_00001" })).status).toBe(202)
+    expect(await connected.client.next((f) => f.type === "event")).toMatchObject({ seq: 1 })
+    connected.ws.close()
+  })
+
+  it("stops a start whose Redis presents a certificate it does not trust: one line, exit 69", async () => {
+    // Without the CA file only the system CAs are trusted, and none of them signed the test CA.
+    const result = await exitOnly({ TIDINGS_REDIS_URL: url })
+    expect(result.code).toBe(69)
+    expect(result.stderr).toBe("tidings: TIDINGS_REDIS_URL presented a certificate that is not trusted (TIDINGS_REDIS_CA_FILE)\n")
+  })
+
+  it("stops a start whose TIDINGS_REDIS_CA_FILE cannot be read: one line naming the setting, exit 78", async () => {
+    const result = await exitOnly({ TIDINGS_REDIS_URL: url, TIDINGS_REDIS_CA_FILE: join(dir, "no-such-ca.pem") })
+    expect(result.code).toBe(78)
+    expectOneLine(result.stderr, "TIDINGS_REDIS_CA_FILE names a file that cannot be read")
+  })
+})
+
+describe("TIDINGS_REDIS_CA_FILE", () => {
+  const problem = (env: Record<string, string>) => {
+    const parsed = Config.parse(env)
+    return Result.isFailure(parsed) ? parsed.failure : undefined
+  }
+
+  it("is refused beside a plain redis:// URL, which would never use it", () => {
+    expect(problem({ TIDINGS_REDIS_URL: "redis://127.0.0.1:6390", TIDINGS_REDIS_CA_FILE: "/ca.pem" })?.setting).toBe("TIDINGS_REDIS_CA_FILE")
+  })
+
+  it("is refused without any Redis", () => {
+    expect(problem({ TIDINGS_REDIS_CA_FILE: "/ca.pem" })?.setting).toBe("TIDINGS_REDIS_CA_FILE")
+  })
+
+  it("is accepted with a rediss:// URL or a cluster (whose nodes it then reaches over TLS)", () => {
+    expect(problem({ TIDINGS_REDIS_URL: "rediss://localhost:6390", TIDINGS_REDIS_CA_FILE: "/ca.pem" })).toBeUndefined()
+    expect(problem({ TIDINGS_REDIS_CLUSTER: "127.0.0.1:7000", TIDINGS_REDIS_CA_FILE: "/ca.pem" })).toBeUndefined()
+  })
+})
