@@ -3,8 +3,7 @@
 // the certificate stops at start with one line (69), as does a CA file that cannot be read (78).
 // The CA and the server certificate are made here with the openssl CLI, as an operator would.
 import type { ChildProcess } from "node:child_process"
-import { execFileSync } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Result } from "effect"
@@ -14,38 +13,23 @@ import { type Gateway, startGateway } from "../support/gateway.ts"
 import { freePort } from "../support/net.ts"
 import { exitOnly, expectOneLine, useProcesses } from "../support/process.ts"
 import { exited, hasRedisServer, skipReason, spawnRedis } from "../support/redis.ts"
+import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
+import { makeRedisCertificates, type RedisCertificates, tlsOnlyArgs } from "../support/redis-tls.ts"
 
 useProcesses()
 
-/** A test CA and a certificate for localhost/127.0.0.1 signed by it, written into `dir`. */
-const makeCertificates = (dir: string) => {
-  const openssl = (...args: Array<string>) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] })
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Tidings test Redis CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-  openssl("req", ...ec, "-keyout", "redis.key", "-out", "redis.csr", "-subj", "/CN=localhost")
-  writeFileSync(join(dir, "redis.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-  openssl("x509", "-req", "-in", "redis.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-    "-extfile", "redis.ext", "-out", "redis.pem")
-  return { ca: join(dir, "ca.pem"), cert: join(dir, "redis.pem"), key: join(dir, "redis.key") }
-}
-
 describe.skipIf(!hasRedisServer)(`a Redis reached over TLS${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
   const dir = mkdtempSync(join(tmpdir(), "tidings-redis-tls-"))
-  let files: ReturnType<typeof makeCertificates>
+  let files: RedisCertificates
   let redis: ChildProcess
   let url: string
   let gateway: Gateway | undefined
 
   beforeAll(async () => {
-    files = makeCertificates(dir)
+    files = makeRedisCertificates(dir)
     const port = await freePort()
     // No plain port at all: whatever reaches this Redis went over TLS.
-    redis = await spawnRedis([
-      "--port", "0", "--tls-port", String(port), "--bind", "127.0.0.1",
-      "--tls-cert-file", files.cert, "--tls-key-file", files.key, "--tls-ca-cert-file", files.ca,
-      "--tls-auth-clients", "no", "--save", "", "--appendonly", "no"
-    ])
+    redis = await spawnRedis([...tlsOnlyArgs(port, files), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
     url = `rediss://localhost:${port}`
   })
   afterAll(async () => {
@@ -77,6 +61,41 @@ describe.skipIf(!hasRedisServer)(`a Redis reached over TLS${hasRedisServer ? "" 
     const result = await exitOnly({ TIDINGS_REDIS_URL: url, TIDINGS_REDIS_CA_FILE: join(dir, "no-such-ca.pem") })
     expect(result.code).toBe(78)
     expectOneLine(result.stderr, "TIDINGS_REDIS_CA_FILE names a file that cannot be read")
+  })
+})
+
+describe.skipIf(!hasRedisServer)(`a Redis Cluster reached over TLS${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
+  const dir = mkdtempSync(join(tmpdir(), "tidings-cluster-tls-"))
+  let cluster: TestCluster
+  let gateway: Gateway | undefined
+
+  beforeAll(async () => {
+    // Its nodes speak TLS only, to clients and to each other, and announce themselves by IP.
+    cluster = await startCluster({ tls: makeRedisCertificates(dir) })
+  }, 60_000)
+  afterAll(async () => {
+    await gateway?.close()
+    await cluster?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it("serves with TIDINGS_REDIS_CA_FILE, which turns TLS on for every node's connection", async () => {
+    gateway = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_REDIS_CA_FILE: join(dir, "ca.pem") })
+    expect((await gateway.http("GET", "/readyz")).status).toBe(200)
+    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", "pt_cluster_tls_01") })
+    if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
+    connected.client.send({ type: "subscribe", id: "s", channel: "patient:pt_cluster_tls_01" })
+    await connected.client.next((f) => f.type === "subscribed")
+    expect((await gateway.publish("svc_cluster_tls", { channel: "patient:pt_cluster_tls_01", kind: "result.available", ref: "res_ctls_0001" })).status).toBe(202)
+    expect(await connected.client.next((f) => f.type === "event")).toMatchObject({ seq: 1 })
+    connected.ws.close()
+  })
+
+  it("stops a start whose cluster presents certificates another CA signed: one line, exit 69", async () => {
+    const other = makeRedisCertificates(mkdtempSync(join(dir, "other-")))
+    const result = await exitOnly({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_REDIS_CA_FILE: other.ca })
+    expect(result.code).toBe(69)
+    expect(result.stderr).toBe("tidings: TIDINGS_REDIS_CLUSTER presented a certificate that is not trusted (TIDINGS_REDIS_CA_FILE)\n")
   })
 })
 

@@ -1,12 +1,14 @@
 // A throwaway 3-master Redis Cluster for tests, from redis-server processes on free loopback
 // ports: slots split in three with CLUSTER ADDSLOTSRANGE, nodes introduced with CLUSTER MEET,
-// ready once every node reports cluster_state:ok. No redis-cli needed.
-import { mkdtempSync, rmSync } from "node:fs"
+// ready once every node reports cluster_state:ok. No redis-cli needed. With `tls`, every node
+// speaks TLS only, clients and the cluster bus alike.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Redis } from "ioredis"
 import { freePort } from "./net.ts"
 import { exited, spawnRedis } from "./redis.ts"
+import { type RedisCertificates, tlsOnlyArgs } from "./redis-tls.ts"
 
 export interface TestCluster {
   readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
@@ -17,18 +19,20 @@ export interface TestCluster {
 
 const SLOTS = 16384
 
-const launch = (port: number, dir: string) =>
+const launch = (port: number, dir: string, tls: RedisCertificates | undefined) =>
   spawnRedis([
-    "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    ...(tls === undefined ? ["--port", String(port)] : [...tlsOnlyArgs(port, tls), "--tls-cluster", "yes"]),
+    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
     "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`),
     "--cluster-node-timeout", "2000", "--dir", dir
   ])
 
-export const startCluster = async (): Promise<TestCluster> => {
+export const startCluster = async (options: { readonly tls?: RedisCertificates } = {}): Promise<TestCluster> => {
   const dir = mkdtempSync(join(tmpdir(), "tidings-cluster-"))
   const ports = [await freePort(), await freePort(), await freePort()]
-  const children = await Promise.all(ports.map((port) => launch(port, dir)))
-  const admins = ports.map((port) => new Redis({ host: "127.0.0.1", port, lazyConnect: true }))
+  const children = await Promise.all(ports.map((port) => launch(port, dir, options.tls)))
+  const tls = options.tls === undefined ? {} : { tls: { ca: readFileSync(options.tls.ca, "utf8") } }
+  const admins = ports.map((port) => new Redis({ host: "127.0.0.1", port, lazyConnect: true, ...tls }))
   try {
     await Promise.all(admins.map((admin) => admin.connect()))
     const third = Math.floor(SLOTS / 3)

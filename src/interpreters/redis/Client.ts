@@ -4,6 +4,7 @@
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { Cluster, Redis } from "ioredis"
 import { isIP } from "node:net"
+import { connect as tlsConnect } from "node:tls"
 import { Unavailable } from "../../domain/Errors.ts"
 
 /**
@@ -122,6 +123,24 @@ const create = (target: RedisTarget, { autoResubscribe = true, pipelining = fals
       redisOptions: { ...PER_CONNECTION, ...passwordOf(target), ...(target.ca === undefined ? {} : { tls: { ca: target.ca } }) }
     }) as unknown as Redis
 
+/**
+ * Whether a cluster's seeds present certificates the CA does not verify. ioredis fetches the
+ * slots over a connection of its own whose TLS error reaches no listener (only "Connection is
+ * closed" does), so a failed start asks each seed for a handshake itself.
+ */
+const clusterUntrusted = (target: RedisTarget): Promise<boolean> =>
+  target._tag !== "Cluster" || target.ca === undefined
+    ? Promise.resolve(false)
+    : Promise.all(target.nodes.map((node) =>
+      new Promise<boolean>((resolve) => {
+        const socket = tlsConnect({ host: node.host, port: node.port, ca: target.ca, ...(isIP(node.host) === 0 ? { servername: node.host } : {}) })
+        const done = (untrusted: boolean) => (socket.destroy(), resolve(untrusted))
+        socket.setTimeout(PER_CONNECTION.connectTimeout, () => done(false))
+        socket.once("secureConnect", () => done(false))
+        socket.once("error", (error: NodeJS.ErrnoException) => done(UNTRUSTED.has(String(error.code))))
+      })
+    )).then((answers) => answers.some((untrusted) => untrusted))
+
 /** Connects a new client to the target (also used for each node's subscriber connections). */
 export const connect = (target: RedisTarget, options: ConnectOptions = {}) =>
   Effect.tryPromise({
@@ -137,16 +156,20 @@ export const connect = (target: RedisTarget, options: ConnectOptions = {}) =>
         codes.push(String((error as NodeJS.ErrnoException | undefined)?.code))
       }
       client.on("error", onError)
+      // A cluster reports its nodes' failures (a refused AUTH among them) as "node error".
+      client.on("node error", onError)
       try {
         await client.connect()
         return client
       } catch (error) {
         client.disconnect()
         const refused = [...seen, String((error as Error | undefined)?.message)].some((m) => AUTH_REFUSED.test(m))
-        const untrusted = [...codes, String((error as NodeJS.ErrnoException | undefined)?.code)].some((c) => UNTRUSTED.has(c))
+        const untrusted = [...codes, String((error as NodeJS.ErrnoException | undefined)?.code)].some((c) => UNTRUSTED.has(c)) ||
+          (!refused && await clusterUntrusted(target))
         throw new RedisUnreachable({ reason: refused ? "refused" : untrusted ? "untrusted" : "silent" })
       } finally {
         client.off("error", onError)
+        client.off("node error", onError)
         client.on("error", () => undefined)
       }
     },
