@@ -56,7 +56,12 @@ describe("starting node src/main.ts", () => {
     await listening(first)
     const cert = join(first.dir, ".data", "dev-cert.pem")
     // The writer's first batch (audit.opened) lands just after "listening": wait for it.
-    await until(async () => readdirSync(join(first.dir, "audit")).some((name) => name.endsWith(".jsonl")), 5_000, "first audit file")
+    // (The file exists before its first append lands: wait for a whole record in it.)
+    const written = () =>
+      readdirSync(join(first.dir, "audit")).some((name) =>
+        name.endsWith(".jsonl") && readFileSync(join(first.dir, "audit", name), "utf8").includes("\"audit.opened\"")
+      )
+    await until(async () => written(), 5_000, "first audit record")
     const before = { cert: digest(cert), audit: auditState(first.dir) }
 
     // The same directory, another port: only the lock can stop it.
