@@ -11,7 +11,7 @@ import * as FileSink from "./interpreters/audit/FileSink.ts"
 import * as RedisSink from "./interpreters/audit/RedisSink.ts"
 import * as AccessTokens from "./interpreters/jwt/AccessTokens.ts"
 import * as DevIssuer from "./interpreters/jwt/DevIssuer.ts"
-import * as Keys from "./interpreters/jwt/Keys.ts"
+import * as SigningKeys from "./interpreters/jwt/SigningKeys.ts"
 import * as TicketSigner from "./interpreters/jwt/TicketSigner.ts"
 import * as MemoryAudit from "./interpreters/memory/AuditLog.ts"
 import * as Memory from "./interpreters/memory/Memory.ts"
@@ -20,8 +20,8 @@ import * as Redis from "./interpreters/redis/Redis.ts"
 import { Deadlines } from "./programs/Deadlines.ts"
 import { Hub } from "./programs/Hub.ts"
 import { Refusals } from "./programs/Refusals.ts"
-import { CareWatcher } from "./programs/Revoke.ts"
-import * as MetricsServer from "./server/Metrics.ts"
+import { CareWatcher } from "./programs/Care.ts"
+import * as MetricsListener from "./server/MetricsListener.ts"
 import * as Server from "./server/Server.ts"
 import * as Tls from "./server/Tls.ts"
 import * as Settings from "./services/Settings.ts"
@@ -39,11 +39,11 @@ const auditKey = (config: AppConfig): Uint8Array => {
 const keysLayer = (config: AppConfig) =>
   Layer.unwrap(Effect.promise(async () => {
     const ticketKey = config.ticketKeyFile === undefined
-      ? Keys.generateSecret()
-      : await Keys.ticketKeyFrom(readFileSync(config.ticketKeyFile))
+      ? SigningKeys.generateSecret()
+      : await SigningKeys.ticketKeyFrom(readFileSync(config.ticketKeyFile))
     const auth = config.auth._tag === "DevIssuer"
       ? DevIssuer.layer(
-        config.devIssuerKeyFile === undefined ? await Keys.generate() : await Keys.fromPem(readFileSync(config.devIssuerKeyFile, "utf8"))
+        config.devIssuerKeyFile === undefined ? await SigningKeys.generate() : await SigningKeys.fromPem(readFileSync(config.devIssuerKeyFile, "utf8"))
       )
       : AccessTokens.layer({
         issuer: config.auth.issuer,
@@ -54,7 +54,7 @@ const keysLayer = (config: AppConfig) =>
       })
     // Accepted, never used to sign: the keys of earlier rotations and the next one's key.
     const accepted = [...config.previousTicketKeyFiles, ...(config.nextTicketKeyFile === undefined ? [] : [config.nextTicketKeyFile])]
-    const previous = await Promise.all(accepted.map((file) => Keys.ticketKeyFrom(readFileSync(file))))
+    const previous = await Promise.all(accepted.map((file) => SigningKeys.ticketKeyFrom(readFileSync(file))))
     return Layer.mergeAll(TicketSigner.layer(ticketKey, previous), auth)
   }))
 
@@ -114,7 +114,7 @@ export const layer = (
     window: { frames: config.settings.outboxFrames, bytes: config.settings.outboxBytes }
   })
   // The internal metrics listener lives and closes with the public one.
-  return Layer.merge(server, MetricsServer.layer(config.metricsListen)).pipe(
+  return Layer.merge(server, MetricsListener.layer(config.metricsListen)).pipe(
     Layer.provideMerge(perNode),
     Layer.provideMerge(services),
     Layer.provideMerge(keysLayer(config))

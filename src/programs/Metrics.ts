@@ -1,5 +1,5 @@
 // The gateway's operational metrics, kept in Effect's metric registry and exposed by the
-// internal listener (server/Metrics.ts). Every label value comes from a fixed code set or from
+// internal listener (server/MetricsListener.ts). Every label value comes from a fixed code set or from
 // configuration (the event-kind and origin allowlists): never an id, a ref, or caller input.
 import { type Context, Effect, Metric } from "effect"
 import { CloseTable } from "../domain/Close.ts"

@@ -12,6 +12,7 @@ import * as Ids from "../programs/Ids.ts"
 import * as Metrics from "../programs/Metrics.ts"
 import * as Publish from "../programs/Publish.ts"
 import { Refusals } from "../programs/Refusals.ts"
+import * as Care from "../programs/Care.ts"
 import * as Revoke from "../programs/Revoke.ts"
 import * as Tickets from "../programs/Tickets.ts"
 import { AccessTokens } from "../services/AccessTokens.ts"
@@ -82,8 +83,8 @@ export type Requirements =
   | Refusals
   | Effect.Services<ReturnType<typeof Tickets.issue>>
   | Effect.Services<ReturnType<typeof Publish.publish>>
-  | Effect.Services<ReturnType<typeof Revoke.grantCare>>
-  | Effect.Services<ReturnType<typeof Revoke.endCare>>
+  | Effect.Services<ReturnType<typeof Care.grantCare>>
+  | Effect.Services<ReturnType<typeof Care.endCare>>
   | Effect.Services<ReturnType<typeof Revoke.revokeSubject>>
 
 const routes = (dev: boolean, demandCertificate: boolean) => {
@@ -109,7 +110,7 @@ const routes = (dev: boolean, demandCertificate: boolean) => {
         Effect.gen(function*() {
           const grant = yield* grantBody(request)
           const untilMs = grant.until === undefined ? undefined : Date.parse(grant.until)
-          yield* Revoke.grantCare((yield* authenticateService(request, demandCertificate)).principal, grant, untilMs)
+          yield* Care.grantCare((yield* authenticateService(request, demandCertificate)).principal, grant, untilMs)
           return { status: 204 }
         })
     },
@@ -117,7 +118,7 @@ const routes = (dev: boolean, demandCertificate: boolean) => {
       handle: (request) =>
         Effect.gen(function*() {
           const end = yield* endBody(request)
-          yield* Revoke.endCare((yield* authenticateService(request, demandCertificate)).principal, end)
+          yield* Care.endCare((yield* authenticateService(request, demandCertificate)).principal, end)
           return { status: 204 }
         })
     },

@@ -13,6 +13,7 @@ import { defaults } from "../../src/services/Settings.ts"
 import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
 import { Hub } from "../../src/programs/Hub.ts"
 import * as Publish from "../../src/programs/Publish.ts"
+import * as Care from "../../src/programs/Care.ts"
 import * as Revoke from "../../src/programs/Revoke.ts"
 import * as Session from "../../src/programs/Session.ts"
 import * as Tickets from "../../src/programs/Tickets.ts"
@@ -213,7 +214,7 @@ describe("Session.run", () => {
         const carol = yield* open(clinician())
         yield* carol.send({ type: "subscribe", id: "c1", channel: aliceChannel })
         expect(yield* carol.next).toEqual({ type: "error", id: "c1", code: "forbidden" })
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
         yield* subscribeOk(carol, "c2", aliceChannel, 0)
         yield* publish(aliceChannel)
         expect(yield* carol.next).toEqual(eventFrame(aliceChannel, 1))
@@ -225,7 +226,7 @@ describe("Session.run", () => {
 
     it.effect("refuses a clinician once the care relationship's end time has passed", () =>
       Effect.gen(function*() {
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
         const carol = yield* open(clinician())
         yield* subscribeOk(carol, "c1", aliceChannel, 0)
         yield* TestClock.adjust(Duration.seconds(60))
@@ -237,13 +238,13 @@ describe("Session.run", () => {
 
     it.effect("ends a clinician's live subscription when the care relationship ends", () =>
       Effect.gen(function*() {
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
         const carol = yield* open(clinician())
         yield* subscribeOk(carol, "c1", aliceChannel, 0)
         yield* subscribeOk(carol, "c2", carolChannel, 0)
         yield* publish(aliceChannel)
         expect(yield* carol.next).toEqual(eventFrame(aliceChannel, 1))
-        yield* Revoke.endCare(service, { clinician: CAROL, patient: ALICE })
+        yield* Care.endCare(service, { clinician: CAROL, patient: ALICE })
         // Published at once, before the session had any chance to run: must not be delivered.
         yield* publish(aliceChannel, "apt_after_end1")
         expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
@@ -261,7 +262,7 @@ describe("Session.run", () => {
 
     it.effect("ends a clinician's live subscription when the relationship's `until` passes", () =>
       Effect.gen(function*() {
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
         const carol = yield* open(clinician())
         yield* subscribeOk(carol, "c1", aliceChannel, 0)
         yield* TestClock.adjust(Duration.seconds(59))
@@ -276,14 +277,14 @@ describe("Session.run", () => {
 
     it.effect("follows a renewed `until`: a later end keeps the subscription, an end in the past ends it", () =>
       Effect.gen(function*() {
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
         const carol = yield* open(clinician())
         yield* subscribeOk(carol, "c1", aliceChannel, 0)
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 600_000)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, 600_000)
         yield* TestClock.adjust(Duration.seconds(120))
         yield* publish(aliceChannel)
         expect(yield* carol.next).toEqual(eventFrame(aliceChannel, 1))
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 1_000)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, 1_000)
         yield* publish(aliceChannel, "apt_after_past")
         expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
         yield* carol.ping("p1")
@@ -294,10 +295,10 @@ describe("Session.run", () => {
       Effect.gen(function*() {
         // Announcements are lost here (as a dropped cross-node message would be), so only the
         // end-time timer ever re-checks the subscription.
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, 60_000)
         const carol = yield* open(clinician())
         yield* subscribeOk(carol, "c1", aliceChannel, 0)
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, 600_000)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, 600_000)
         yield* TestClock.adjust(Duration.seconds(61))
         yield* settle
         yield* publish(aliceChannel)
@@ -309,11 +310,11 @@ describe("Session.run", () => {
     it.effect("drops a subscription whose relationship ended unheard once every session is re-checked", () =>
       Effect.gen(function*() {
         // The end is never announced (as across a pub/sub reconnect); the re-check finds it.
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
         const carol = yield* open(clinician())
         yield* subscribeOk(carol, "c1", aliceChannel, 0)
         yield* subscribeOk(carol, "c2", carolChannel, 0)
-        yield* Revoke.endCare(service, { clinician: CAROL, patient: ALICE })
+        yield* Care.endCare(service, { clinician: CAROL, patient: ALICE })
         yield* carol.ping("p1")
         expect(carol.unread()).toEqual([])
         for (const session of (yield* Sessions).everyLocal()) session.reauthorizeAll()
@@ -325,13 +326,13 @@ describe("Session.run", () => {
 
     it.effect("does not disturb the patient's own subscription when a clinician's care ends", () =>
       Effect.gen(function*() {
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
         const alice = yield* open(patient())
         const carol = yield* open(clinician())
         yield* subscribeOk(alice, "a1", aliceChannel, 0)
         yield* subscribeOk(carol, "c1", aliceChannel, 0)
         expect((yield* Hub).stats()).toEqual({ channels: 1, subscribers: 2 })
-        yield* Revoke.endCare(service, { clinician: CAROL, patient: ALICE })
+        yield* Care.endCare(service, { clinician: CAROL, patient: ALICE })
         expect(yield* carol.next).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
         yield* publish(aliceChannel)
         expect(yield* alice.next).toEqual(eventFrame(aliceChannel, 1))
@@ -371,7 +372,7 @@ describe("Session.run", () => {
     it.effect(`refuses more than ${SUBSCRIPTIONS_PER_CONNECTION} channels on one socket with rate_limited`, () =>
       Effect.gen(function*() {
         const patients = Array.from({ length: SUBSCRIPTIONS_PER_CONNECTION }, (_, i) => `pt_many_${String(i).padStart(4, "0")}` as PatientRef)
-        for (const p of patients) yield* Revoke.grantCare(service, { clinician: CAROL, patient: p }, undefined)
+        for (const p of patients) yield* Care.grantCare(service, { clinician: CAROL, patient: p }, undefined)
         const carol = yield* open(clinician())
         for (const [i, p] of patients.entries()) yield* subscribeOk(carol, `s${i}`, `patient:${p}`, 0)
         yield* carol.send({ type: "subscribe", id: "over", channel: carolChannel })
@@ -732,7 +733,7 @@ describe("Session.run", () => {
     it.effect("releases every channel once the sessions end", () =>
       Effect.gen(function*() {
         const hub = yield* Hub
-        yield* Revoke.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
         const alice = yield* open(patient())
         const carol = yield* open(clinician())
         const bob = yield* open(patient(BOB))

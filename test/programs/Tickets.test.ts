@@ -5,7 +5,7 @@ import { Duration, Effect, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { exportSPKI, SignJWT } from "jose"
 import { generateKeyPairSync, randomBytes } from "node:crypto"
-import * as Keys from "../../src/interpreters/jwt/Keys.ts"
+import * as SigningKeys from "../../src/interpreters/jwt/SigningKeys.ts"
 import * as TicketSigner from "../../src/interpreters/jwt/TicketSigner.ts"
 import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
 import type { Principal } from "../../src/domain/Principal.ts"
@@ -22,8 +22,8 @@ const BOB = "pt_bob_00002"
 const CAROL = "cl_carol_001"
 
 // A ticket key this file knows, so it can sign tickets the gateway never issued.
-const ticketKey = await Keys.generate()
-const otherKey = await Keys.generate()
+const ticketKey = await SigningKeys.generate()
+const otherKey = await SigningKeys.generate()
 
 const provide = (overrides: Partial<SettingsShape> = {}) =>
   <A, E, R>(self: Effect.Effect<A, E, R>) =>
@@ -57,7 +57,7 @@ const outcome = (ticket: string | undefined) =>
 
 /** Signs a ticket exactly like the gateway does, with parts a test may change. */
 const signTicket = (options: {
-  readonly key?: Keys.SigningKey
+  readonly key?: SigningKeys.SigningKey
   readonly kid?: string
   readonly audience?: string
   readonly typ?: string
@@ -298,7 +298,7 @@ describe("consumeTicket", () => {
 })
 
 describe("HS256 ticket secrets", () => {
-  const secret = Keys.secretKey(randomBytes(32))
+  const secret = SigningKeys.secretKey(randomBytes(32))
   const withSecret = <A, E, R>(self: Effect.Effect<A, E, R>) =>
     self.pipe(Effect.provide(TicketSigner.layer(secret, [ticketKey])), Effect.provide(memoryLayer()))
   const signHs = (key: Uint8Array, kid: string) =>
@@ -346,22 +346,22 @@ describe("HS256 ticket secrets", () => {
 
   it("reads a key file: PEM is an asymmetric key, other bytes a secret of at least 32 bytes", async () => {
     const pem = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" })
-    expect((await Keys.ticketKeyFrom(Buffer.from(pem))).alg).toBe("EdDSA")
+    expect((await SigningKeys.ticketKeyFrom(Buffer.from(pem))).alg).toBe("EdDSA")
     const bytes = randomBytes(32)
-    const fromFile = await Keys.ticketKeyFrom(bytes)
-    expect(fromFile).toMatchObject({ alg: "HS256", kid: Keys.secretKey(bytes).kid })
-    await expect(Keys.ticketKeyFrom(randomBytes(31))).rejects.toThrow(/at least 32 bytes/)
-    expect(Keys.generateSecret().kid).not.toBe(Keys.generateSecret().kid)
+    const fromFile = await SigningKeys.ticketKeyFrom(bytes)
+    expect(fromFile).toMatchObject({ alg: "HS256", kid: SigningKeys.secretKey(bytes).kid })
+    await expect(SigningKeys.ticketKeyFrom(randomBytes(31))).rejects.toThrow(/at least 32 bytes/)
+    expect(SigningKeys.generateSecret().kid).not.toBe(SigningKeys.generateSecret().kid)
   })
 })
 
 describe("ticket key rotation", () => {
-  const at = (current: Keys.TicketKey, previous: ReadonlyArray<Keys.TicketKey> = []) =>
+  const at = (current: SigningKeys.TicketKey, previous: ReadonlyArray<SigningKeys.TicketKey> = []) =>
     <A, E, R>(self: Effect.Effect<A, E, R>) => self.pipe(Effect.provide(TicketSigner.layer(current, previous)))
 
   it.effect("accepts a ticket signed with the previous key during the overlap, and refuses it after", () =>
     Effect.gen(function*() {
-      const [oldKey, newKey] = [yield* Effect.promise(Keys.generate), yield* Effect.promise(Keys.generate)]
+      const [oldKey, newKey] = [yield* Effect.promise(SigningKeys.generate), yield* Effect.promise(SigningKeys.generate)]
       expect(oldKey.kid).not.toBe(newKey.kid)
       // Issued by a node still on the old key.
       const before = yield* Tickets.issue(patient()).pipe(at(oldKey))
@@ -380,7 +380,7 @@ describe("ticket key rotation", () => {
 
   it.effect("rotates from an asymmetric key to a secret", () =>
     Effect.gen(function*() {
-      const secret = Keys.generateSecret()
+      const secret = SigningKeys.generateSecret()
       const before = yield* Tickets.issue(patient()).pipe(at(ticketKey))
       expect((yield* Tickets.consume(before.ticket).pipe(at(secret, [ticketKey]))).user.ref).toBe(ALICE)
       const fresh = yield* Tickets.issue(patient()).pipe(at(secret, [ticketKey]))

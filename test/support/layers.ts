@@ -2,17 +2,17 @@
 // dev issuer, and the hub, with settings a test may override.
 import { Effect, Layer } from "effect"
 import * as DevIssuer from "../../src/interpreters/jwt/DevIssuer.ts"
-import * as Keys from "../../src/interpreters/jwt/Keys.ts"
+import * as SigningKeys from "../../src/interpreters/jwt/SigningKeys.ts"
 import * as TicketSigner from "../../src/interpreters/jwt/TicketSigner.ts"
 import * as Memory from "../../src/interpreters/memory/Memory.ts"
 import { Deadlines } from "../../src/programs/Deadlines.ts"
 import { Hub } from "../../src/programs/Hub.ts"
-import { CareWatcher } from "../../src/programs/Revoke.ts"
+import { CareWatcher } from "../../src/programs/Care.ts"
 import * as Settings from "../../src/services/Settings.ts"
 import { CareRelationships } from "../../src/services/CareRelationships.ts"
 
 const keys = Layer.unwrap(Effect.promise(async () => {
-  const [ticketKey, issuerKey] = await Promise.all([Keys.generate(), Keys.generate()])
+  const [ticketKey, issuerKey] = await Promise.all([SigningKeys.generate(), SigningKeys.generate()])
   return Layer.mergeAll(TicketSigner.layer(ticketKey), DevIssuer.layer(issuerKey))
 }))
 

@@ -5,7 +5,7 @@ import { exportJWK, SignJWT } from "jose"
 import type { Role } from "../../domain/Principal.ts"
 import { DevIssuer, scopesFor } from "../../services/DevIssuer.ts"
 import * as AccessTokens from "./AccessTokens.ts"
-import type { SigningKey } from "./Keys.ts"
+import type { SigningKey } from "./SigningKeys.ts"
 
 export const DEV_ISSUER = "https://tidings.dev.invalid/issuer"
 export const DEV_AUDIENCE = "tidings"

@@ -12,7 +12,7 @@ import { type Jti, REF_PATTERN } from "../../domain/Ref.ts"
 import type { TicketClaims } from "../../domain/Ticket.ts"
 import { TicketSigner } from "../../services/TicketSigner.ts"
 import { jsonObject, partsOf } from "./Jws.ts"
-import type { TicketKey } from "./Keys.ts"
+import type { TicketKey } from "./SigningKeys.ts"
 
 const TYP = "tidings-ticket+jwt"
 const JTI = /^[A-Za-z0-9_-]{16,64}$/
