@@ -457,13 +457,24 @@ describe("canaries in every caller-controlled input of the real process", () => 
       expect(seen.auditText.includes(secret)).toBe(false)
       expect(seen.auditText.includes(secret.split(".")[1]!)).toBe(false)
     }
-    for (const record of records) {
-      if (record.subject !== undefined) expect(record.subject).toMatch(/^[0-9a-f]{32}$/)
-      if (record.channel !== undefined) expect(record.channel).toMatch(/^(patient|clinician):[0-9a-f]{32}$/)
-      if (record.origin !== undefined) expect(record.origin).toBe(ORIGIN)
-      if (record.jti !== undefined) expect(record.jti).toMatch(/^[A-Za-z0-9_-]{16,64}$/)
-      if (record.peer !== undefined) expect(record.peer).toMatch(/^[0-9a-f]{32}$/)
+    // Each field, in every record that carries it (and each is carried by some record).
+    const valuesOf = (field: string): Array<string> => records.flatMap((r) => (r[field] === undefined ? [] : [r[field]]))
+    const shapes: ReadonlyArray<readonly [string, (value: string) => boolean]> = [
+      ["subject", (v) => /^[0-9a-f]{32}$/.test(v)],
+      ["channel", (v) => /^(patient|clinician):[0-9a-f]{32}$/.test(v)],
+      ["origin", (v) => v === ORIGIN],
+      ["jti", (v) => /^[A-Za-z0-9_-]{16,64}$/.test(v)],
+      ["peer", (v) => /^[0-9a-f]{32}$/.test(v)]
+    ]
+    for (const [field, fits] of shapes) {
+      const values = valuesOf(field)
+      expect(values.length, field).toBeGreaterThan(0)
+      expect(values.filter((value) => !fits(value)), field).toEqual([])
     }
+    // Every aggregated refusal names its address, as a pseudonym.
+    const refusals = records.filter((r) => r.event === "auth.refused" || r.event === "ws.rejected")
+    expect(refusals.length).toBeGreaterThan(0)
+    expect(refusals.filter((r) => typeof r.peer !== "string")).toEqual([])
     // Refusals are aggregated per address: the raw address is nowhere in the file.
     expect(seen.auditText).not.toContain("127.0.0.1")
     // The MRN's pseudonym is one stable hash: the patient's channel as subscribed, granted,
