@@ -97,8 +97,10 @@ type Held = { readonly event: Event; readonly frame: string } | { readonly head:
 /** One channel of one session. It holds back live frames until its `subscribed` answer is out. */
 class Subscription implements Subscriber {
   private held: Array<Held> | undefined = []
-  /** The last position the client was told (by an event, `subscribed` or `reset`). */
-  private position: Position = { epoch: "", seq: 0 }
+  // The last position the client was told (by an event, `subscribed` or `reset`), as two
+  // fields: an object per delivery would be an allocation on the fan-out's hot path.
+  private epoch = ""
+  private seq = 0
   /** Leaves the hub; set once joined. */
   leave: Effect.Effect<void> | undefined = undefined
   /** The timer that re-checks access when a care relationship's `until` comes. */
@@ -134,7 +136,7 @@ class Subscription implements Subscriber {
   settle(start?: Position, replay: ReadonlyArray<Event> = []): Tally {
     const tally: Tally = { sent: 0, refused: 0 }
     for (const event of replay) count(tally, this.forward(event, Wire.event(event)))
-    if (start !== undefined && (start.epoch !== this.position.epoch || start.seq > this.position.seq)) this.position = start
+    if (start !== undefined && (start.epoch !== this.epoch || start.seq > this.seq)) this.moveTo(start.epoch, start.seq)
     const pending = this.held ?? []
     this.held = undefined
     for (const item of pending) {
@@ -144,16 +146,21 @@ class Subscription implements Subscriber {
     return tally
   }
 
+  private moveTo(epoch: string, seq: number) {
+    this.epoch = epoch
+    this.seq = seq
+  }
+
   private resetTo(head: Position, frame: string): Pushed {
-    this.position = head
+    this.moveTo(head.epoch, head.seq)
     return this.offer(frame, undefined)
   }
 
   private forward(event: Event, frame: string): Pushed {
     // The bus may hand over an event the replay already sent: (epoch, seq) makes it idempotent.
     // The bus resets before any event of a new epoch, so an epoch change never arrives bare.
-    if (event.epoch === this.position.epoch && event.seq <= this.position.seq) return "none"
-    this.position = { epoch: event.epoch, seq: event.seq }
+    if (event.epoch === this.epoch && event.seq <= this.seq) return "none"
+    this.moveTo(event.epoch, event.seq)
     return this.offer(frame, event.channel)
   }
 
