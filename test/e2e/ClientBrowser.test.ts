@@ -12,7 +12,7 @@ import { buildClient } from "../../client/build.ts"
 import { chromiumSkipReason, hasChromium, launch, newContext, openTab, seen, servePages, waitSeen } from "../support/browser.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { freePort } from "../support/net.ts"
-import { bounded, EXIT_TIMEOUT_MS, https, listening, run, useProcesses } from "../support/process.ts"
+import { https, restartablePair, useProcesses } from "../support/process.ts"
 import { startRedis, useRedis } from "../support/redis.ts"
 import { until } from "../support/wait.ts"
 
@@ -158,24 +158,9 @@ describe.skipIf(!hasChromium)(`@tidings/client in Chromium, gateway on Redis${ha
   it("resumes across a node restart (SIGTERM, 1001) with every event published meanwhile, none twice", { timeout: 60_000 }, async () => {
     const redis = await startRedis({ persistent: true })
     try {
-      const settings = async (listen: number) => {
-        const metrics = await freePort()
-        return (d: string) => ({
-          TIDINGS_LISTEN: `127.0.0.1:${listen}`, TIDINGS_REDIS_URL: redis.url, TIDINGS_AUDIT_SINK: `file:${join(d, "audit")}`,
-          TIDINGS_ALLOWED_ORIGINS: ORIGIN,
-          TIDINGS_METRICS_LISTEN: `127.0.0.1:${metrics}`
-        })
-      }
-      const port = await freePort()
-      let node = run(await settings(port))
-      await listening(node)
-      const ca = () => readFileSync(join(node.dir, ".data", "dev-cert.pem"), "utf8")
-      const other = run(await settings(await freePort()))
-      const otherPort = Number((await listening(other)).annotations.port)
-      const otherCa = readFileSync(join(other.dir, ".data", "dev-cert.pem"), "utf8")
-      const service = JSON.parse((await https(otherPort, otherCa, "POST", "/dev/token", { role: "service", ref: "svc_browser_tests" })).body).accessToken
-      const publishVia = async (n: number) =>
-        (await https(otherPort, otherCa, "POST", "/v1/events", { channel: CHANNEL, kind: "appointment.updated", ref: `apt_${String(n).padStart(8, "0")}` }, service)).status
+      const pair = await restartablePair(redis.url, "svc_browser_tests", { TIDINGS_ALLOWED_ORIGINS: ORIGIN })
+      const { port, ca } = pair
+      const publishVia = (n: number) => pair.publishVia(CHANNEL, n)
       const ticket = async () => {
         const token = JSON.parse((await https(port, ca(), "POST", "/dev/token", { role: "patient", ref: PATIENT })).body).accessToken
         return JSON.parse((await https(port, ca(), "POST", "/v1/tickets", {}, token)).body).ticket as string
@@ -186,20 +171,17 @@ describe.skipIf(!hasChromium)(`@tidings/client in Chromium, gateway on Redis${ha
       for (let n = 1; n <= 3; n++) expect(await publishVia(n)).toBe(202)
       await waitSeen(page, "seen.events.length === 3")
 
-      node.child.kill("SIGTERM")
-      await bounded(node.exited, EXIT_TIMEOUT_MS, "exit")
+      await pair.stop()
       await waitSeen(page, "seen.states.some((s) => s.detail?.code === 1001)")
       for (let n = 4; n <= 6; n++) expect(await publishVia(n)).toBe(202)
-      node = run(await settings(port), node.dir)
-      await listening(node)
+      await pair.start()
       await waitSeen(page, "seen.events.length >= 6", 30_000)
       expect(await publishVia(7)).toBe(202)
       await waitSeen(page, "seen.events.length >= 7")
       const s = await seen(page)
       expect(s.events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7])
       expect(s.resets).toEqual([])
-      other.child.kill("SIGTERM")
-      await bounded(other.exited, EXIT_TIMEOUT_MS, "exit")
+      await pair.close()
     } finally {
       await redis.stop()
     }

@@ -2,14 +2,11 @@
 // resumes across a node restart (SIGTERM, 1001) on Redis with no gap and no duplicate; turns a
 // Redis flush into onReset; stops on revocation (4409), on idle logoff (4410, until
 // markActive) and on an Origin the gateway refuses.
-import { readFileSync } from "node:fs"
-import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import type { Client } from "../../client/src/types.ts"
 import { devTickets, nodeClient, record } from "../support/client.ts"
 import { type Gateway, ORIGIN, startGateway } from "../support/gateway.ts"
-import { freePort } from "../support/net.ts"
-import { bounded, DEV_ORIGIN, EXIT_TIMEOUT_MS, https, listening, run, useProcesses } from "../support/process.ts"
+import { DEV_ORIGIN, https, restartablePair, useProcesses } from "../support/process.ts"
 import { hasRedisServer, skipReason, startRedis, useRedis } from "../support/redis.ts"
 
 useProcesses()
@@ -103,24 +100,10 @@ describe.skipIf(!hasRedisServer)(`@tidings/client against gateway nodes on Redis
   it("resumes across a node restart (SIGTERM, 1001) with every event published meanwhile, none twice", { timeout: 60_000 }, async () => {
     const redis = await startRedis({ persistent: true })
     try {
-      const port = await freePort()
-      const settings = async (listen: number) => {
-        const metrics = await freePort()
-        return (dir: string) => ({
-          TIDINGS_LISTEN: `127.0.0.1:${listen}`, TIDINGS_REDIS_URL: redis.url, TIDINGS_AUDIT_SINK: `file:${join(dir, "audit")}`,
-          TIDINGS_METRICS_LISTEN: `127.0.0.1:${metrics}`
-        })
-      }
-      let node = run(await settings(port))
-      await listening(node)
-      const ca = () => readFileSync(join(node.dir, ".data", "dev-cert.pem"), "utf8")
       // A second node on the same Redis publishes while the first is down.
-      const other = run(await settings(await freePort()))
-      const otherPort = Number((await listening(other)).annotations.port)
-      const otherCa = readFileSync(join(other.dir, ".data", "dev-cert.pem"), "utf8")
-      const service = JSON.parse((await https(otherPort, otherCa, "POST", "/dev/token", { role: "service", ref: "svc_client_tests" })).body).accessToken
-      const publishVia = async (n: number) =>
-        (await https(otherPort, otherCa, "POST", "/v1/events", { channel: CHANNEL, kind: "appointment.updated", ref: `apt_${String(n).padStart(8, "0")}` }, service)).status
+      const pair = await restartablePair(redis.url, "svc_client_tests")
+      const { port, ca } = pair
+      const publishVia = (n: number) => pair.publishVia(CHANNEL, n)
 
       const client = nodeClient({ url: `wss://localhost:${port}/v1/ws`, ca, origin: DEV_ORIGIN, getTicket: devTickets(() => port, ca, "patient", PATIENT) })
       clients.push(client)
@@ -129,19 +112,16 @@ describe.skipIf(!hasRedisServer)(`@tidings/client against gateway nodes on Redis
       for (let n = 1; n <= 3; n++) expect(await publishVia(n)).toBe(202)
       await seen.until("three events", () => seen.events.length === 3)
 
-      node.child.kill("SIGTERM")
-      await bounded(node.exited, EXIT_TIMEOUT_MS, "exit")
+      await pair.stop()
       await seen.until("reconnecting after 1001", () => seen.states.some((s) => s.detail?.code === 1001))
       for (let n = 4; n <= 6; n++) expect(await publishVia(n)).toBe(202)
-      node = run(await settings(port), node.dir)
-      await listening(node)
+      await pair.start()
       await seen.until("six events", () => seen.events.length >= 6)
       expect(await publishVia(7)).toBe(202)
       await seen.until("seven events", () => seen.events.length >= 7)
       expect(seen.seqs()).toEqual([1, 2, 3, 4, 5, 6, 7])
       expect(seen.resets).toEqual([])
-      other.child.kill("SIGTERM")
-      await bounded(other.exited, EXIT_TIMEOUT_MS, "exit")
+      await pair.close()
     } finally {
       await redis.stop()
     }

@@ -3,11 +3,11 @@
 // by scripts/make-keys.ts, each with its own file audit sink; each can be stopped, killed, restarted.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
-import { request } from "node:https"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { Redis as IORedis } from "ioredis"
 import { freePort } from "../support/net.ts"
+import { https } from "../support/process.ts"
 import { exited, spawnRedis } from "../support/redis.ts"
 import { until } from "../support/wait.ts"
 import { ANSWER_MS, START_MS } from "./bounds.ts"
@@ -49,24 +49,10 @@ export interface Cluster {
 }
 
 const httpsTo = (port: number, ca: string) => (method: string, path: string, body?: unknown, token?: string): Promise<Reply> =>
-  new Promise((resolve, reject) => {
-    const text = body === undefined ? undefined : JSON.stringify(body)
-    const req = request({
-      host: "127.0.0.1", port, method, path, ca, agent: false, timeout: ANSWER_MS,
-      headers: {
-        ...(text === undefined ? {} : { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) }),
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` })
-      }
-    }, (res) => {
-      let data = ""
-      res.setEncoding("utf8")
-      res.on("data", (chunk: string) => (data += chunk))
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data.length > 0 ? JSON.parse(data) : undefined }))
-    })
-    req.on("timeout", () => req.destroy(new Error(`${method} ${path}: no answer within ${ANSWER_MS} ms`)))
-    req.on("error", reject)
-    req.end(text)
-  })
+  https(port, ca, method, path, body, token, ANSWER_MS).then((reply) => ({
+    status: reply.status,
+    body: reply.body.length > 0 ? JSON.parse(reply.body) : undefined
+  }))
 
 /** Whether an HTTPS request can be made and answered at all (the node may be down). */
 const status = (call: Promise<Reply>) => call.then((reply) => reply.status, () => 0)

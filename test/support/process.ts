@@ -96,18 +96,21 @@ export const startDev = async () => {
   return { node, port, announced, ca }
 }
 
+/** One HTTPS request to a node on loopback; `timeoutMs` fails it when no answer comes in time. */
 export const https = (
   port: number,
   ca: string,
   method: string,
   path: string,
   body?: unknown,
-  token?: string
+  token?: string,
+  timeoutMs?: number
 ): Promise<{ status: number; headers: Record<string, unknown>; body: string }> =>
   new Promise((resolve, reject) => {
     const text = body === undefined ? undefined : JSON.stringify(body)
     const req = request({
       host: "localhost", port, method, path, ca, agent: false,
+      ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }),
       headers: {
         ...(text === undefined ? {} : { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) }),
         ...(token === undefined ? {} : { authorization: `Bearer ${token}` })
@@ -118,6 +121,7 @@ export const https = (
       res.on("data", (chunk: string) => (data += chunk))
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }))
     })
+    req.on("timeout", () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)))
     req.on("error", reject)
     req.end(text)
   })
@@ -136,4 +140,60 @@ export const expectOneLine = (stderr: string, start: string) => {
   expect(lines[0]!.startsWith(`tidings: ${start}`), stderr).toBe(true)
   expect(stderr).not.toMatch(/^\s+at /m)
   expect(stderr).not.toMatch(/Error/)
+}
+
+/** A dev node on `port` that can be stopped and started again there, and a second node on the same Redis. */
+export interface RestartablePair {
+  readonly port: number
+  /** The node's current certificate: a restarted dev node writes a new one. */
+  readonly ca: () => string
+  /** Publishes event `n` on `channel` through the second node; its HTTP status. */
+  readonly publishVia: (channel: string, n: number) => Promise<number>
+  /** SIGTERM (every socket closes 1001), and waits for the exit. */
+  readonly stop: () => Promise<void>
+  /** Starts it again on the same port and directory. */
+  readonly start: () => Promise<void>
+  /** Stops both nodes (SIGTERM) and waits for their exits. */
+  readonly close: () => Promise<void>
+}
+
+export const restartablePair = async (
+  redisUrl: string,
+  service: string,
+  env: Record<string, string> = {}
+): Promise<RestartablePair> => {
+  const settings = async (listen: number) => {
+    const metrics = await freePort()
+    return (dir: string) => ({
+      TIDINGS_LISTEN: `127.0.0.1:${listen}`, TIDINGS_REDIS_URL: redisUrl, TIDINGS_AUDIT_SINK: `file:${join(dir, "audit")}`,
+      TIDINGS_METRICS_LISTEN: `127.0.0.1:${metrics}`, ...env
+    })
+  }
+  const port = await freePort()
+  let node = run(await settings(port))
+  await listening(node)
+  const other = run(await settings(await freePort()))
+  const otherPort = Number((await listening(other)).annotations.port)
+  const otherCa = readFileSync(join(other.dir, ".data", "dev-cert.pem"), "utf8")
+  const token = JSON.parse((await https(otherPort, otherCa, "POST", "/dev/token", { role: "service", ref: service })).body).accessToken
+  return {
+    port,
+    ca: () => readFileSync(join(node.dir, ".data", "dev-cert.pem"), "utf8"),
+    publishVia: async (channel, n) =>
+      (await https(otherPort, otherCa, "POST", "/v1/events", { channel, kind: "appointment.updated", ref: `apt_${String(n).padStart(8, "0")}` }, token)).status,
+    stop: async () => {
+      node.child.kill("SIGTERM")
+      await bounded(node.exited, EXIT_TIMEOUT_MS, "exit")
+    },
+    start: async () => {
+      node = run(await settings(port), node.dir)
+      await listening(node)
+    },
+    close: async () => {
+      for (const each of [node, other]) {
+        if (each.child.exitCode === null && each.child.signalCode === null) each.child.kill("SIGTERM")
+        await bounded(each.exited, EXIT_TIMEOUT_MS, "exit")
+      }
+    }
+  }
 }
