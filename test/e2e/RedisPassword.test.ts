@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { Result } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Config from "../../src/Config.ts"
-import { type Gateway, startGateway } from "../support/gateway.ts"
+import { type Gateway, publishToSubscriber, startGateway } from "../support/gateway.ts"
 import { freePort } from "../support/net.ts"
 import { exitOnly, useProcesses } from "../support/process.ts"
 import { exited, hasRedisServer, skipReason, spawnRedis } from "../support/redis.ts"
@@ -41,13 +41,9 @@ describe.skipIf(!hasRedisServer)(`a Redis that requires a password${hasRedisServ
   it("serves with the password read from TIDINGS_REDIS_PASSWORD_FILE, the URL holding none", async () => {
     gateway = await startGateway({ TIDINGS_REDIS_URL: `redis://127.0.0.1:${port}`, TIDINGS_REDIS_PASSWORD_FILE: right })
     expect((await gateway.http("GET", "/readyz")).status).toBe(200)
-    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", "pt_password_001") })
-    if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
-    connected.client.send({ type: "subscribe", id: "s", channel: "patient:pt_password_001" })
-    await connected.client.next((f) => f.type === "subscribed")
-    expect((await gateway.publish("svc_password_01", { channel: "patient:pt_password_001", kind: "result.available", ref: "res_pw_000001" })).status).toBe(202)
-    expect(await connected.client.next((f) => f.type === "event")).toMatchObject({ seq: 1 })
-    connected.ws.close()
+    const through = await publishToSubscriber(gateway, "pt_password_001", "svc_password_01")
+    expect(through.published).toBe(202)
+    expect(through.event).toMatchObject({ seq: 1 })
   })
 
   it("stops a start with a wrong password: one line naming the setting, exit 78, no password", async () => {

@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { Result } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Config from "../../src/Config.ts"
-import { type Gateway, startGateway } from "../support/gateway.ts"
+import { type Gateway, publishToSubscriber, startGateway } from "../support/gateway.ts"
 import { freePort } from "../support/net.ts"
 import { exitOnly, expectOneLine, useProcesses } from "../support/process.ts"
 import { exited, hasRedisServer, skipReason, spawnRedis } from "../support/redis.ts"
@@ -41,13 +41,9 @@ describe.skipIf(!hasRedisServer)(`a Redis reached over TLS${hasRedisServer ? "" 
   it("serves over rediss:// with the certificate verified against TIDINGS_REDIS_CA_FILE", async () => {
     gateway = await startGateway({ TIDINGS_REDIS_URL: url, TIDINGS_REDIS_CA_FILE: files.ca })
     expect((await gateway.http("GET", "/readyz")).status).toBe(200)
-    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", "pt_redis_tls_001") })
-    if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
-    connected.client.send({ type: "subscribe", id: "s", channel: "patient:pt_redis_tls_001" })
-    await connected.client.next((f) => f.type === "subscribed")
-    expect((await gateway.publish("svc_redis_tls_01", { channel: "patient:pt_redis_tls_001", kind: "result.available", ref: "res_tls_00001" })).status).toBe(202)
-    expect(await connected.client.next((f) => f.type === "event")).toMatchObject({ seq: 1 })
-    connected.ws.close()
+    const through = await publishToSubscriber(gateway, "pt_redis_tls_001", "svc_redis_tls_01")
+    expect(through.published).toBe(202)
+    expect(through.event).toMatchObject({ seq: 1 })
   })
 
   it("stops a start whose Redis presents a certificate it does not trust: one line, exit 69", async () => {
@@ -82,13 +78,9 @@ describe.skipIf(!hasRedisServer)(`a Redis Cluster reached over TLS${hasRedisServ
   it("serves with TIDINGS_REDIS_CA_FILE, which turns TLS on for every node's connection", async () => {
     gateway = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_REDIS_CA_FILE: join(dir, "ca.pem") })
     expect((await gateway.http("GET", "/readyz")).status).toBe(200)
-    const connected = await gateway.connect({ ticket: await gateway.ticket("patient", "pt_cluster_tls_01") })
-    if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
-    connected.client.send({ type: "subscribe", id: "s", channel: "patient:pt_cluster_tls_01" })
-    await connected.client.next((f) => f.type === "subscribed")
-    expect((await gateway.publish("svc_cluster_tls", { channel: "patient:pt_cluster_tls_01", kind: "result.available", ref: "res_ctls_0001" })).status).toBe(202)
-    expect(await connected.client.next((f) => f.type === "event")).toMatchObject({ seq: 1 })
-    connected.ws.close()
+    const through = await publishToSubscriber(gateway, "pt_cluster_tls_01", "svc_cluster_tls")
+    expect(through.published).toBe(202)
+    expect(through.event).toMatchObject({ seq: 1 })
   })
 
   it("stops a start whose cluster presents certificates another CA signed: one line, exit 69", async () => {

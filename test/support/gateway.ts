@@ -191,3 +191,21 @@ export const startGateway = async (
     }
   }
 }
+
+/**
+ * A patient subscribed to their channel on `gateway`, one event published there by `service`:
+ * the publish's status and the frame that reached the socket (the whole path, Redis included).
+ */
+export const publishToSubscriber = async (gateway: Gateway, patient: string, service: string) => {
+  const channel = `patient:${patient}`
+  const connected = await gateway.connect({ ticket: await gateway.ticket("patient", patient) })
+  if (connected.kind !== "open") throw new Error(JSON.stringify(connected))
+  try {
+    connected.client.send({ type: "subscribe", id: "s", channel })
+    await connected.client.next((f) => f.type === "subscribed")
+    const published = (await gateway.publish(service, { channel, kind: "result.available", ref: "res_through_01" })).status
+    return { published, event: published === 202 ? await connected.client.next((f) => f.type === "event") : undefined }
+  } finally {
+    connected.ws.close()
+  }
+}
