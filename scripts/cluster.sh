@@ -34,7 +34,7 @@ export TIDINGS_TLS_CERT_FILE="$data/keys/tls-cert.pem" TIDINGS_TLS_KEY_FILE="$da
 ticket_key="$data/keys/ticket-key.bin"
 [ -f "$data/keys/ticket-key.pem" ] && ticket_key="$data/keys/ticket-key.pem" # made before HS256 secrets
 export TIDINGS_TICKET_KEY_FILE="$ticket_key" TIDINGS_AUDIT_KEY_FILE="$data/keys/audit-key.bin"
-export TIDINGS_DEV_ISSUER_KEY_FILE="$data/keys/dev-issuer-key.pem"
+export TIDINGS_DEV_ISSUER_KEY_FILE="$data/keys/dev-issuer-key.pem" TIDINGS_DATA_KEY_FILE="$data/keys/data-key.bin"
 export TIDINGS_ALLOWED_ORIGINS="${TIDINGS_ALLOWED_ORIGINS:-https://localhost:8443,https://localhost:8444}"
 
 for node in a:8443 b:8444; do

@@ -1,6 +1,6 @@
 // Makes the files every node of one gateway must share, into a directory: a TLS certificate
-// and key (self-signed, for the given hosts), the ticket key, the audit key, and the
-// dev issuer's key. Existing files are kept, so re-running never rotates a key by accident.
+// and key (self-signed, for the given hosts), the ticket key, the audit key, the data key
+// (names and seals what Redis holds), and the dev issuer's key. Existing files are kept, so re-running never rotates a key by accident.
 //   node scripts/make-keys.ts <directory> [host ...]
 import { generateKeyPairSync, randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, writeFileSync } from "node:fs"
@@ -35,3 +35,4 @@ if (!existsSync(join(directory, "tls-cert.pem")) || !existsSync(join(directory, 
 if (!existsSync(join(directory, "ticket-key.pem"))) write("ticket-key.bin", () => randomBytes(32))
 write("dev-issuer-key.pem", ecKey)
 write("audit-key.bin", () => randomBytes(32))
+write("data-key.bin", () => randomBytes(32))

@@ -92,7 +92,11 @@ export const layer = (
     : config.redisUrl !== undefined
     ? { _tag: "Single", url: config.redisUrl, ...password, ...ca }
     : undefined
-  const interpreters = target === undefined ? Memory.layer(key) : Redis.layer(target)
+  // Config requires the data key with Redis; Startup checked it holds 32 bytes.
+  const interpreters = target === undefined ? Memory.layer(key) : Redis.layer(target, {
+    current: readFileSync(config.dataKeyFile!),
+    previous: config.previousDataKeyFiles.map((file) => readFileSync(file))
+  })
   const audit = options.audit === "memory"
     ? MemoryAudit.layer(key, options.auditBufferLimit === undefined ? {} : { maxBuffered: options.auditBufferLimit })
     : config.auditSink._tag === "File"

@@ -44,6 +44,13 @@ export interface AppConfig {
   /** The key the next rotation phase will sign with: accepted now, never used to sign. */
   readonly nextTicketKeyFile: string | undefined
   readonly auditKeyFile: string | undefined
+  /**
+   * The data key (TIDINGS_DATA_KEY_FILE): names and seals everything Tidings puts in Redis.
+   * Required with Redis, the same file on every node; unused without Redis.
+   */
+  readonly dataKeyFile: string | undefined
+  /** Data keys accepted for opening values, never used to seal (a rotation's overlap). */
+  readonly previousDataKeyFiles: ReadonlyArray<string>
   /** Dev only: the dev issuer's key, so several dev nodes accept each other's tokens. */
   readonly devIssuerKeyFile: string | undefined
   readonly auditSink: AuditSink
@@ -210,6 +217,17 @@ const parseOrThrow = (env: Env): AppConfig => {
   const devIssuerKeyFile = read(env, "TIDINGS_DEV_ISSUER_KEY_FILE")
   if (devIssuerKeyFile !== undefined && mode === "production") fail("TIDINGS_DEV_ISSUER_KEY_FILE", "must not be set in production")
   const auditKeyFile = required(env, "TIDINGS_AUDIT_KEY_FILE", mode)
+  const dataKeyFile = read(env, "TIDINGS_DATA_KEY_FILE")
+  const previousDataText = read(env, "TIDINGS_DATA_PREVIOUS_KEY_FILES")
+  const previousDataKeyFiles = previousDataText === undefined ? [] : previousDataText.split(",").map((f) => f.trim()).filter((f) => f.length > 0)
+  // A node with a key of its own would name every key differently from its peers (and from its
+  // own last start): one shared file, whatever the mode. Without Redis nothing leaves the process.
+  if (dataKeyFile === undefined && (redisText !== undefined || redisCluster !== undefined)) {
+    fail("TIDINGS_DATA_KEY_FILE", "is required with Redis (the same file on every node)")
+  }
+  if (dataKeyFile === undefined && previousDataKeyFiles.length > 0) {
+    fail("TIDINGS_DATA_KEY_FILE", "is required with TIDINGS_DATA_PREVIOUS_KEY_FILES")
+  }
 
   const sinkText = read(env, "TIDINGS_AUDIT_SINK") ?? "file:.data/audit"
   let auditSink: AuditSink
@@ -252,6 +270,8 @@ const parseOrThrow = (env: Env): AppConfig => {
     previousTicketKeyFiles,
     nextTicketKeyFile,
     auditKeyFile,
+    dataKeyFile,
+    previousDataKeyFiles,
     devIssuerKeyFile,
     auditSink,
     heartbeatS: int(env, "TIDINGS_HEARTBEAT_S", 25, 1, 3600),

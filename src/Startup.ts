@@ -38,7 +38,7 @@ const filesOf = (config: AppConfig): Array<readonly [string, string]> => [
   ...(config.auth._tag === "Issuer" && config.auth.jwks._tag === "File" ? [["TIDINGS_AUTH_JWKS_FILE", config.auth.jwks.file] as const] : [])
 ]
 
-/** Every named file readable, and the audit key long enough; undefined when all is well. */
+/** Every named file readable, and the audit and data keys long enough; undefined when all is well. */
 export const checkFiles = (config: AppConfig): StartProblem | undefined => {
   for (const [setting, file] of filesOf(config)) {
     try {
@@ -47,14 +47,19 @@ export const checkFiles = (config: AppConfig): StartProblem | undefined => {
       return unreadable(setting)
     }
   }
-  if (config.auditKeyFile !== undefined) {
+  const keyFiles: Array<readonly [string, string]> = [
+    ...(config.auditKeyFile === undefined ? [] : [["TIDINGS_AUDIT_KEY_FILE", config.auditKeyFile] as const]),
+    ...(config.dataKeyFile === undefined ? [] : [["TIDINGS_DATA_KEY_FILE", config.dataKeyFile] as const]),
+    ...config.previousDataKeyFiles.map((file) => ["TIDINGS_DATA_PREVIOUS_KEY_FILES", file] as const)
+  ]
+  for (const [setting, file] of keyFiles) {
     let key: Buffer
     try {
-      key = readFileSync(config.auditKeyFile)
+      key = readFileSync(file)
     } catch {
-      return unreadable("TIDINGS_AUDIT_KEY_FILE")
+      return unreadable(setting)
     }
-    if (key.length < 32) return { code: EXIT.config, line: "TIDINGS_AUDIT_KEY_FILE must hold at least 32 bytes" }
+    if (key.length < 32) return { code: EXIT.config, line: `${setting} must hold at least 32 bytes` }
   }
   return undefined
 }

@@ -50,16 +50,16 @@ export const endCare = Effect.fnUntraced(function*(principal: Principal, request
 
 /**
  * Per node: when any node changes a care relationship, re-check the clinician's local
- * subscriptions; when changes may have been missed, re-check every local subscription.
+ * subscriptions (all of them: a change names its clinician and patient by pseudonyms only,
+ * and a clinician follows few patients); when changes may have been missed, re-check every
+ * local subscription.
  */
 export const CareWatcher = Layer.effectDiscard(Effect.gen(function*() {
   const sessions = yield* Sessions
   yield* (yield* CareRelationships).onChanged((change) => {
-    if (change === undefined) {
-      for (const session of sessions.everyLocal()) session.reauthorizeAll()
-      return
+    for (const session of sessions.everyLocal()) {
+      if (change === undefined) session.reauthorizeAll()
+      else if (session.subject.startsWith("clinician:") && change.touches(session.subject)) session.reauthorizeAll()
     }
-    const channel = Channel.patient(change.patient)
-    for (const session of sessions.local(subjectOf({ _tag: "Clinician", ref: change.clinician }))) session.reauthorize(channel)
   })
 }))

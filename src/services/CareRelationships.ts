@@ -3,11 +3,18 @@
 // subscriptions to that patient at once.
 import { Context, type Effect, type Scope } from "effect"
 import type { Unavailable } from "../domain/Errors.ts"
+import type { Subject } from "../domain/Principal.ts"
 import type { ClinicianRef, PatientRef } from "../domain/Ref.ts"
 
+/**
+ * One changed relationship, as a node can recognise it: announcements between nodes carry
+ * pseudonyms only, so a listener asks whether the change is the one it has in mind.
+ */
 export interface CareChange {
-  readonly clinician: ClinicianRef
-  readonly patient: PatientRef
+  /** Whether it is the relationship of this clinician with this patient. */
+  readonly is: (clinician: ClinicianRef, patient: PatientRef) => boolean
+  /** Whether it is one of this subject's relationships (a clinician's; never a patient's). */
+  readonly touches: (subject: Subject) => boolean
 }
 
 /** Hears one change, or `undefined` when changes may have been missed: re-check everything. */

@@ -10,6 +10,7 @@ import * as Control from "../../src/interpreters/redis/Control.ts"
 import * as RedisHealth from "../../src/interpreters/redis/Health.ts"
 import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import { Health } from "../../src/services/Health.ts"
+import { testDataKeysLayer } from "../support/data-key.ts"
 import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 import { eventually } from "./support.ts"
 
@@ -33,6 +34,7 @@ describe.skipIf(!hasRedisServer)(`the control channel's heartbeat${hasRedisServe
   const node = () =>
     RedisHealth.layer.pipe(
       Layer.provideMerge(Control.layerWith({ heartbeatMs: HEARTBEAT_MS })),
+      Layer.provideMerge(testDataKeysLayer),
       Layer.provideMerge(Client.layer({ _tag: "Single", url: Redacted.make(`redis://node:pw_node@127.0.0.1:${redis.port}`) }))
     )
 

@@ -7,6 +7,7 @@ import { TestClock } from "effect/testing"
 import * as Client from "../../src/interpreters/redis/Client.ts"
 import * as RedisRateLimiter from "../../src/interpreters/redis/RateLimiter.ts"
 import { RateLimiter, type RateRule } from "../../src/services/RateLimiter.ts"
+import { testDataKeysLayer } from "../support/data-key.ts"
 import { hasRedisServer, skipReason, useRedis } from "../support/redis.ts"
 import { fresh } from "./support.ts"
 
@@ -16,7 +17,10 @@ describe.skipIf(!hasRedisServer)(`Redis rate limiter leases${hasRedisServer ? ""
   const server = useRedis()
 
   const node = () =>
-    RedisRateLimiter.layer.pipe(Layer.provide(Client.layer({ _tag: "Single", url: Redacted.make(server.redis.url) })))
+    RedisRateLimiter.layer.pipe(
+      Layer.provide(testDataKeysLayer),
+      Layer.provide(Client.layer({ _tag: "Single", url: Redacted.make(server.redis.url) }))
+    )
 
   /** Two nodes' limiters, each on its own connection, in one scope. */
   const twoNodes = <A, E>(body: (a: RateLimiter["Service"], b: RateLimiter["Service"]) => Effect.Effect<A, E>) =>

@@ -9,7 +9,7 @@ import { Redis as IORedis } from "ioredis"
 import { Unavailable } from "../../src/domain/Errors.ts"
 import * as Client from "../../src/interpreters/redis/Client.ts"
 import * as Control from "../../src/interpreters/redis/Control.ts"
-import { Keys } from "../../src/interpreters/redis/Keys.ts"
+import { testDataKeysLayer, testKeys } from "../support/data-key.ts"
 import * as RedisSessions from "../../src/interpreters/redis/Sessions.ts"
 import { type LiveSession, Sessions } from "../../src/services/Sessions.ts"
 import * as Settings from "../../src/services/Settings.ts"
@@ -66,7 +66,7 @@ describe.skipIf(!hasRedisServer).each(targets)(`Redis session reconciliation (%s
       yield* sessions.register(revoked.session)
       yield* sessions.register(spared.session)
       // Stored as `revoke` stores it, but never published: as if this node missed it.
-      yield* Effect.promise(() => redis.admin.set(Keys.revoked(subject), String(issuedAt + 1), "EX", 60))
+      yield* Effect.promise(() => redis.admin.set(testKeys.subject(subject).revoked, String(issuedAt + 1), "EX", 60))
       yield* until(() => revoked.ended.length > 0, "the revoked session is ended", LEASE.refreshMs * 5)
       expect(revoked.ended.map((e) => e.tag)).toEqual(["SessionRevoked"])
       expect(spared.ended).toEqual([])
@@ -116,7 +116,7 @@ describe.skipIf(!hasRedisServer)(`Redis session reconciliation, failing checks${
         expect(p.ended[0]!.afterMs).toBeGreaterThanOrEqual(LEASE.graceMs)
       }).pipe(
         Effect.provide(RedisSessions.layerWith(LEASE).pipe(
-          Layer.provide(Control.layer),
+          Layer.provide(Layer.merge(Control.layer, testDataKeysLayer)),
           Layer.provideMerge(Client.layer({ _tag: "Single", url: Redacted.make(url) })),
           Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
         )),

@@ -3,9 +3,9 @@
 import { beforeEach, describe } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { Redis as IORedis } from "ioredis"
-import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import * as Redis from "../../src/interpreters/redis/Redis.ts"
 import * as Settings from "../../src/services/Settings.ts"
+import { testDataKeys, testKeys } from "../support/data-key.ts"
 import { hasRedisServer, skipReason, useRedis } from "../support/redis.ts"
 import * as CareRelationshipsContract from "./CareRelationships.contract.ts"
 import * as EventBusContract from "./EventBus.contract.ts"
@@ -21,7 +21,7 @@ describe.skipIf(!hasRedisServer)(`contracts on Redis${hasRedisServer ? "" : ` (s
   })
 
   const layer = () =>
-    Redis.layer({ _tag: "Single", url: Redacted.make(server.redis.url) }).pipe(
+    Redis.layer({ _tag: "Single", url: Redacted.make(server.redis.url) }, testDataKeys).pipe(
       Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
     )
 
@@ -34,15 +34,17 @@ describe.skipIf(!hasRedisServer)(`contracts on Redis${hasRedisServer ? "" : ` (s
         EventBusContract.BusFaults.of({
           lose: (channel) =>
             Effect.promise(async () => {
-              const idempotency = await admin.keys(Keys.idempotency(channel, "*"))
-              await admin.del(Keys.epoch(channel), Keys.seq(channel), Keys.history(channel), ...idempotency)
+              const keys = testKeys.channel(channel)
+              const idempotency = await admin.keys(`tdg:{${keys.tag}}:idem:*`)
+              await admin.del(keys.epoch, keys.seq, keys.history, ...idempotency)
             }),
           rollback: (channel, seq) =>
             Effect.promise(async () => {
-              // History entries are "<seq>|<json>", newest first; an older snapshot has none past `seq`.
-              const kept = (await admin.lrange(Keys.history(channel), 0, -1)).filter((m) => Number(m.split("|")[0]) <= seq)
-              const multi = admin.multi().set(Keys.seq(channel), seq).del(Keys.history(channel))
-              if (kept.length > 0) multi.rpush(Keys.history(channel), ...kept)
+              // History entries are "<seq>|<epoch>|<ms>|<sealed>", newest first; an older snapshot has none past `seq`.
+              const keys = testKeys.channel(channel)
+              const kept = (await admin.lrange(keys.history, 0, -1)).filter((m) => Number(m.split("|")[0]) <= seq)
+              const multi = admin.multi().set(keys.seq, seq).del(keys.history)
+              if (kept.length > 0) multi.rpush(keys.history, ...kept)
               await multi.exec()
             })
         })

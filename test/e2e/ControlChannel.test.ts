@@ -7,6 +7,7 @@ import { Redis as IORedis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { subjectFor } from "../../src/domain/Principal.ts"
 import { Keys } from "../../src/interpreters/redis/Keys.ts"
+import { testKeys } from "../support/data-key.ts"
 import { type Client, type Gateway, makeTicketKey, startGateway } from "../support/gateway.ts"
 import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 import { until } from "../support/wait.ts"
@@ -163,7 +164,7 @@ describe.skipIf(!hasRedisServer)(`the control channel across two nodes${hasRedis
       await admin.call("ACL", "SETUSER", "node_b", "-get")
       // The revocation is stored but its announcement is lost, as when B's control connection
       // was away; B's reconnect and its periodic checks must read it, and cannot.
-      await admin.set(Keys.revoked(subjectFor("patient", ref)), String(Date.now()), "EX", 3600)
+      await admin.set(testKeys.subject(subjectFor("patient", ref)).revoked, String(Date.now()), "EX", 3600)
       await killPubSub("node_b")
       expect(await closedWithin(session.client, RECHECK_BOUND_MS + 5_000)).toBe(4503)
     } finally {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { main } from "../../src/cli.ts"
 import * as Config from "../../src/Config.ts"
 import { subjectFor } from "../../src/domain/Principal.ts"
-import { Keys } from "../../src/interpreters/redis/Keys.ts"
+import { testKeys } from "../support/data-key.ts"
 import { freePort } from "../support/net.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { bounded, EXIT_TIMEOUT_MS, listening, run, useProcesses } from "../support/process.ts"
@@ -87,7 +87,7 @@ describe.skipIf(!hasRedisServer)(`a revocation on Redis${hasRedisServer ? "" : `
     expect(reply.status).toBe(202)
     const client = new Redis(redis.url)
     try {
-      const key = Keys.revoked(subjectFor("patient", "pt_window_00001"))
+      const key = testKeys.subject(subjectFor("patient", "pt_window_00001")).revoked
       expect(key).not.toContain("pt_window_00001")
       const ttl = await client.ttl(key)
       expect(ttl).toBeGreaterThan(86_400 - 10)

@@ -10,6 +10,7 @@ import { Result } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Config from "../../src/Config.ts"
 import { type Gateway, publishToSubscriber, startGateway } from "../support/gateway.ts"
+import { withDataKey } from "../support/data-key.ts"
 import { freePort } from "../support/net.ts"
 import { exitOnly, useProcesses } from "../support/process.ts"
 import { exited, hasRedisServer, skipReason, spawnRedis } from "../support/redis.ts"
@@ -66,7 +67,7 @@ describe("TIDINGS_REDIS_URL with a password in it", () => {
     TIDINGS_AUDIT_KEY_FILE: "/a.bin"
   }
   const problem = (env: Record<string, string>) => {
-    const parsed = Config.parse(env)
+    const parsed = Config.parse(withDataKey(env))
     return Result.isFailure(parsed) ? parsed.failure : undefined
   }
 

@@ -12,6 +12,7 @@ import * as Config from "../../src/Config.ts"
 import { type Gateway, publishToSubscriber, startGateway } from "../support/gateway.ts"
 import { freePort } from "../support/net.ts"
 import { exitOnly, expectOneLine, useProcesses } from "../support/process.ts"
+import { withDataKey } from "../support/data-key.ts"
 import { exited, hasRedisServer, skipReason, spawnRedis } from "../support/redis.ts"
 import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
 import { makeRedisCertificates, type RedisCertificates, tlsOnlyArgs } from "../support/redis-tls.ts"
@@ -93,7 +94,7 @@ describe.skipIf(!hasRedisServer)(`a Redis Cluster reached over TLS${hasRedisServ
 
 describe("TIDINGS_REDIS_CA_FILE", () => {
   const problem = (env: Record<string, string>) => {
-    const parsed = Config.parse(env)
+    const parsed = Config.parse(withDataKey(env))
     return Result.isFailure(parsed) ? parsed.failure : undefined
   }
 

@@ -49,6 +49,21 @@ describe("starting node src/main.ts", () => {
     expectOneLine(result.stderr, "TIDINGS_AUDIT_KEY_FILE ")
   })
 
+  it("exits 78 with one line when a data key is shorter than 32 bytes, before reaching Redis", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tidings-short-key-"))
+    writeFileSync(join(dir, "data.key"), "too short")
+    const result = await exitOnly({ TIDINGS_REDIS_URL: "redis://127.0.0.1:1", TIDINGS_DATA_KEY_FILE: join(dir, "data.key") })
+    expect(result.code).toBe(78)
+    expectOneLine(result.stderr, "TIDINGS_DATA_KEY_FILE ")
+    writeFileSync(join(dir, "good.key"), Buffer.alloc(32, 7))
+    writeFileSync(join(dir, "old.key"), "short too")
+    const previous = await exitOnly({
+      TIDINGS_REDIS_URL: "redis://127.0.0.1:1", TIDINGS_DATA_KEY_FILE: join(dir, "good.key"), TIDINGS_DATA_PREVIOUS_KEY_FILES: join(dir, "old.key")
+    })
+    expect(previous.code).toBe(78)
+    expectOneLine(previous.stderr, "TIDINGS_DATA_PREVIOUS_KEY_FILES ")
+  })
+
   it("refuses a second start in the same directory with 75, touching neither certificate nor audit trail", async () => {
     const port = await freePort()
     const env = { TIDINGS_LISTEN: `127.0.0.1:${port}`, TIDINGS_METRICS_LISTEN: `127.0.0.1:${await freePort()}`, TIDINGS_AUDIT_SINK: "file:audit" }

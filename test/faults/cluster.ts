@@ -75,6 +75,7 @@ const gatewayNode = async (name: NodeName, keys: string, base: string, redisUrl:
     TIDINGS_TLS_KEY_FILE: join(keys, "tls-key.pem"),
     TIDINGS_TICKET_KEY_FILE: join(keys, "ticket-key.bin"),
     TIDINGS_AUDIT_KEY_FILE: join(keys, "audit-key.bin"),
+    TIDINGS_DATA_KEY_FILE: join(keys, "data-key.bin"),
     TIDINGS_DEV_ISSUER_KEY_FILE: join(keys, "dev-issuer-key.pem"),
     TIDINGS_ALLOWED_ORIGINS: ORIGIN,
     TIDINGS_LOG_LEVEL: "info",

@@ -34,7 +34,8 @@ const PRODUCTION: Env = {
   TIDINGS_AUTH_AUDIENCE: "tidings",
   TIDINGS_AUTH_JWKS_URL: "https://login.example.org/.well-known/jwks.json",
   TIDINGS_TICKET_KEY_FILE: "/etc/tidings/ticket.pem",
-  TIDINGS_AUDIT_KEY_FILE: "/etc/tidings/audit.key"
+  TIDINGS_AUDIT_KEY_FILE: "/etc/tidings/audit.key",
+  TIDINGS_DATA_KEY_FILE: "/etc/tidings/data.key"
 }
 
 /** The order production checks its required settings in: the first missing one is named. */
@@ -45,7 +46,8 @@ const REQUIRED_IN_ORDER = [
   "TIDINGS_REDIS_URL",
   "TIDINGS_AUTH_ISSUER",
   "TIDINGS_TICKET_KEY_FILE",
-  "TIDINGS_AUDIT_KEY_FILE"
+  "TIDINGS_AUDIT_KEY_FILE",
+  "TIDINGS_DATA_KEY_FILE"
 ]
 
 describe("Config.parse in dev mode", () => {
@@ -256,5 +258,22 @@ describe("Config.parse refuses a bad value by its setting's name", () => {
       expect(failure.setting).not.toContain(canary)
       expect(failure.setting).toMatch(/^TIDINGS_[A-Z_]+$/)
     }
+  })
+})
+
+describe("Config.parse and the data key", () => {
+  it("requires TIDINGS_DATA_KEY_FILE whenever a Redis is set, in dev mode too", () => {
+    expect(problem({ TIDINGS_REDIS_URL: "redis://127.0.0.1:6390" }).setting).toBe("TIDINGS_DATA_KEY_FILE")
+    expect(problem({ TIDINGS_REDIS_CLUSTER: "127.0.0.1:7000" }).setting).toBe("TIDINGS_DATA_KEY_FILE")
+    expect(problem({ ...PRODUCTION, TIDINGS_DATA_KEY_FILE: undefined }).setting).toBe("TIDINGS_DATA_KEY_FILE")
+  })
+
+  it("needs no data key without Redis, and refuses previous keys without a current one", () => {
+    expect(ok({}).dataKeyFile).toBeUndefined()
+    expect(problem({ TIDINGS_DATA_PREVIOUS_KEY_FILES: "/old.key" }).setting).toBe("TIDINGS_DATA_KEY_FILE")
+  })
+
+  it("reads previous data keys as a comma list", () => {
+    expect(ok({ ...PRODUCTION, TIDINGS_DATA_PREVIOUS_KEY_FILES: "/a.key, /b.key," }).previousDataKeyFiles).toEqual(["/a.key", "/b.key"])
   })
 })

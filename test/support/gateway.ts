@@ -15,6 +15,7 @@ import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
 import { Refusals } from "../../src/programs/Refusals.ts"
 import { makeSelfSigned } from "../../src/server/SelfSigned.ts"
 import { frameLog } from "./frames.ts"
+import { withDataKey } from "./data-key.ts"
 import { freePort } from "./net.ts"
 
 export const ORIGIN = "https://app.example.test"
@@ -102,7 +103,7 @@ export const startGateway = async (
     TIDINGS_AUDIT_SINK: `file:${join(dir, "audit")}`,
     // Its own metrics port, so gateways started side by side do not contend for the default.
     TIDINGS_METRICS_LISTEN: `127.0.0.1:${await freePort()}`,
-    ...env
+    ...withDataKey(env)
   })
   if (Result.isFailure(parsed)) throw new Error(`config: ${parsed.failure.setting} ${parsed.failure.problem}`)
   const scope = Effect.runSync(Scope.make())

@@ -7,6 +7,7 @@ import { request } from "node:https"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { afterAll, afterEach, expect } from "vitest"
+import { withDataKey } from "./data-key.ts"
 import { freePort } from "./net.ts"
 
 export const MAIN = resolve(import.meta.dirname, "../../src/main.ts")
@@ -51,7 +52,7 @@ export const run = (
   const env = typeof settings === "function" ? settings(dir) : settings
   const child = spawn(process.execPath, [...argv], {
     cwd: dir,
-    env: { PATH: process.env.PATH ?? "", HOME: dir, ...env },
+    env: { PATH: process.env.PATH ?? "", HOME: dir, ...withDataKey(env) },
     stdio: ["ignore", "pipe", "pipe"]
   })
   children.add(child)

@@ -9,6 +9,7 @@ import type { RedisTarget } from "../../src/interpreters/redis/Client.ts"
 import * as Control from "../../src/interpreters/redis/Control.ts"
 import * as RedisSessions from "../../src/interpreters/redis/Sessions.ts"
 import * as Settings from "../../src/services/Settings.ts"
+import { testDataKeysLayer } from "./data-key.ts"
 import { startCluster, type TestCluster } from "./redis-cluster.ts"
 import { startRedis, type TestRedis } from "./redis.ts"
 
@@ -45,7 +46,7 @@ export const useRedisTarget = (kind: TargetKind): UsedTarget => {
 /** One node's Redis session registry on `target`, with its control channel and a cap of 2. */
 export const sessionsNode = (target: RedisTarget, lease: Parameters<typeof RedisSessions.layerWith>[0]) =>
   RedisSessions.layerWith(lease).pipe(
-    Layer.provide(Control.layer),
+    Layer.provide(Layer.merge(Control.layer, testDataKeysLayer)),
     Layer.provideMerge(Client.layer(target)),
     Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 }))
   )

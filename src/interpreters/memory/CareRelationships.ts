@@ -1,15 +1,18 @@
 // In-memory care relationships for one node: a map with optional end times, and the
 // listeners told of every change.
 import { Effect, Layer } from "effect"
+import { subjectFor } from "../../domain/Principal.ts"
 import type { ClinicianRef, PatientRef } from "../../domain/Ref.ts"
-import { type ActiveGrant, CareRelationships, type ChangeListener } from "../../services/CareRelationships.ts"
+import { type ActiveGrant, type CareChange, CareRelationships, type ChangeListener } from "../../services/CareRelationships.ts"
 
 export const layer = Layer.sync(CareRelationships, () => {
   const grants = new Map<string, ActiveGrant>()
   const listeners = new Set<ChangeListener>()
   const key = (clinician: string, patient: string) => `${clinician}|${patient}`
   const announce = (clinician: ClinicianRef, patient: PatientRef) => {
-    for (const listener of listeners) listener({ clinician, patient })
+    const subject = subjectFor("clinician", clinician)
+    const change: CareChange = { is: (c, p) => c === clinician && p === patient, touches: (s) => s === subject }
+    for (const listener of listeners) listener(change)
   }
   return CareRelationships.of({
     grant: (clinician, patient, untilMs, nowMs) =>

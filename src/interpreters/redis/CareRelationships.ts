@@ -1,27 +1,49 @@
-// Care relationships on Redis: one hash per clinician (patient → "<since ms>|<until ms or inf>"),
-// and every change announced on the control channel so each node re-checks its sessions. A
-// grant reads and writes its field in one script, so a renewal keeps the running `since`.
+// Care relationships on Redis: one hash per clinician, named by the clinician's pseudonym
+// (patient's channel pseudonym → "<since ms>|<until ms or inf>"), and every change announced on
+// the control channel, as pseudonyms, so each node re-checks its sessions. A grant reads and
+// writes its field in one script, so a renewal keeps the running `since`, and drops run-out
+// relationships: the hash lives until its last relationship's end.
 import { Effect, Layer } from "effect"
+import * as Channel from "../../domain/Channel.ts"
+import { type Subject, subjectFor } from "../../domain/Principal.ts"
 import type { ClinicianRef, PatientRef } from "../../domain/Ref.ts"
 import { type ActiveGrant, CareRelationships } from "../../services/CareRelationships.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import { ControlChannel } from "./Control.ts"
-import { Keys } from "./Keys.ts"
+import { DataKeys } from "./DataKey.ts"
+import { named } from "./Keys.ts"
 import * as Script from "./Script.ts"
 
 // KEYS: the clinician's hash. ARGV: patient, until ("inf" or ms), now ms.
 // A relationship still active keeps its since; an absent, ended or run-out one starts now.
-const GRANT = Script.make<[care: string], [patient: string, until: string, now: number], number>(`
+// Every run-out field goes, and the hash expires with its last end (never, while one has none).
+export const GRANT = Script.make<[care: string], [patient: string, until: string, now: number], number>(`
+local now = tonumber(ARGV[3])
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
 local since = ARGV[3]
 if previous then
   local bar = string.find(previous, '|', 1, true)
   local until_ = bar and string.sub(previous, bar + 1) or previous
-  if until_ == 'inf' or tonumber(until_) > tonumber(ARGV[3]) then
+  if until_ == 'inf' or tonumber(until_) > now then
     since = bar and string.sub(previous, 1, bar - 1) or '0'
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], since .. '|' .. ARGV[2])
+local last = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local value = fields[i + 1]
+  local until_ = string.match(value, '([^|]*)$')
+  if until_ == 'inf' then
+    last = nil
+  elseif tonumber(until_) <= now then
+    redis.call('HDEL', KEYS[1], fields[i])
+  elseif last and tonumber(until_) > last then
+    last = tonumber(until_)
+  end
+end
+-- Relative to the caller's clock, as every time here is.
+if last then redis.call('PEXPIRE', KEYS[1], math.max(1, last - now)) else redis.call('PERSIST', KEYS[1]) end
 return 1
 `)
 
@@ -35,24 +57,42 @@ const decodeGrant = (value: string): ActiveGrant => {
   }
 }
 
+/** Subjects' pseudonyms remembered at most (a few MB). */
+const TAG_MEMO = 50_000
+
 export const layer = Layer.effect(
   CareRelationships,
   Effect.gen(function*() {
     const redis = (yield* RedisClient).commands
     const control = yield* ControlChannel
     const call = attempt("care-relationships")
-    const announce = (clinician: string, patient: string) =>
-      control.publish({ t: "care", c: clinician, p: patient }, "care-relationships")
+    const keys = named((yield* DataKeys).name)
+    const clinicianOf = (clinician: ClinicianRef) => subjectFor("clinician", clinician)
+    const fieldOf = (patient: PatientRef) => keys.channelTag(Channel.patient(patient))
+    const announce = (clinician: ClinicianRef, patient: PatientRef) =>
+      control.publish({ t: "care", c: keys.subjectTag(clinicianOf(clinician)), p: fieldOf(patient) }, "care-relationships")
+    // Subjects' pseudonyms, remembered: a change is matched against every local session, and
+    // an HMAC each time would cost milliseconds per change on a busy node. Bounded.
+    const tags = new Map<Subject, string>()
+    const tagOf = (subject: Subject) => {
+      let tag = tags.get(subject)
+      if (tag === undefined) {
+        if (tags.size >= TAG_MEMO) tags.clear()
+        tag = keys.subjectTag(subject)
+        tags.set(subject, tag)
+      }
+      return tag
+    }
 
     return CareRelationships.of({
       grant: (clinician, patient, untilMs, nowMs) =>
-        call(() => GRANT.run(redis, [Keys.care(clinician)], [patient, untilMs === undefined ? "inf" : String(untilMs), nowMs])).pipe(
-          Effect.andThen(announce(clinician, patient))
-        ),
+        call(() =>
+          GRANT.run(redis, [keys.care(clinicianOf(clinician))], [fieldOf(patient), untilMs === undefined ? "inf" : String(untilMs), nowMs])
+        ).pipe(Effect.andThen(announce(clinician, patient))),
       end: (clinician, patient) =>
-        call(() => redis.hdel(Keys.care(clinician), patient)).pipe(Effect.andThen(announce(clinician, patient))),
+        call(() => redis.hdel(keys.care(clinicianOf(clinician)), fieldOf(patient))).pipe(Effect.andThen(announce(clinician, patient))),
       active: (clinician, patient, nowMs) =>
-        call(() => redis.hget(Keys.care(clinician), patient)).pipe(
+        call(() => redis.hget(keys.care(clinicianOf(clinician)), fieldOf(patient))).pipe(
           Effect.map((value) => {
             if (value === null) return undefined
             const grant = decodeGrant(value)
@@ -62,7 +102,11 @@ export const layer = Layer.effect(
       onChanged: (listener) =>
         Effect.gen(function*() {
           yield* control.listen((message) => {
-            if (message.t === "care") listener({ clinician: message.c as ClinicianRef, patient: message.p as PatientRef })
+            if (message.t !== "care") return
+            listener({
+              is: (clinician, patient) => tagOf(clinicianOf(clinician)) === message.c && fieldOf(patient) === message.p,
+              touches: (subject) => tagOf(subject) === message.c
+            })
           })
           // Announcements sent while the control connection was away are gone: re-check all.
           // (The session registry's reconciliation re-checks them periodically as well.)

@@ -1,4 +1,4 @@
-// The control channel every node listens to: revocations (by hashed subject), changed care
+// The control channel every node listens to: revocations (by subject pseudonym), changed care
 // relationships, and each node's own heartbeat. It has a connection of its own, subscribed
 // once and never unsubscribed: on a connection shared with sharded pub/sub, releasing the last
 // SSUBSCRIBE took ioredis out of subscriber mode and the control channel was silently lost.
@@ -10,7 +10,7 @@ import { Unavailable } from "../../domain/Errors.ts"
 import { attempt, connect, RedisClient, RedisTargetRef, release } from "./Client.ts"
 import { Keys } from "./Keys.ts"
 
-/** Transient pub/sub traffic inside the deployment's Redis; stored keys never hold a raw ref. */
+/** Transient pub/sub traffic inside the deployment's Redis: subjects and channels by pseudonym only. */
 export type ControlMessage =
   | { readonly t: "revoke"; readonly s: string }
   | { readonly t: "care"; readonly c: string; readonly p: string }

@@ -1,178 +1,231 @@
 // The event bus on Redis. Publishing is one Lua script per event: idempotency record, the
 // channel's epoch (made if missing) and next seq, bounded history and SPUBLISH, all on the
-// channel's hash slot, so seq order is delivery order across every node. A message is
-// "<seq>|<event json>", the json carrying the epoch: every node knows it without a read.
+// channel's hash slot, so seq order is delivery order across every node. Redis sees only the
+// channel's pseudonym and sealed values (DataKey.ts): a message is "<seq>|<epoch>|<ms>|<sealed
+// event>", sealed once per publish and opened once per node, bound to the channel's pseudonym.
 // Each subscription follows the channel with the shared rules (interpreters/Follower.ts):
 // after the subscriber connection drops and comes back it catches up from history or resets.
-import { Effect, Layer } from "effect"
+import { Clock, Effect, Layer } from "effect"
 import type { Channel } from "../../domain/Channel.ts"
 import type { Event } from "../../domain/Event.ts"
+import { Unavailable } from "../../domain/Errors.ts"
 import { HISTORY_PER_CHANNEL, IDEMPOTENCY_TTL_S } from "../../domain/Limits.ts"
 import { EPOCH_PATTERN, type Position, replay } from "../../domain/Position.ts"
 import { EventBus, type Published } from "../../services/EventBus.ts"
 import { type ChannelStore, follow, newEpoch } from "../Follower.ts"
 import { attempt, RedisClient } from "./Client.ts"
-import { Keys } from "./Keys.ts"
+import { DataKeys } from "./DataKey.ts"
+import { type ChannelKeys, named } from "./Keys.ts"
 import * as Script from "./Script.ts"
 import { RedisSubscriber } from "./Subscriber.ts"
 
-/** History lives as long as idempotency records do: a day. */
-const HISTORY_TTL_S = IDEMPOTENCY_TTL_S
+/**
+ * How long an event is kept and served (history, per entry), an `id` remembered, and an idle
+ * channel's seq and epoch live: a day. Entries older than that are never served, and are
+ * erased at the channel's next publish or read, or with the channel's keys a day after its last.
+ */
+export const RETENTION_S = IDEMPOTENCY_TTL_S
 
-// KEYS: seq, history, idempotency, epoch. ARGV: pub/sub name, event json (no seq, no epoch),
-// history size, ttl, id, candidate epoch.
+// Shared by the scripts: drops history entries older than the cutoff (ms) from the list's old
+// end ("<seq>|<epoch>|<ms>|…"; an entry of another shape, from a v1 node, is old too).
+const PRUNE = `
+local function prune(history, cutoff)
+  for _ = 1, 1000 do
+    local last = redis.call('LINDEX', history, -1)
+    if not last then return end
+    local ms = tonumber(string.match(last, '^%d+|[^|]*|(%d+)|'))
+    if ms and ms >= cutoff then return end
+    redis.call('RPOP', history)
+  end
+end
+-- A set epoch lives as long as the seq beside it (both expire together, a day after the last event).
+local function keep_with_seq(epoch, seq)
+  local ttl = redis.call('PTTL', seq)
+  if ttl > 0 then redis.call('PEXPIRE', epoch, ttl) end
+end
+`
+
+// KEYS: seq, history, idempotency, epoch. ARGV: pub/sub name, sealed event, history size,
+// retention (s), sealed id, candidate epoch, now (ms).
 // The epoch is made here when missing, in the same step as the seq, so the two never disagree;
-// one made by a subscribe (with a TTL, for a channel that may never see an event) is kept for good.
+// seq, epoch and history expire a retention after the channel's last event, together, so a
+// channel that comes back after a quiet day starts a new epoch (its clients are reset).
 // SPUBLISH: the pub/sub name carries the channel's hash tag, so it is in the same slot as the keys.
-// Returns {fresh (1|0), seq, id, epoch}: a repeat gets the first publish's seq, id and epoch.
-export const PUBLISH = Script.make<[seq: string, history: string, idempotency: string, epoch: string], [name: string, json: string, historySize: number, ttl: number, id: string, candidate: string], [number, number, string, string]>(`
+// Returns {fresh (1|0), seq, sealed id, epoch}: a repeat gets the first publish's seq, id and epoch.
+export const PUBLISH = Script.make<
+  [seq: string, history: string, idempotency: string, epoch: string],
+  [name: string, sealed: string, historySize: number, retention: number, id: string, candidate: string, now: number],
+  [number, number, string, string]
+>(PRUNE + `
 local previous = redis.call('GET', KEYS[3])
 if previous then
-  local bar = string.find(previous, '|', 1, true)
-  local seq = tonumber(string.sub(previous, 1, bar - 1))
-  local rest = string.sub(previous, bar + 1)
-  local second = string.find(rest, '|', 1, true)
-  if second then
-    return {0, seq, string.sub(rest, 1, second - 1), string.sub(rest, second + 1)}
-  end
-  -- A record written by a v1 node: "<seq>|<id>".
-  return {0, seq, rest, redis.call('GET', KEYS[4]) or ''}
+  local seq, id, epoch = string.match(previous, '^(%d+)|([^|]*)|(.*)$')
+  if seq then return {0, tonumber(seq), id, epoch} end
 end
-local epoch = redis.call('GET', KEYS[4])
-if epoch then
-  redis.call('PERSIST', KEYS[4])
-else
-  epoch = ARGV[6]
-  redis.call('SET', KEYS[4], epoch)
-end
+local epoch = redis.call('GET', KEYS[4]) or ARGV[6]
 local seq = redis.call('INCR', KEYS[1])
-local message = seq .. '|{"epoch":"' .. epoch .. '",' .. string.sub(ARGV[2], 2)
+local ttl = tonumber(ARGV[4])
+redis.call('SET', KEYS[4], epoch, 'EX', ttl)
+redis.call('EXPIRE', KEYS[1], ttl)
+local message = seq .. '|' .. epoch .. '|' .. ARGV[7] .. '|' .. ARGV[2]
 redis.call('LPUSH', KEYS[2], message)
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-redis.call('SET', KEYS[3], seq .. '|' .. ARGV[5] .. '|' .. epoch, 'EX', tonumber(ARGV[4]))
+prune(KEYS[2], tonumber(ARGV[7]) - ttl * 1000)
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('SET', KEYS[3], seq .. '|' .. ARGV[5] .. '|' .. epoch, 'EX', ttl)
 redis.call('SPUBLISH', ARGV[1], message)
 return {1, seq, ARGV[5], epoch}
 `)
 
-// KEYS: epoch, seq, history. ARGV: candidate epoch, ttl, "1" to read the history too.
-// The head, made if missing: a channel without events gets the epoch its first publish will
-// use (expiring unless that publish comes), so a client that saved (epoch, 0) is not reset by it.
-const HEAD = Script.make<[epoch: string, seq: string, history: string], [candidate: string, ttl: number, withHistory: string], [string, number, Array<string>?]>(`
+// KEYS: epoch, seq, history. ARGV: candidate epoch, retention (s), "1" to read the history
+// too, now (ms). The head, made if missing: a channel without events gets the epoch its first
+// publish will use (expiring unless that publish comes), so a client that saved (epoch, 0) is
+// not reset by it.
+const HEAD = Script.make<
+  [epoch: string, seq: string, history: string],
+  [candidate: string, retention: number, withHistory: string, now: number],
+  [string, number, Array<string>?]
+>(PRUNE + `
 local epoch = redis.call('GET', KEYS[1])
 local seq = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[1]
-  if seq then
-    redis.call('SET', KEYS[1], epoch)
-  else
-    redis.call('SET', KEYS[1], epoch, 'EX', tonumber(ARGV[2]))
-  end
+  redis.call('SET', KEYS[1], epoch, 'EX', tonumber(ARGV[2]))
+  if seq then keep_with_seq(KEYS[1], KEYS[2]) end
 end
 if ARGV[3] == '1' then
+  prune(KEYS[3], tonumber(ARGV[4]) - tonumber(ARGV[2]) * 1000)
   return {epoch, tonumber(seq or '0'), redis.call('LRANGE', KEYS[3], 0, -1)}
 end
 return {epoch, tonumber(seq or '0')}
 `)
 
-// KEYS: epoch, seq. ARGV: the epoch to retire, candidate. Compare-and-set: only the first of
-// the nodes that detect one rollback retires the epoch; the others find it done and agree.
-const ROTATE = Script.make<[epoch: string, seq: string], [expected: string, candidate: string], [string, number]>(`
+// KEYS: epoch, seq. ARGV: the epoch to retire, candidate, retention (s). Compare-and-set: only
+// the first of the nodes that detect one rollback retires the epoch; the others find it done.
+const ROTATE = Script.make<[epoch: string, seq: string], [expected: string, candidate: string, retention: number], [string, number]>(
+  PRUNE + `
 local epoch = redis.call('GET', KEYS[1])
 if (not epoch) or epoch == ARGV[1] then
   epoch = ARGV[2]
-  redis.call('SET', KEYS[1], epoch)
+  redis.call('SET', KEYS[1], epoch, 'EX', tonumber(ARGV[3]))
+  keep_with_seq(KEYS[1], KEYS[2])
 end
 return {epoch, tonumber(redis.call('GET', KEYS[2]) or '0')}
 `)
 
-/**
- * "<seq>|<json>" → Event, or undefined for anything malformed. A message without an epoch
- * (published by a v1 node during an upgrade) is taken as of `fallbackEpoch`.
- */
-export const decodeMessage = (channel: Channel, message: string, fallbackEpoch: string): Event | undefined => {
-  const bar = message.indexOf("|")
-  const seq = Number(message.slice(0, bar))
-  if (bar < 1 || !Number.isSafeInteger(seq)) return undefined
+/** The parts of a message; undefined for anything of another shape (a v1 node's, say). */
+const split = (message: string) => {
+  const first = message.indexOf("|")
+  const second = message.indexOf("|", first + 1)
+  const third = message.indexOf("|", second + 1)
+  if (first < 1 || second < 0 || third < 0) return undefined
+  const seq = Number(message.slice(0, first))
+  const epoch = message.slice(first + 1, second)
+  const ms = Number(message.slice(second + 1, third))
+  if (!Number.isSafeInteger(seq) || !EPOCH_PATTERN.test(epoch) || !Number.isFinite(ms)) return undefined
+  return { seq, epoch, ms, sealed: message.slice(third + 1) }
+}
+
+/** The event in a message, opened under the channel's pseudonym, or undefined when it does not open. */
+export const decodeMessage = (
+  open: (scope: string, sealed: string) => string | undefined,
+  channel: Channel,
+  tag: string,
+  message: string
+): { readonly event: Event; readonly ms: number } | undefined => {
+  const parts = split(message)
+  const text = parts === undefined ? undefined : open(tag, parts.sealed)
+  if (parts === undefined || text === undefined) return undefined
   try {
-    const body = JSON.parse(message.slice(bar + 1)) as Omit<Event, "seq" | "channel">
-    const epoch = typeof body.epoch === "string" && EPOCH_PATTERN.test(body.epoch) ? body.epoch : fallbackEpoch
-    return { id: body.id, channel, kind: body.kind, ref: body.ref, at: body.at, epoch, seq }
+    const body = JSON.parse(text) as Pick<Event, "id" | "kind" | "ref" | "at">
+    return { event: { id: body.id, channel, kind: body.kind, ref: body.ref, at: body.at, epoch: parts.epoch, seq: parts.seq }, ms: parts.ms }
   } catch {
     return undefined
   }
 }
-
-const decodeAll = (channel: Channel, messages: ReadonlyArray<string>, epoch: string): Array<Event> =>
-  messages.map((m) => decodeMessage(channel, m, epoch)).filter((e): e is Event => e !== undefined)
 
 export const layer = Layer.effect(
   EventBus,
   Effect.gen(function*() {
     const redis = (yield* RedisClient).commands
     const subscriber = yield* RedisSubscriber
+    const data = yield* DataKeys
+    const keys = named(data.name)
     const call = attempt("event-bus")
 
-    const read = (channel: Channel, withHistory: boolean) =>
-      call(() =>
-        HEAD.run(
-          redis,
-          [Keys.epoch(channel), Keys.seq(channel), Keys.history(channel)],
-          [newEpoch(), HISTORY_TTL_S, withHistory ? "1" : "0"]
-        )
-      ).pipe(Effect.map(([epoch, seq, history]) => {
-        const head: Position = { epoch, seq }
-        return { head, history: decodeAll(channel, history ?? [], epoch) }
-      }))
+    /** Events of the messages that open and are within the retention, oldest first as given. */
+    const decodeAll = (channel: Channel, tag: string, messages: ReadonlyArray<string>, now: number): Array<Event> => {
+      const cutoff = now - RETENTION_S * 1000
+      const events: Array<Event> = []
+      for (const message of messages) {
+        const decoded = decodeMessage(data.open, channel, tag, message)
+        if (decoded !== undefined && decoded.ms >= cutoff) events.push(decoded.event)
+      }
+      return events
+    }
 
-    const store = (channel: Channel): ChannelStore => ({
-      read: read(channel, true),
+    const read = (channel: Channel, at: ChannelKeys, withHistory: boolean) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        call(() =>
+          HEAD.run(redis, [at.epoch, at.seq, at.history], [newEpoch(), RETENTION_S, withHistory ? "1" : "0", now])
+        ).pipe(Effect.map(([epoch, seq, history]) => {
+          const head: Position = { epoch, seq }
+          return { head, history: decodeAll(channel, at.tag, history ?? [], now) }
+        })))
+
+    const store = (channel: Channel, at: ChannelKeys): ChannelStore => ({
+      read: read(channel, at, true),
       rotate: (expected) =>
-        call(() => ROTATE.run(redis, [Keys.epoch(channel), Keys.seq(channel)], [expected, newEpoch()])).pipe(
+        call(() => ROTATE.run(redis, [at.epoch, at.seq], [expected, newEpoch(), RETENTION_S])).pipe(
           Effect.map(([epoch, seq]): Position => ({ epoch, seq }))
         )
     })
 
     return EventBus.of({
       publish: (draft, idempotencyKey) =>
-        call(() =>
-          PUBLISH.run(redis, [
-            Keys.seq(draft.channel),
-            Keys.history(draft.channel),
-            Keys.idempotency(draft.channel, idempotencyKey),
-            Keys.epoch(draft.channel)
-          ], [
-            Keys.events(draft.channel),
-            JSON.stringify({ id: draft.id, kind: draft.kind, ref: draft.ref, at: draft.at }),
-            HISTORY_PER_CHANNEL,
-            HISTORY_TTL_S,
-            draft.id,
-            newEpoch()
-          ])
-        ).pipe(
-          Effect.map(([fresh, seq, id, epoch]): Published => ({
-            id: id as Published["id"],
-            channel: draft.channel,
-            epoch,
-            seq,
-            fresh: fresh === 1
-          }))
-        ),
+        Effect.suspend(() => {
+          const at = keys.channel(draft.channel)
+          const event = JSON.stringify({ id: draft.id, kind: draft.kind, ref: draft.ref, at: draft.at })
+          return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            call(() =>
+              PUBLISH.run(redis, [at.seq, at.history, keys.idempotency(at, idempotencyKey), at.epoch], [
+                at.events,
+                data.seal(at.tag, event),
+                HISTORY_PER_CHANNEL,
+                RETENTION_S,
+                data.seal(at.tag, draft.id),
+                newEpoch(),
+                now
+              ])
+            ))
+            .pipe(
+              Effect.flatMap(([fresh, seq, sealedId, epoch]) => {
+                // A repeat answers with the first publish's id, sealed: one that does not open
+                // (another data key) cannot be answered truthfully, so the bus is unavailable.
+                const id = fresh === 1 ? draft.id : data.open(at.tag, sealedId)
+                return id === undefined
+                  ? Effect.fail(new Unavailable({ service: "event-bus" }))
+                  : Effect.succeed<Published>({ id: id as Published["id"], channel: draft.channel, epoch, seq, fresh: fresh === 1 })
+              })
+            )
+        }),
       subscribe: (channel, listener) =>
         Effect.gen(function*() {
-          const follower = yield* follow(store(channel), listener)
-          yield* subscriber.listen(Keys.events(channel), (message) => {
-            const event = decodeMessage(channel, message, follower.position().epoch)
-            if (event !== undefined) follower.receive(event)
+          const at = keys.channel(channel)
+          const follower = yield* follow(store(channel, at), listener)
+          yield* subscriber.listen(at.events, (message) => {
+            const decoded = decodeMessage(data.open, channel, at.tag, message)
+            if (decoded !== undefined) follower.receive(decoded.event)
           })
           // Read once the subscription is live: any later event is sure to reach the follower,
           // so this head is one a subscriber can be told without a read of its own.
-          follower.start((yield* read(channel, false)).head)
+          follower.start((yield* read(channel, at, false)).head)
           yield* subscriber.onReconnect(() => follower.catchUp())
           return () => follower.position()
         }),
-      head: (channel) => Effect.map(read(channel, false), ({ head }) => head),
-      since: (channel, from) => Effect.map(read(channel, true), ({ head, history }) => replay(head, history, from))
+      head: (channel) => Effect.map(read(channel, keys.channel(channel), false), ({ head }) => head),
+      since: (channel, from) =>
+        Effect.map(read(channel, keys.channel(channel), true), ({ head, history }) => replay(head, history, from))
     })
   })
 )

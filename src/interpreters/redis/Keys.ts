@@ -1,32 +1,68 @@
-// Every Redis key and pub/sub channel name Tidings uses, in one place. A channel's keys share
-// one hash tag, so on Redis Cluster its seq, history and idempotency records sit in one slot
-// and the publish script stays atomic. Subject refs are hashed before they become key names.
-import { createHash } from "node:crypto"
+// Every Redis key and pub/sub channel name Tidings uses, in one place. Whatever names a channel,
+// a subject, a ticket or a rate bucket is a keyed pseudonym (DataKey.ts), never the raw text nor
+// an unkeyed hash. A channel's keys share one hash tag, its pseudonym, so on Redis Cluster its
+// seq, epoch, history and idempotency records sit in one slot and the publish script stays atomic.
 import { type Channel, print } from "../../domain/Channel.ts"
 
 export const PREFIX = "tdg"
 
-/** A subject ref as it appears in key names and control messages: never the raw ref. */
-export const subjectTag = (subject: string): string =>
-  createHash("sha256").update(`tidings/subject/${subject}`).digest("hex").slice(0, 32)
-
-const tag = (channel: Channel) => `{${print(channel)}}`
-
+/** The keys that name nothing of anyone: configuration and the cluster's own bookkeeping. */
 export const Keys = {
-  ticket: (jti: string) => `${PREFIX}:ticket:${jti}`,
-  seq: (channel: Channel) => `${PREFIX}:${tag(channel)}:seq`,
-  /** The life of the channel's seq (domain/Position.ts); lost with it, since they share a slot. */
-  epoch: (channel: Channel) => `${PREFIX}:${tag(channel)}:epoch`,
-  history: (channel: Channel) => `${PREFIX}:${tag(channel)}:history`,
-  idempotency: (channel: Channel, key: string) => `${PREFIX}:${tag(channel)}:idem:${key}`,
-  /** The pub/sub channel that carries a channel's events (same slot as its keys). */
-  events: (channel: Channel) => `${PREFIX}:${tag(channel)}:events`,
-  care: (clinician: string) => `${PREFIX}:care:{${subjectTag(clinician)}}`,
-  sessions: (subject: string) => `${PREFIX}:sessions:{${subjectTag(subject)}}`,
-  revoked: (subject: string) => `${PREFIX}:revoked:{${subjectTag(subject)}}`,
-  rate: (key: string) => `${PREFIX}:rate:${createHash("sha256").update(key).digest("hex").slice(0, 32)}`,
   /** One node's audit chain, as a stream (node ids are configuration, never caller input). */
   audit: (node: string) => `${PREFIX}:audit:{${node}}`,
-  /** Revocations and care-relationship changes, heard by every node. */
-  control: `${PREFIX}:control`
+  /** Revocations and care-relationship changes (as pseudonyms), heard by every node. */
+  control: `${PREFIX}:control`,
+  /** The id of the data key the cluster names things with (DataKey.ts): one short value. */
+  keyCheck: `${PREFIX}:keycheck`
 } as const
+
+/** One channel's keys, named once per operation (one HMAC) from its pseudonym `tag`. */
+export interface ChannelKeys {
+  /** The channel's pseudonym: its hash tag, and the associated data its sealed values are bound to. */
+  readonly tag: string
+  readonly seq: string
+  /** The life of the channel's seq (domain/Position.ts); lost with it, since they share a slot. */
+  readonly epoch: string
+  readonly history: string
+  /** The pub/sub channel that carries the channel's events (same slot as its keys). */
+  readonly events: string
+}
+
+/** A subject's keys under its pseudonym: its live sessions and its revocation, in one slot. */
+export interface SubjectKeys {
+  readonly tag: string
+  readonly sessions: string
+  readonly revoked: string
+}
+
+/** Key names under a names function (DataKeys.name); each kind of name has its own label. */
+export const named = (name: (text: string) => string) => {
+  const channelTag = (channel: Channel) => name(`c/${print(channel)}`)
+  const subjectTag = (subject: string) => name(`s/${subject}`)
+  const channelKeys = (tag: string): ChannelKeys => ({
+    tag,
+    seq: `${PREFIX}:{${tag}}:seq`,
+    epoch: `${PREFIX}:{${tag}}:epoch`,
+    history: `${PREFIX}:{${tag}}:history`,
+    events: `${PREFIX}:{${tag}}:events`
+  })
+  return {
+    channelTag,
+    subjectTag,
+    channel: (channel: Channel): ChannelKeys => channelKeys(channelTag(channel)),
+    /** The same keys from a pseudonym already known (a control message, a pub/sub name). */
+    channelOfTag: channelKeys,
+    /** Idempotency record of `key` (service and event id) on the channel, in its slot. */
+    idempotency: (keys: ChannelKeys, key: string) => `${PREFIX}:{${keys.tag}}:idem:${name(`i/${keys.tag}/${key}`)}`,
+    subject: (subject: string): SubjectKeys => {
+      const tag = subjectTag(subject)
+      return { tag, sessions: `${PREFIX}:sessions:{${tag}}`, revoked: `${PREFIX}:revoked:{${tag}}` }
+    },
+    /** A clinician's care relationships: fields are the patients' channel pseudonyms. */
+    care: (clinician: string) => `${PREFIX}:care:{${subjectTag(clinician)}}`,
+    ticket: (jti: string) => `${PREFIX}:ticket:${name(`t/${jti}`)}`,
+    rate: (key: string) => `${PREFIX}:rate:${name(`r/${key}`)}`
+  }
+}
+
+export type NamedKeys = ReturnType<typeof named>

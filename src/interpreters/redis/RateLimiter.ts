@@ -6,7 +6,8 @@ import { Clock, Effect, Layer } from "effect"
 import { RateLimited, Unavailable } from "../../domain/Errors.ts"
 import { RateLimiter, type RateRule } from "../../services/RateLimiter.ts"
 import { RedisClient } from "./Client.ts"
-import { Keys } from "./Keys.ts"
+import { DataKeys } from "./DataKey.ts"
+import { named } from "./Keys.ts"
 import * as Script from "./Script.ts"
 
 // KEYS: bucket. ARGV: limit, window ms, now ms, most tokens wanted.
@@ -53,13 +54,14 @@ export const layer = Layer.effect(
   RateLimiter,
   Effect.gen(function*() {
     const redis = (yield* RedisClient).commands
+    const keys = named((yield* DataKeys).name)
     const leases = new Map<string, Lease>()
     const unavailable = () => new Unavailable({ service: "rate-limiter" })
 
     const take = (key: string, rule: RateRule, now: number, wanted: number) =>
       Effect.flatMap(
         Effect.tryPromise({
-          try: () => TAKE.run(redis, [Keys.rate(key)], [rule.limit, rule.windowMs, now, wanted]),
+          try: () => TAKE.run(redis, [keys.rate(key)], [rule.limit, rule.windowMs, now, wanted]),
           catch: unavailable
         }),
         ([taken, retryAfterMs]) => {

@@ -9,7 +9,8 @@ import { type LiveSession, RECHECK_BOUND_MS, revokes, Sessions } from "../../ser
 import { Settings } from "../../services/Settings.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import { ControlChannel } from "./Control.ts"
-import { Keys, subjectTag } from "./Keys.ts"
+import { DataKeys } from "./DataKey.ts"
+import { named } from "./Keys.ts"
 import * as Script from "./Script.ts"
 
 /**
@@ -78,8 +79,9 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
     // own first key (a custom command whose first argument was the key count grouped renewals of
     // different slots together, and the cluster refused them all).
     const call = attempt("sessions")
+    const keys = named((yield* DataKeys).name)
 
-    // This node's sessions by hashed subject (what revocations carry), and their entries.
+    // This node's sessions by subject pseudonym (what revocations carry), and their entries.
     const local = new Map<string, Set<LiveSession>>()
     const entries = new Map<LiveSession, Entry>()
     const index = (tag: string, session: LiveSession) => {
@@ -161,8 +163,9 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
         // Uninterruptible, as an acquire: a session is registered with its release, or not at all.
         Effect.uninterruptible(Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
-          const tag = subjectTag(session.subject)
-          const entry: Entry = { sessions: Keys.sessions(session.subject), revoked: Keys.revoked(session.subject), checkedAt: now }
+          const named = keys.subject(session.subject)
+          const tag = named.tag
+          const entry: Entry = { sessions: named.sessions, revoked: named.revoked, checkedAt: now }
           // Indexed before the script runs: a revocation announced while it is in flight (stored
           // just after the script read the key) still finds the session and ends it.
           index(tag, session)
@@ -181,12 +184,15 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
           })
         })),
       revoke: (subject, atMs) =>
-        call(() => redis.set(Keys.revoked(subject), String(atMs), "EX", REVOCATION_TTL_S)).pipe(
-          Effect.andThen(control.publish({ t: "revoke", s: subjectTag(subject) }, "sessions"))
-        ),
+        Effect.suspend(() => {
+          const named = keys.subject(subject)
+          return call(() => redis.set(named.revoked, String(atMs), "EX", REVOCATION_TTL_S)).pipe(
+            Effect.andThen(control.publish({ t: "revoke", s: named.tag }, "sessions"))
+          )
+        }),
       revokedAt: (subject) =>
-        call(() => redis.get(Keys.revoked(subject))).pipe(Effect.map((at) => (at === null ? undefined : Number(at)))),
-      local: (subject) => [...(local.get(subjectTag(subject)) ?? [])],
+        call(() => redis.get(keys.subject(subject).revoked)).pipe(Effect.map((at) => (at === null ? undefined : Number(at)))),
+      local: (subject) => [...(local.get(keys.subjectTag(subject)) ?? [])],
       everyLocal: () => [...local.values()].flatMap((sessions) => [...sessions])
     })
   })

@@ -1,19 +1,21 @@
 // Single-use tickets on Redis: SET NX with the ticket's TTL when issued, GETDEL when consumed,
-// so exactly one consume succeeds across every node.
+// so exactly one consume succeeds across every node. The key names the jti by its pseudonym.
 import { Duration, Effect, Layer } from "effect"
 import { TicketStore } from "../../services/TicketStore.ts"
 import { attempt, RedisClient } from "./Client.ts"
-import { Keys } from "./Keys.ts"
+import { DataKeys } from "./DataKey.ts"
+import { named } from "./Keys.ts"
 
 export const layer = Layer.effect(
   TicketStore,
   Effect.gen(function*() {
     const redis = (yield* RedisClient).commands
     const call = attempt("ticket-store")
+    const keys = named((yield* DataKeys).name)
     return TicketStore.of({
       put: (jti, ttl) =>
-        call(() => redis.set(Keys.ticket(jti), "1", "PX", Math.max(1, Duration.toMillis(ttl)), "NX")).pipe(Effect.asVoid),
-      take: (jti) => call(() => redis.getdel(Keys.ticket(jti))).pipe(Effect.map((value) => value !== null))
+        call(() => redis.set(keys.ticket(jti), "1", "PX", Math.max(1, Duration.toMillis(ttl)), "NX")).pipe(Effect.asVoid),
+      take: (jti) => call(() => redis.getdel(keys.ticket(jti))).pipe(Effect.map((value) => value !== null))
     })
   })
 )
