@@ -11,9 +11,8 @@ import { freemem, totalmem, tmpdir, cpus } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Redis } from "ioredis"
-import { Keys } from "../src/interpreters/redis/Keys.ts"
 import { makeSelfSigned } from "../src/server/SelfSigned.ts"
-import { keys as benchKeys } from "./lib/bus.ts"
+import { BENCH_DATA_KEY } from "./lib/bus.ts"
 import { sleep } from "./lib/clock.ts"
 import { Histogram, type HistogramJson, summaryMs, type SummaryMs } from "./lib/hist.ts"
 import { AUDIENCE, ISSUER, jwksOf, makeIssuerKey, makeSigner } from "./lib/jwt.ts"
@@ -97,16 +96,6 @@ const main = async () => {
     say(`rewrote ${Report.writeDocs(ROOT, RESULTS).join(", ")}`)
     return
   }
-  // The bench writes Redis keys itself (bus publishes, floor): they must be Tidings' names.
-  const sample = { _tag: "patient", ref: "pt_check0001" } as const
-  if (
-    Keys.events(sample as any) !== benchKeys.events("patient:pt_check0001") ||
-    Keys.seq(sample as any) !== benchKeys.seq("patient:pt_check0001") ||
-    Keys.epoch(sample as any) !== benchKeys.epoch("patient:pt_check0001")
-  ) {
-    throw new Error("bench/lib/bus.ts key names no longer match src/interpreters/redis/Keys.ts")
-  }
-
   tmp = mkdtempSync(join(tmpdir(), "tidings-bench-"))
   const material = makeMaterial(tmp)
   const issuer = makeIssuerKey()
@@ -218,7 +207,9 @@ const makeMaterial = (dir: string): Material => {
   writeFileSync(ticketKeyFile, randomBytes(32), { mode: 0o600 })
   const auditKeyFile = join(dir, "audit-key.bin")
   writeFileSync(auditKeyFile, randomBytes(32), { mode: 0o600 })
-  return { dir, certFile, keyFile, ticketKeyFile, auditKeyFile, jwksFile: join(dir, "jwks.json"), issuer: ISSUER, audience: AUDIENCE, origin: ORIGIN }
+  const dataKeyFile = join(dir, "data-key.bin")
+  writeFileSync(dataKeyFile, BENCH_DATA_KEY, { mode: 0o600 })
+  return { dir, certFile, keyFile, ticketKeyFile, auditKeyFile, dataKeyFile, jwksFile: join(dir, "jwks.json"), issuer: ISSUER, audience: AUDIENCE, origin: ORIGIN }
 }
 
 const makeSelfSignedPem = () => makeSelfSigned({ hosts: ["localhost", "127.0.0.1"], days: 2 })
@@ -330,7 +321,7 @@ const status = async (ctx: Ctx, staleMs?: number) => {
 /** Opens the publisher's connections and warms both ends' code paths; its events are discarded. */
 const warmUp = async (ctx: Ctx, publishVia: Server, mode: "http" | "bus", channelNames: ReadonlyArray<string>, tag: string) => {
   await ctx.publisher.call("run", {
-    mode, tag, rate: 500, durationMs: 2_000, channels: channelNames, maxOutstanding: 2_000,
+    mode, tag, rate: 500, durationMs: 2_000, channels: channelNames, maxOutstanding: 2_000, sealed: publishVia.kind === "tidings",
     ...(mode === "http" ? { target: serviceTarget(ctx, publishVia) } : {})
   })
   await drainAndCollect(ctx, tag, Number.POSITIVE_INFINITY)
@@ -475,7 +466,7 @@ const step = async (
   const machine0 = machineCpuUs()
   const t0 = Date.now()
   const run = await ctx.publisher.call("run", {
-    mode, tag, rate, durationMs: durationS * 1000, channels: channelNames, maxOutstanding: 2_000,
+    mode, tag, rate, durationMs: durationS * 1000, channels: channelNames, maxOutstanding: 2_000, sealed: publishVia.kind === "tidings",
     ...(mode === "http" ? { target: serviceTarget(ctx, publishVia) } : {})
   })
   const expected = run.accepted * perChannel

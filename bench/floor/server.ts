@@ -46,8 +46,10 @@ const clients = new Set<Client>()
 subscriber.on("smessage", (name: string, message: string) => {
   const set = local.get(name)
   if (set === undefined || set.size === 0) return
+  // "<seq>|<epoch>|<ms>|<event json>": the floor's values are not sealed.
   const bar = message.indexOf("|")
-  const body = JSON.parse(message.slice(bar + 1)) as { id: string; kind: string; ref: string; at: string }
+  const third = message.indexOf("|", message.indexOf("|", bar + 1) + 1)
+  const body = JSON.parse(message.slice(third + 1)) as { id: string; kind: string; ref: string; at: string }
   const channel = name.slice(5, name.length - 8) // tdg:{<channel>}:events
   const frame = Buffer.from(JSON.stringify({
     type: "event", channel, seq: Number(message.slice(0, bar)), id: body.id, kind: body.kind, ref: body.ref, at: body.at
@@ -103,7 +105,7 @@ server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     } catch {
       return answer(res, 400, { error: "bad_request" })
     }
-    bus.publish(body.channel, body.id, body.kind, body.ref, "floor").then(
+    bus.publish(body.channel, body.id, body.kind, body.ref, "floor", false).then(
       (seq) => answer(res, 202, { id: body.id, channel: body.channel, seq }),
       () => answer(res, 503, { error: "unavailable" })
     )

@@ -155,6 +155,7 @@ export interface Material {
   readonly keyFile: string
   readonly ticketKeyFile: string
   readonly auditKeyFile: string
+  readonly dataKeyFile: string
   readonly jwksFile: string
   readonly issuer: string
   readonly audience: string
@@ -193,6 +194,7 @@ export const startTidings = async (
     TIDINGS_AUTH_JWKS_FILE: material.jwksFile,
     TIDINGS_TICKET_KEY_FILE: material.ticketKeyFile,
     TIDINGS_AUDIT_KEY_FILE: material.auditKeyFile,
+    TIDINGS_DATA_KEY_FILE: material.dataKeyFile,
     TIDINGS_AUDIT_SINK: `file:${join(material.dir, `audit-${name}`)}`,
     TIDINGS_METRICS_LISTEN: `127.0.0.1:${await freePort()}`,
     ...RAISED_LIMITS,

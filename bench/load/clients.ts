@@ -284,7 +284,7 @@ const churn = async (args: ChurnArgs) => {
         })
         if (opened.resumed) resumed += 1
         const closed = new Promise<void>((resolve) => opened.session.ws.once("close", () => resolve()))
-        await bus!.publish(channel, `c${args.tag}_${start}_${n}`, "appointment.updated", "ref_bench0001", "bench")
+        await bus!.publish(channel, `c${args.tag}_${start}_${n}`, "appointment.updated", "ref_bench0001", "bench", args.target.kind === "tidings")
         const timeout = sleep(10_000).then(() => "timeout")
         if ((await Promise.race([event, timeout])) === "timeout") {
           opened.session.ws.terminate()

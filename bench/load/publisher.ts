@@ -22,6 +22,8 @@ export interface HttpTarget {
 
 interface RunArgs {
   readonly mode: "http" | "bus"
+  /** Bus mode: publish as a Tidings node would (names and seals), else as the floor. */
+  readonly sealed: boolean
   readonly target?: HttpTarget
   readonly tag: string
   readonly rate: number
@@ -88,7 +90,7 @@ const run = async (args: RunArgs) => {
       else failures.set(reason, (failures.get(reason) ?? 0) + 1)
     }
     if (args.mode === "bus") {
-      bus!.publish(channel, id, "appointment.updated", "ref_bench0001", "bench").then(() => done(true, ""), () => done(false, "redis"))
+      bus!.publish(channel, id, "appointment.updated", "ref_bench0001", "bench", args.sealed).then(() => done(true, ""), () => done(false, "redis"))
     } else {
       post(args.target!, agent!, "POST", "/v1/events", { channel, kind: "appointment.updated", ref: "ref_bench0001", id })
         .then((status) => done(status === 202, String(status)))
