@@ -302,6 +302,10 @@ const parseOrThrow = (env: Env): AppConfig => {
         connectsPerIp: { ...defaults.rates.connectsPerIp, limit: int(env, "TIDINGS_RATE_CONNECTS_PER_IP_PER_MIN", defaults.rates.connectsPerIp.limit, 1, 10_000_000) },
         connectsPerSubject: { ...defaults.rates.connectsPerSubject, limit: int(env, "TIDINGS_RATE_CONNECTS_PER_MIN", defaults.rates.connectsPerSubject.limit, 1, 1_000_000) },
         publishes: { ...defaults.rates.publishes, limit: int(env, "TIDINGS_RATE_PUBLISHES_PER_S", defaults.rates.publishes.limit, 1, 10_000_000) }
+      },
+      storage: {
+        bytes: int(env, "TIDINGS_STORAGE_BYTES_PER_SERVICE", defaults.storage.bytes, 1024 * 1024, 2 ** 50),
+        channels: int(env, "TIDINGS_STORAGE_CHANNELS_PER_SERVICE", defaults.storage.channels, 1, 1_000_000_000)
       }
     }
   }

@@ -50,7 +50,8 @@ export class RepeatedDenials extends Schema.TaggedError<RepeatedDenials>()("Repe
 
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {}) {}
 
-export const RateScope = Schema.Literals(["message", "subscribe", "connect", "ticket", "publish"])
+/** What was limited; `storage` is a publishing service's storage quota (domain/Quota.ts). */
+export const RateScope = Schema.Literals(["message", "subscribe", "connect", "ticket", "publish", "storage"])
 export type RateScope = typeof RateScope.Type
 
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {

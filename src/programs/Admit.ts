@@ -1,30 +1,35 @@
-// One way through a shared rate limit: take a token, and when the limit refuses, count it and
-// audit it once, so every limited action (tickets, connects, publishes) is recorded alike.
+// One way through a shared limit: take a token (or check a storage quota), and when the limit
+// refuses, count it and audit it once, so every limited action is recorded alike.
 import { Effect } from "effect"
-import { Unavailable } from "../domain/Errors.ts"
+import { RateLimited, Unavailable } from "../domain/Errors.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { RateLimiter, type RateRule } from "../services/RateLimiter.ts"
+import { StorageQuota } from "../services/StorageQuota.ts"
 import * as Metrics from "./Metrics.ts"
+
+/** A refusal by a limit is counted and audited once, whichever limit it was. */
+const recordRefusal = (subject?: string) => (error: { readonly _tag: string }) =>
+  error instanceof RateLimited
+    ? Effect.andThen(
+      Metrics.rateLimited(error.scope),
+      AuditLog.use((audit) =>
+        audit.append({
+          event: "rate.limited",
+          cause: error.scope,
+          result: "refused",
+          ...(subject === undefined ? {} : { subject })
+        })
+      )
+    )
+    : Effect.void
 
 /** `subject` (a raw ref, hashed by the sink) is audited when the limit is per subject. */
 export const admit = (key: string, rule: RateRule, subject?: string) =>
-  RateLimiter.use((limiter) => limiter.consume(key, rule)).pipe(
-    Effect.tapError((error) =>
-      error._tag === "RateLimited"
-        ? Effect.andThen(
-          Metrics.rateLimited(error.scope),
-          AuditLog.use((audit) =>
-            audit.append({
-              event: "rate.limited",
-              cause: error.scope,
-              result: "refused",
-              ...(subject === undefined ? {} : { subject })
-            })
-          )
-        )
-        : Effect.void
-    )
-  )
+  RateLimiter.use((limiter) => limiter.consume(key, rule)).pipe(Effect.tapError(recordRefusal(subject)))
+
+/** A publishing service within its storage quota (refused like a rate limit: 429, counted, audited). */
+export const admitStorage = (service: string) =>
+  StorageQuota.use((quota) => quota.check(service)).pipe(Effect.tapError(recordRefusal()))
 
 /**
  * Fail closed: while the audit trail cannot take records, no audited action begins (tickets,

@@ -1,5 +1,5 @@
-// A service publishes an event: scope check, kind allowlist, audit readiness, rate limit,
-// then id and time, and the bus assigns `seq` atomically. The answer means accepted (not yet
+// A service publishes an event: scope check, kind allowlist, audit readiness, rate limit and
+// storage quota, then id and time, and the bus assigns `seq` atomically. The answer means accepted (not yet
 // delivered) and comes only once the `event.published` record is durable.
 // Idempotency is per publishing service: another service reusing an `id` publishes its own
 // event and never learns which channel the first one went to.
@@ -10,7 +10,9 @@ import { hasScope, type Principal, Scope } from "../domain/Principal.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { EventBus } from "../services/EventBus.ts"
 import { Settings } from "../services/Settings.ts"
-import { admit, auditReady } from "./Admit.ts"
+import { storedBytes } from "../domain/Quota.ts"
+import { StorageQuota } from "../services/StorageQuota.ts"
+import { admit, admitStorage, auditReady } from "./Admit.ts"
 import * as Ids from "./Ids.ts"
 import * as Metrics from "./Metrics.ts"
 
@@ -20,6 +22,7 @@ export const publish = Effect.fnUntraced(function*(principal: Principal, request
   if (!settings.eventKinds.has(request.kind)) return yield* new MalformedInput()
   yield* auditReady
   yield* admit(`publish:${principal.clientId}`, settings.rates.publishes)
+  yield* admitStorage(principal.clientId)
   const now = yield* Clock.currentTimeMillis
   const id = request.id ?? Ids.eventId()
   const published = yield* (yield* EventBus).publish({
@@ -30,6 +33,8 @@ export const publish = Effect.fnUntraced(function*(principal: Principal, request
     at: new Date(now).toISOString()
   }, `${principal.clientId}/${id}`)
   if (published.fresh) {
+    // Seq 1: the event began its channel (its first, or the first after a quiet day).
+    yield* (yield* StorageQuota).charge(principal.clientId, storedBytes({ id, kind: request.kind, ref: request.ref }), published.seq === 1)
     // The kind passed the allowlist above: the label is bounded by configuration.
     yield* Metrics.eventPublished(request.kind)
     // A 503 here after a fresh publish: the event is out, its record is queued and retried,

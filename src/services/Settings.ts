@@ -3,6 +3,7 @@
 import { Context, Layer } from "effect"
 import { DEFAULT_EVENT_KINDS } from "../domain/Event.ts"
 import * as Limits from "../domain/Limits.ts"
+import type { QuotaRule } from "../domain/Quota.ts"
 import type { RateRule } from "./RateLimiter.ts"
 
 export interface SettingsShape {
@@ -25,6 +26,8 @@ export interface SettingsShape {
     readonly connectsPerSubject: RateRule
     readonly publishes: RateRule
   }
+  /** Each publishing service's storage quota over 24 h. */
+  readonly storage: QuotaRule
 }
 
 export class Settings extends Context.Service<Settings, SettingsShape>()("tidings/Settings") {}
@@ -47,7 +50,9 @@ export const defaults: SettingsShape = {
     connectsPerIp: { scope: "connect", limit: 600, windowMs: 60_000 },
     connectsPerSubject: { scope: "connect", limit: 30, windowMs: 60_000 },
     publishes: { scope: "publish", limit: 5_000, windowMs: 1_000 }
-  }
+  },
+  // About 9 million events a day from one service (a few GB of Redis), and a million channels.
+  storage: { bytes: 4 * 1024 ** 3, channels: 1_000_000 }
 }
 
 export const layer = (overrides: Partial<SettingsShape> = {}) => Layer.succeed(Settings, { ...defaults, ...overrides })

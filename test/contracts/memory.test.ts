@@ -8,6 +8,7 @@ import * as EventBusContract from "./EventBus.contract.ts"
 import * as HealthContract from "./Health.contract.ts"
 import * as RateLimiterContract from "./RateLimiter.contract.ts"
 import * as SessionsContract from "./Sessions.contract.ts"
+import * as StorageQuotaContract from "./StorageQuota.contract.ts"
 import * as TicketStoreContract from "./TicketStore.contract.ts"
 
 const layer = () => Memory.layer().pipe(Layer.provideMerge(Settings.layer({ maxSessionsPerSubject: 2 })))
@@ -28,3 +29,6 @@ CareRelationshipsContract.suite("memory", layer)
 SessionsContract.suite("memory", layer)
 RateLimiterContract.suite("memory", layer)
 HealthContract.suite("memory", layer)
+StorageQuotaContract.suite("memory", () =>
+  Memory.layer().pipe(Layer.provideMerge(Settings.layer({ storage: StorageQuotaContract.QUOTA })))
+)

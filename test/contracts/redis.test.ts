@@ -12,6 +12,7 @@ import * as EventBusContract from "./EventBus.contract.ts"
 import * as HealthContract from "./Health.contract.ts"
 import * as RateLimiterContract from "./RateLimiter.contract.ts"
 import * as SessionsContract from "./Sessions.contract.ts"
+import * as StorageQuotaContract from "./StorageQuota.contract.ts"
 import * as TicketStoreContract from "./TicketStore.contract.ts"
 
 describe.skipIf(!hasRedisServer)(`contracts on Redis${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
@@ -57,4 +58,8 @@ describe.skipIf(!hasRedisServer)(`contracts on Redis${hasRedisServer ? "" : ` (s
   SessionsContract.suite("redis", layer)
   RateLimiterContract.suite("redis", layer)
   HealthContract.suite("redis", layer)
+  StorageQuotaContract.suite("redis", () =>
+    Redis.layer({ _tag: "Single", url: Redacted.make(server.redis.url) }, testDataKeys).pipe(
+      Layer.provideMerge(Settings.layer({ storage: StorageQuotaContract.QUOTA }))
+    ))
 })

@@ -7,6 +7,7 @@ import * as EventBus from "./EventBus.ts"
 import * as Health from "./Health.ts"
 import * as RateLimiter from "./RateLimiter.ts"
 import * as Sessions from "./Sessions.ts"
+import * as StorageQuota from "./StorageQuota.ts"
 import * as TicketStore from "./TicketStore.ts"
 
 export const layer = (auditKey?: Uint8Array) =>
@@ -16,6 +17,7 @@ export const layer = (auditKey?: Uint8Array) =>
     CareRelationships.layer,
     Sessions.layer,
     RateLimiter.layer,
+    StorageQuota.layer,
     AuditLog.layer(auditKey),
     Health.layer
   )

@@ -61,7 +61,12 @@ export const named = (name: (text: string) => string) => {
     /** A clinician's care relationships: fields are the patients' channel pseudonyms. */
     care: (clinician: string) => `${PREFIX}:care:{${subjectTag(clinician)}}`,
     ticket: (jti: string) => `${PREFIX}:ticket:${name(`t/${jti}`)}`,
-    rate: (key: string) => `${PREFIX}:rate:${name(`r/${key}`)}`
+    rate: (key: string) => `${PREFIX}:rate:${name(`r/${key}`)}`,
+    /** A publishing service's storage counts, one hash per hour, all in its pseudonym's slot. */
+    quota: (service: string) => {
+      const tag = name(`q/${service}`)
+      return (hour: number) => `${PREFIX}:quota:{${tag}}:${hour}`
+    }
   }
 }
 

@@ -10,6 +10,7 @@ import * as EventBus from "./EventBus.ts"
 import * as Health from "./Health.ts"
 import * as RateLimiter from "./RateLimiter.ts"
 import * as Sessions from "./Sessions.ts"
+import * as StorageQuota from "./StorageQuota.ts"
 import * as Subscriber from "./Subscriber.ts"
 import * as TicketStore from "./TicketStore.ts"
 
@@ -20,6 +21,7 @@ export const layer = (target: Client.RedisTarget, dataKeys: Parameters<typeof Da
     CareRelationships.layer,
     Sessions.layer,
     RateLimiter.layer,
+    StorageQuota.layer,
     Health.layer
   ).pipe(
     Layer.provide(Layer.mergeAll(Subscriber.layer, Control.layer, DataKey.layer(dataKeys))),
