@@ -23,6 +23,7 @@ import { DevIssuer } from "../services/DevIssuer.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { Health } from "../services/Health.ts"
 import { makeDemo } from "./Demo.ts"
+import { isJson, readBody } from "./Body.ts"
 import { SECURITY_HEADERS } from "./Headers.ts"
 
 
@@ -224,28 +225,6 @@ const corsHeaders = (origin: string, preflight: boolean): Record<string, string>
     }
     : {})
 })
-
-const isJson = (contentType: string | undefined) =>
-  contentType !== undefined && /^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(contentType)
-
-/** Reads at most `limit` bytes; undefined when the body is larger. */
-const readBody = (req: IncomingMessage, limit: number): Promise<string | undefined> =>
-  new Promise((resolve) => {
-    const declared = Number(req.headers["content-length"] ?? 0)
-    if (declared > limit) return resolve(undefined)
-    const chunks: Array<Buffer> = []
-    let size = 0
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        req.removeAllListeners("data")
-        return resolve(undefined)
-      }
-      chunks.push(chunk)
-    })
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
-    req.on("error", () => resolve(undefined))
-  })
 
 /**
  * Every refused access token (401) or missing right (403), whichever route it was shown to:
