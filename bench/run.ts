@@ -4,6 +4,7 @@
 //   node bench/run.ts [--only S1,S3] [--quick] [--step-s 10] [--rates 1000,5000,20000]
 //                     [--only S2R] [--connections N] [--scale] [--profile] [--heap-snapshots] [--modes http,bus]
 //                     [--churn-s 6] [--churn-rounds 4] [--reference-rounds 3] [--reference-step-s 8] [--no-docs] [--report]
+//                     [--batch 50] (S2's POST /v1/events/batch steps, Tidings only; 0 leaves them out)
 import { execFileSync } from "node:child_process"
 import { generateKeyPairSync, randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -46,6 +47,8 @@ const referenceStepS = Number(option("--reference-step-s") ?? Math.min(stepS, 8)
 const profileDir = flag("--profile") ? join(fileURLToPath(new URL(".", import.meta.url)), "results", "profiles") : undefined
 const writeDocs = !flag("--no-docs")
 const modes = (option("--modes") ?? "http,bus").split(",") as Array<"http" | "bus">
+/** Events per request in S2's batch steps (the floor has no batch route: Tidings only). */
+const batchSize = Number(option("--batch") ?? 50)
 const heapSnapshots = flag("--heap-snapshots")
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url))
@@ -135,7 +138,7 @@ const main = async () => {
     wallSeconds: 0,
     env: environment(),
     settings: {
-      stepS, rates, s1Connections, fanout, churnS, churnRounds, referenceRounds, referenceStepS, churnConcurrency: 50, s4Rate: 5_000,
+      stepS, rates, batchSize, s1Connections, fanout, churnS, churnRounds, referenceRounds, referenceStepS, churnConcurrency: 50, s4Rate: 5_000,
       raisedLimits: RAISED_LIMITS, heartbeatS: 25, profile: profileDir !== undefined, quick
     },
     s1: undefined, s2: undefined, s3: undefined, s4: undefined, s5: undefined, targets: []
@@ -318,11 +321,19 @@ const status = async (ctx: Ctx, staleMs?: number) => {
   return { open, stale, closes }
 }
 
+type Mode = "http" | "bus" | "batch"
+
+/** What the publisher needs for a mode: the server's address for the HTTP ones, the batch size. */
+const publishArgs = (ctx: Ctx, publishVia: Server, mode: Mode) => ({
+  ...(mode === "bus" ? {} : { target: serviceTarget(ctx, publishVia) }),
+  ...(mode === "batch" ? { batchSize } : {})
+})
+
 /** Opens the publisher's connections and warms both ends' code paths; its events are discarded. */
-const warmUp = async (ctx: Ctx, publishVia: Server, mode: "http" | "bus", channelNames: ReadonlyArray<string>, tag: string) => {
+const warmUp = async (ctx: Ctx, publishVia: Server, mode: Mode, channelNames: ReadonlyArray<string>, tag: string) => {
   await ctx.publisher.call("run", {
     mode, tag, rate: 500, durationMs: 2_000, channels: channelNames, maxOutstanding: 2_000, sealed: publishVia.kind === "tidings",
-    ...(mode === "http" ? { target: serviceTarget(ctx, publishVia) } : {})
+    ...publishArgs(ctx, publishVia, mode)
   })
   await drainAndCollect(ctx, tag, Number.POSITIVE_INFINITY)
 }
@@ -434,7 +445,7 @@ const openFanout = async (ctx: Ctx, kind: Kind, careVia: Server, subscribeTo: Se
 }
 
 interface Step {
-  readonly mode: "http" | "bus"
+  readonly mode: Mode
   readonly rate: number
   readonly published: number
   readonly dropped: number
@@ -455,7 +466,7 @@ interface Step {
 }
 
 const step = async (
-  ctx: Ctx, servers: ReadonlyArray<Server>, publishVia: Server, mode: "http" | "bus", rate: number,
+  ctx: Ctx, servers: ReadonlyArray<Server>, publishVia: Server, mode: Mode, rate: number,
   channelNames: ReadonlyArray<string>, perChannel: number, tag: string, durationS = stepS
 ): Promise<Step> => {
   const pids = servers.map((s) => s.pid)
@@ -467,7 +478,7 @@ const step = async (
   const t0 = Date.now()
   const run = await ctx.publisher.call("run", {
     mode, tag, rate, durationMs: durationS * 1000, channels: channelNames, maxOutstanding: 2_000, sealed: publishVia.kind === "tidings",
-    ...(mode === "http" ? { target: serviceTarget(ctx, publishVia) } : {})
+    ...publishArgs(ctx, publishVia, mode)
   })
   const expected = run.accepted * perChannel
   const got = await drainAndCollect(ctx, tag, expected)
@@ -503,7 +514,7 @@ const step = async (
 }
 
 /** `firstHeld` overrides the first step's verdict (the S2 reference judges it from its rounds). */
-const highestHeld = (steps: ReadonlyArray<Step>, mode: "http" | "bus", firstHeld?: boolean) => {
+const highestHeld = (steps: ReadonlyArray<Step>, mode: Mode, firstHeld?: boolean) => {
   let best = 0
   let first = true
   for (const s of steps) {
@@ -530,11 +541,28 @@ const s2 = (ctx: Ctx, kind: Kind) =>
         await sleep(1_000)
       }
     }
+    // The same steps through POST /v1/events/batch, beside the single route's. Kept apart from
+    // `steps`, which the report pairs with the floor's one by one.
+    const batchSteps: Array<Step> = []
+    if (kind === "tidings" && batchSize > 0) {
+      say(`S2 ${kind}: the same steps via POST /v1/events/batch, ${batchSize} events a request`)
+      await warmUp(ctx, s, "batch", channelNames, `${kind[0]}Bw`)
+      for (const rate of rates) {
+        const batched = await step(ctx, [s], s, "batch", rate, channelNames, fanout.connections / fanout.channels, `${kind[0]}B${rate}`)
+        const single = steps.find((x) => x.mode === "http" && x.rate === rate)
+        if (single !== undefined) {
+          say(`  batch ${rate}/s: ${batched.cpuPerDeliveryUs.toFixed(1)} µs CPU/delivery vs ${single.cpuPerDeliveryUs.toFixed(1)} µs through POST /v1/events`)
+        }
+        batchSteps.push(batched)
+        await sleep(1_000)
+      }
+    }
     const st = await status(ctx)
     return {
       sessions: opened.opened,
       sessionFailures: opened.failures,
       steps,
+      ...(kind === "tidings" && batchSize > 0 ? { batchSize, batchSteps, highestHeldBatch: highestHeld(batchSteps, "batch") } : {}),
       highestHeld: { http: highestHeld(steps, "http"), bus: highestHeld(steps, "bus") },
       stillOpen: st.open,
       closes: st.closes

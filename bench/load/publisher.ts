@@ -1,9 +1,12 @@
 // Load generator, publishing side (its own child process): events at a fixed rate, either as a
-// service would send them (POST /v1/events over kept-alive HTTPS) or straight into the bus
-// (the Redis publish script). Open loop: event n is due at start + n/rate, and that due time —
-// not the moment it finally went out — is written into its id, so a server that falls behind
-// shows it as latency (no coordinated omission). Beyond `maxOutstanding` unanswered publishes
-// the rest of the step is dropped and counted: the step was not held.
+// service would send them (POST /v1/events over kept-alive HTTPS, or POST /v1/events/batch
+// with `batchSize` events a request) or straight into the bus (the Redis publish script). Open
+// loop: event n is due at start + n/rate, and that due time — not the moment it finally went
+// out — is written into its id, so a server that falls behind shows it as latency (no
+// coordinated omission); a batch goes when its last event is due, and its events carry that
+// time (what a service waits to fill a batch is its own choice, not the gateway's latency).
+// Beyond `maxOutstanding` unanswered publishes the rest of the step is dropped and counted:
+// the step was not held.
 import { Agent, request } from "node:https"
 import { createSecureContext } from "node:tls"
 import { ECDH_CURVES } from "../../src/server/Tls.ts"
@@ -21,10 +24,12 @@ export interface HttpTarget {
 }
 
 interface RunArgs {
-  readonly mode: "http" | "bus"
+  readonly mode: "http" | "bus" | "batch"
   /** Bus mode: publish as a Tidings node would (names and seals), else as the floor. */
   readonly sealed: boolean
   readonly target?: HttpTarget
+  /** Events per POST /v1/events/batch (mode batch). */
+  readonly batchSize?: number
   readonly tag: string
   readonly rate: number
   readonly durationMs: number
@@ -50,7 +55,11 @@ const agentFor = (target: HttpTarget) => {
 }
 
 const post = (target: HttpTarget, agent: Agent, method: string, path: string, body: unknown): Promise<number> =>
-  new Promise((resolve) => {
+  exchange(target, agent, method, path, body, false).then((reply) => reply.status)
+
+/** The status, and the body when asked for (a batch's per-event results). */
+const exchange = (target: HttpTarget, agent: Agent, method: string, path: string, body: unknown, read: boolean) =>
+  new Promise<{ status: number; body: string }>((resolve) => {
     const text = JSON.stringify(body)
     const req = request({
       host: target.host, port: target.port, method, path, agent,
@@ -60,10 +69,12 @@ const post = (target: HttpTarget, agent: Agent, method: string, path: string, bo
         ...(target.token === undefined ? {} : { authorization: `Bearer ${target.token}` })
       }
     }, (res) => {
-      res.resume()
-      res.on("end", () => resolve(res.statusCode ?? 0))
+      let text = ""
+      if (read) res.setEncoding("utf8").on("data", (chunk: string) => (text += chunk))
+      else res.resume()
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }))
     })
-    req.on("error", () => resolve(0))
+    req.on("error", () => resolve({ status: 0, body: "" }))
     req.end(text)
   })
 
@@ -78,6 +89,34 @@ const run = async (args: RunArgs) => {
   let outstanding = 0
   let sent = 0
   const start = nowUs()
+  const batchSize = args.mode === "batch" ? (args.batchSize ?? 50) : 1
+  /** Events from..from+count-1 in one POST /v1/events/batch, all carrying the last one's due time. */
+  const sendBatch = (from: number, count: number) => {
+    const due = Math.round(start + ((from + count - 1) * 1e6) / args.rate)
+    const events = Array.from({ length: count }, (_, i) => ({
+      channel: args.channels[(from + i) % args.channels.length]!,
+      kind: "appointment.updated",
+      ref: "ref_bench0001",
+      id: `b${args.tag}_${due}_${from + i}`
+    }))
+    outstanding += count
+    void exchange(args.target!, agent!, "POST", "/v1/events/batch", { events }, true).then((reply) => {
+      outstanding -= count
+      const elapsed = nowUs() - due
+      const results: ReadonlyArray<{ seq?: number; error?: string }> | undefined = reply.status === 200
+        ? JSON.parse(reply.body).results
+        : undefined
+      for (let i = 0; i < count; i++) {
+        answered.record(elapsed)
+        const result = results?.[i]
+        if (result?.seq !== undefined) accepted += 1
+        else {
+          const reason = result?.error ?? String(reply.status)
+          failures.set(reason, (failures.get(reason) ?? 0) + 1)
+        }
+      }
+    })
+  }
   const send = (n: number) => {
     const due = Math.round(start + (n * 1e6) / args.rate)
     const id = `b${args.tag}_${due}_${n}`
@@ -99,13 +138,23 @@ const run = async (args: RunArgs) => {
   const progress = setInterval(() => note({ kind: "publish", tag: args.tag, sent, accepted, dropped }), 1_000)
   while (sent < total) {
     const due = Math.min(total, Math.floor(((nowUs() - start) * args.rate) / 1e6) + 1)
-    while (sent < due) {
+    if (batchSize > 1) {
+      // Whole batches only, but for the step's last, shorter one.
+      while (sent < due && (due - sent >= batchSize || due === total)) {
+        const count = Math.min(batchSize, total - sent)
+        if (outstanding >= args.maxOutstanding) dropped += count
+        else sendBatch(sent, count)
+        sent += count
+      }
+    }
+    while (batchSize === 1 && sent < due) {
       if (outstanding >= args.maxOutstanding) dropped += 1
       else send(sent)
       sent += 1
     }
     // Past the due ones: yield to the I/O (answers), then come back within about a millisecond.
-    await (sent >= due ? sleep(1) : new Promise((resolve) => setImmediate(resolve)))
+    // A batch waits for its last event's due time: no spinning meanwhile.
+    await (sent >= due || batchSize > 1 ? sleep(1) : new Promise((resolve) => setImmediate(resolve)))
   }
   const sendSeconds = (nowUs() - start) / 1e6
   // Wait for the answers still out (bounded).

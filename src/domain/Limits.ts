@@ -5,6 +5,14 @@
 export const FRAME_BYTES = 4 * 1024
 /** Largest HTTP request body; larger is a 400 before any other work. */
 export const BODY_BYTES = 16 * 1024
+/** Events in one `POST /v1/events/batch`. */
+export const BATCH_EVENTS = 100
+/**
+ * Largest `POST /v1/events/batch` body. The largest well-formed event is about 380 bytes (a
+ * clinician channel, the longest kind, 64-character ref and id), so 100 of them fit in 38 KiB;
+ * the rest leaves room for whitespace, and a slow or hostile caller holds at most this much.
+ */
+export const BATCH_BODY_BYTES = 64 * 1024
 /** Largest request head (request line + headers); larger is answered 431. */
 export const HEADER_BYTES = 8 * 1024
 /** A TLS handshake not done in this time is cut (a slow or silent client holds nothing). */

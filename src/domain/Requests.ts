@@ -3,6 +3,7 @@
 import { Result, Schema } from "effect"
 import { MalformedInput } from "./Errors.ts"
 import { PublishRequest } from "./Event.ts"
+import { BATCH_EVENTS } from "./Limits.ts"
 import { Role } from "./Principal.ts"
 import { ClinicianRef, PatientRef, REF_PATTERN, SubjectRef } from "./Ref.ts"
 import { isInvalidJson, parseJson } from "./Wire.ts"
@@ -40,6 +41,20 @@ export const DevTokenRequest = Schema.Struct({
 })
 
 export { PublishRequest }
+
+/**
+ * `POST /v1/events/batch`: `{"events":[…]}` with 1 to 100 items. The items are decoded one by
+ * one (`decodeBatchEvent`), so a bad event is refused alone and the others go on.
+ */
+export const PublishBatch = Schema.Struct({
+  events: Schema.Array(Schema.Unknown).check(Schema.isMinLength(1), Schema.isMaxLength(BATCH_EVENTS))
+})
+
+const decodeEvent = Schema.decodeUnknownResult(PublishRequest, { onExcessProperty: "error" })
+
+/** One item of a batch, as strictly as the body of `POST /v1/events`. */
+export const decodeBatchEvent = (item: unknown): Result.Result<PublishRequest, MalformedInput> =>
+  Result.mapError(decodeEvent(item), () => new MalformedInput())
 
 /**
  * JSON text → the schema's type, or MalformedInput. An empty body counts as `{}` so that

@@ -35,6 +35,7 @@ export const FIXED_LABELS: Readonly<Record<string, Readonly<Record<string, Reado
   tidings_resets_total: { cause: RESET_CAUSES },
   tidings_rate_limited_total: { scope: RateScope.literals },
   tidings_audit_records_total: { result: ["written", "dropped"] },
+  tidings_access_token_checks_total: { source: ["memory", "signature"] },
   tidings_origin_rejections_total: { reason: UPGRADE_REJECTIONS },
   tidings_auth_failures_total: {
     credential: CREDENTIALS,

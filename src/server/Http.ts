@@ -5,12 +5,15 @@ import { Cause, Clock, Effect, Exit, Option, Result } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { TLSSocket } from "node:tls"
 import { httpFor } from "../domain/Close.ts"
+import type { Accepted } from "../domain/Event.ts"
+import { BATCH_BODY_BYTES } from "../domain/Limits.ts"
 import { type GatewayError, MalformedInput, NotFound, Unauthenticated } from "../domain/Errors.ts"
 import { print } from "../domain/Channel.ts"
 import * as Requests from "../domain/Requests.ts"
 import * as Ids from "../programs/Ids.ts"
 import * as Metrics from "../programs/Metrics.ts"
 import * as Publish from "../programs/Publish.ts"
+import * as PublishBatch from "../programs/PublishBatch.ts"
 import { Refusals } from "../programs/Refusals.ts"
 import * as Care from "../programs/Care.ts"
 import * as Revoke from "../programs/Revoke.ts"
@@ -20,6 +23,7 @@ import { DevIssuer } from "../services/DevIssuer.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { Health } from "../services/Health.ts"
 import { makeDemo } from "./Demo.ts"
+import { isJson, readBody } from "./Body.ts"
 import { SECURITY_HEADERS } from "./Headers.ts"
 
 
@@ -34,6 +38,8 @@ export interface Reply {
 }
 
 interface Request {
+  /** Ours (the x-request-id header), for the log line of a defect. */
+  readonly id: string
   readonly body: string
   readonly headers: IncomingMessage["headers"]
   /** The client's address, for per-address limits only. */
@@ -44,6 +50,8 @@ interface Request {
 
 /** A route: its body decoder, then the program it calls. */
 interface Route<R> {
+  /** Its own body limit, when the routes' one does not fit. */
+  readonly bodyBytes?: number
   readonly handle: (request: Request) => Effect.Effect<Reply, GatewayError, R>
 }
 
@@ -70,6 +78,7 @@ const authenticateService = (request: Request, demandCertificate: boolean) =>
 
 const ticketBody = body(Requests.TicketRequest)
 const publishBody = body(Requests.PublishRequest)
+const batchBody = body(Requests.PublishBatch)
 const grantBody = body(Requests.CareGrant)
 const endBody = body(Requests.CareEnd)
 const revocationBody = body(Requests.Revocation)
@@ -83,11 +92,26 @@ export type Requirements =
   | Refusals
   | Effect.Services<ReturnType<typeof Tickets.issue>>
   | Effect.Services<ReturnType<typeof Publish.publish>>
+  | Effect.Services<ReturnType<typeof PublishBatch.publishBatch>>
   | Effect.Services<ReturnType<typeof Care.grantCare>>
   | Effect.Services<ReturnType<typeof Care.endCare>>
   | Effect.Services<ReturnType<typeof Revoke.revokeSubject>>
 
-const routes = (dev: boolean, demandCertificate: boolean) => {
+const accepted = (event: Accepted) => ({ id: event.id, channel: print(event.channel), seq: event.seq })
+
+/**
+ * One answer of a batch: what the single route would have said, its error code by the same
+ * mapping (domain/Close.ts). A defect is logged like the single route's, and that item says
+ * `internal`.
+ */
+const batchResult = (exit: Exit.Exit<Accepted, GatewayError>, onDefect: (cause: Cause.Cause<unknown>) => void) => {
+  if (Exit.isSuccess(exit)) return accepted(exit.value)
+  const error = Option.getOrUndefined(Cause.findErrorOption(exit.cause))
+  if (error === undefined) onDefect(exit.cause)
+  return { error: error === undefined ? "internal" : httpFor(error).error }
+}
+
+const routes = (dev: boolean, demandCertificate: boolean, onDefect: HttpOptions["onDefect"]) => {
   const table: Record<string, Route<Requirements>> = {
     "POST /v1/tickets": {
       handle: (request) =>
@@ -101,8 +125,19 @@ const routes = (dev: boolean, demandCertificate: boolean) => {
       handle: (request) =>
         Effect.gen(function*() {
           const event = yield* publishBody(request)
-          const accepted = yield* Publish.publish((yield* authenticateService(request, demandCertificate)).principal, event)
-          return { status: 202, body: { id: accepted.id, channel: print(accepted.channel), seq: accepted.seq } }
+          const published = yield* Publish.publish((yield* authenticateService(request, demandCertificate)).principal, event)
+          return { status: 202, body: accepted(published) }
+        })
+    },
+    "POST /v1/events/batch": {
+      bodyBytes: BATCH_BODY_BYTES,
+      handle: (request) =>
+        Effect.gen(function*() {
+          const { events } = yield* batchBody(request)
+          const principal = (yield* authenticateService(request, demandCertificate)).principal
+          const exits = yield* PublishBatch.publishBatch(principal, events)
+          const results = exits.map((exit) => batchResult(exit, (cause) => onDefect(cause, request.id)))
+          return { status: 200, body: { results } }
         })
     },
     "PUT /v1/care-relationships": {
@@ -191,28 +226,6 @@ const corsHeaders = (origin: string, preflight: boolean): Record<string, string>
     : {})
 })
 
-const isJson = (contentType: string | undefined) =>
-  contentType !== undefined && /^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(contentType)
-
-/** Reads at most `limit` bytes; undefined when the body is larger. */
-const readBody = (req: IncomingMessage, limit: number): Promise<string | undefined> =>
-  new Promise((resolve) => {
-    const declared = Number(req.headers["content-length"] ?? 0)
-    if (declared > limit) return resolve(undefined)
-    const chunks: Array<Buffer> = []
-    let size = 0
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        req.removeAllListeners("data")
-        return resolve(undefined)
-      }
-      chunks.push(chunk)
-    })
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
-    req.on("error", () => resolve(undefined))
-  })
-
 /**
  * Every refused access token (401) or missing right (403), whichever route it was shown to:
  * counted by its fixed cause, and audited per address, aggregated (programs/Refusals.ts).
@@ -231,7 +244,7 @@ export const makeHandler = (
   options: HttpOptions,
   run: <A>(effect: Effect.Effect<A, GatewayError, Requirements>) => Promise<Exit.Exit<A, GatewayError>>
 ) => {
-  const table = routes(options.dev, options.serviceClientCertificates)
+  const table = routes(options.dev, options.serviceClientCertificates, options.onDefect)
   const corsPaths = new Set(options.dev ? [CORS_PATH, DEV_CORS_PATH] : [CORS_PATH])
   const demo = options.dev ? makeDemo() : undefined
   const failed = (error: GatewayError): Reply => {
@@ -268,7 +281,7 @@ export const makeHandler = (
       req.resume()
       return send(res, failed(new NotFound()), extra)
     }
-    void readBody(req, options.bodyBytes).then((text) => {
+    void readBody(req, route.bodyBytes ?? options.bodyBytes).then((text) => {
       if (text === undefined || (text.length > 0 && !isJson(req.headers["content-type"]))) {
         res.setHeader("connection", "close")
         res.once("finish", () => req.destroy())
@@ -276,7 +289,7 @@ export const makeHandler = (
       }
       const certified = (req.socket as TLSSocket).authorized === true
       const peer = req.socket.remoteAddress ?? "unknown"
-      const handled = route.handle({ body: text, headers: req.headers, peer, certified })
+      const handled = route.handle({ id, body: text, headers: req.headers, peer, certified })
       return run(Effect.tapError(handled, refused(peer))).then((exit) => {
         if (Exit.isSuccess(exit)) return send(res, exit.value, extra)
         const error = Option.getOrUndefined(Cause.findErrorOption(exit.cause))

@@ -1,11 +1,14 @@
 // Access tokens checked against the issuer's JWKS fetched from its URL: keys are cached, a
 // rotation is followed when a token names a new key, a removed key stops working, and a
-// forged kid cannot make the gateway hammer the issuer.
+// forged kid cannot make the gateway hammer the issuer. A verified token is remembered (by
+// hash, bounded, never past its exp) so a reconnect with it costs no signature check.
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Clock, Duration, Effect, Metric } from "effect"
+import { TestClock } from "effect/testing"
 import { exportJWK, SignJWT } from "jose"
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto"
 import * as AccessTokens from "../../src/interpreters/jwt/AccessTokens.ts"
+import { AccessTokenMetrics } from "../../src/services/AccessTokens.ts"
 
 const ISSUER = "https://issuer.example.test"
 const AUDIENCE = "tidings"
@@ -49,12 +52,22 @@ const issuer = () => {
   }
 }
 
-const verifier = (source: ReturnType<typeof issuer>, cooldownMs: number) =>
+const verifier = (source: ReturnType<typeof issuer>, cooldownMs: number, rememberMax?: number) =>
   AccessTokens.make({
     issuer: ISSUER,
     audience: AUDIENCE,
-    jwks: { _tag: "Remote", url: new URL(`${ISSUER}/jwks.json`), fetch: source.fetch, cooldownMs }
+    jwks: { _tag: "Remote", url: new URL(`${ISSUER}/jwks.json`), fetch: source.fetch, cooldownMs },
+    ...(rememberMax === undefined ? {} : { rememberMax })
   })
+
+/** The verifications so far that checked a signature, and those answered from memory. */
+const checks = Effect.all({
+  signature: Effect.map(Metric.value(AccessTokenMetrics.signature), (state) => state.count),
+  memory: Effect.map(Metric.value(AccessTokenMetrics.memory), (state) => state.count)
+})
+
+/** A registry of the test's own, so its counts start at zero whatever else ran. */
+const counted = <A, E>(self: Effect.Effect<A, E>) => Effect.provideService(self, Metric.MetricRegistry, new Map())
 
 const outcome = (verify: ReturnType<typeof verifier>, jwt: string, nowMs = Date.now()) =>
   verify.verify(jwt, nowMs).pipe(
@@ -85,13 +98,13 @@ describe("AccessTokens with a remote JWKS", () => {
       source.publish([k2])
       expect(yield* outcome(verify, yield* Effect.promise(() => token(k2)))).toBe("Patient")
       expect(source.fetches()).toBe(2)
-      // A service's token verified a moment ago is remembered for up to a minute…
+      // A token verified a moment ago is remembered for up to ten minutes (the key cache's age)…
       expect(yield* outcome(verify, old)).toBe("Service")
       // …after which the cached set, now k2 only, decides: k1 no longer verifies.
-      expect(yield* outcome(verify, old, Date.now() + 61_000)).toBe("Unauthenticated:invalid")
+      expect(yield* outcome(verify, old, Date.now() + 601_000)).toBe("Unauthenticated:invalid")
     }))
 
-  it.live("remembers a verified token for a minute at most, and never past its exp (with the 30 s tolerance)", () =>
+  it.live("remembers a verified token for ten minutes at most, and never past its exp (with the 30 s tolerance)", () =>
     Effect.gen(function*() {
       const source = issuer()
       const k1 = key("k1")
@@ -113,20 +126,80 @@ describe("AccessTokens with a remote JWKS", () => {
       expect(source.fetches()).toBe(1)
     }))
 
-  it.live("does not remember a patient's or clinician's token: a key the issuer withdrew stops it at once", () =>
-    Effect.gen(function*() {
+  it.effect("answers from memory on the caller's clock: never past exp (+30 s), never ten minutes after the check", () =>
+    counted(Effect.gen(function*() {
       const source = issuer()
-      const [k1, k2] = [key("k1"), key("k2")]
+      const k1 = key("k1")
       source.publish([k1])
       const verify = verifier(source, 0)
-      const user = yield* Effect.promise(() => token(k1))
-      expect(yield* outcome(verify, user)).toBe("Patient")
-      source.publish([k2])
-      // A token naming k2 makes the gateway fetch the keys again: k1 is gone from them.
-      expect(yield* outcome(verify, yield* Effect.promise(() => token(k2)))).toBe("Patient")
-      // So the user's token is refused at once, where a service's would pass for a minute.
-      expect(yield* outcome(verify, user)).toBe("Unauthenticated:invalid")
-    }))
+      const signed = (exp: number) =>
+        Effect.promise(() =>
+          new SignJWT(PATIENT).setProtectedHeader({ alg: "ES256", kid: k1.kid }).setIssuer(ISSUER).setAudience(AUDIENCE)
+            .setIssuedAt(0).setExpirationTime(exp).sign(k1.privateKey))
+      const [short, long] = [yield* signed(300), yield* signed(3600)]
+      const at = (jwt: string) => Effect.flatMap(Clock.currentTimeMillis, (ms) => outcome(verify, jwt, ms))
+      expect([yield* at(short), yield* at(long)]).toEqual(["Patient", "Patient"])
+      yield* TestClock.adjust(Duration.seconds(329))
+      expect([yield* at(short), yield* at(long)]).toEqual(["Patient", "Patient"])
+      expect(yield* checks).toEqual({ signature: 2, memory: 2 })
+      // 330 s: the short token's exp plus the tolerance. Remembered, yet refused: checked again.
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect(yield* at(short)).toBe("Unauthenticated:expired")
+      expect(yield* checks).toEqual({ signature: 3, memory: 2 })
+      yield* TestClock.adjust(Duration.seconds(269))
+      expect(yield* at(long)).toBe("Patient")
+      expect(yield* checks).toEqual({ signature: 3, memory: 3 })
+      // Ten minutes after its check the long one is checked again (and remembered anew).
+      yield* TestClock.adjust(Duration.seconds(1))
+      expect([yield* at(long), yield* at(long)]).toEqual(["Patient", "Patient"])
+      expect(yield* checks).toEqual({ signature: 4, memory: 4 })
+    })))
+
+  it.live("checks a patient's token once: the same token again (a reconnect) is answered from memory", () =>
+    counted(Effect.gen(function*() {
+      const source = issuer()
+      const k1 = key("k1")
+      source.publish([k1])
+      const verify = verifier(source, 0)
+      const [patient, clinician] = yield* Effect.promise(() =>
+        Promise.all([token(k1), token(k1, undefined, { role: "clinician", ref: "cl_jwks_000001" })]))
+      for (let i = 0; i < 5; i++) {
+        expect(yield* outcome(verify, patient)).toBe("Patient")
+        expect(yield* outcome(verify, clinician)).toBe("Clinician")
+      }
+      expect(yield* checks).toEqual({ signature: 2, memory: 8 })
+    })))
+
+  it.live("never remembers a refused token: a forged one is checked, and refused, every time", () =>
+    counted(Effect.gen(function*() {
+      const source = issuer()
+      const [k1, forger] = [key("k1"), key("k1")]
+      source.publish([k1])
+      const verify = verifier(source, 0)
+      const forged = yield* Effect.promise(() => token(forger))
+      for (let i = 0; i < 3; i++) expect(yield* outcome(verify, forged)).toBe("Unauthenticated:invalid")
+      expect(yield* checks).toEqual({ signature: 3, memory: 0 })
+    })))
+
+  it.live("holds at most rememberMax tokens, dropping the least recently used", () =>
+    counted(Effect.gen(function*() {
+      const source = issuer()
+      const k1 = key("k1")
+      source.publish([k1])
+      const verify = verifier(source, 0, 3)
+      const [t1, t2, t3, t4] = yield* Effect.promise(() =>
+        Promise.all([1, 2, 3, 4].map((n) => token(k1, undefined, { role: "patient", ref: `pt_lru_00000${n}` }))))
+      for (const t of [t1!, t2!, t3!]) yield* outcome(verify, t)
+      expect(yield* checks).toEqual({ signature: 3, memory: 0 })
+      // t1 is used again, so t2 is now the least recently used: t4 pushes it out.
+      yield* outcome(verify, t1!)
+      yield* outcome(verify, t4!)
+      expect(yield* checks).toEqual({ signature: 4, memory: 1 })
+      for (const t of [t1!, t3!, t4!]) expect(yield* outcome(verify, t)).toBe("Patient")
+      expect(yield* checks).toEqual({ signature: 4, memory: 4 })
+      expect(yield* outcome(verify, t2!)).toBe("Patient")
+      expect(yield* checks).toEqual({ signature: 5, memory: 4 })
+    })))
 
   it.live("asks the issuer at most once per cooldown for kids it does not know", () =>
     Effect.gen(function*() {

@@ -7,6 +7,7 @@ import { CloseTable } from "../../src/domain/Close.ts"
 import { RateScope, TicketCause, UnauthenticatedCause } from "../../src/domain/Errors.ts"
 import { DEFAULT_EVENT_KINDS } from "../../src/domain/Event.ts"
 import * as Metrics from "../../src/programs/Metrics.ts"
+import { AccessTokenMetrics } from "../../src/services/AccessTokens.ts"
 import { labelsOutsideSets, parseExposition, valueOf } from "./exposition.ts"
 
 describe("metric labels", () => {
@@ -27,6 +28,7 @@ describe("metric labels", () => {
       for (const cause of UnauthenticatedCause.literals) yield* Metrics.authFailed("token", cause)
       for (const cause of TicketCause.literals) yield* Metrics.authFailed("ticket", cause)
       yield* Metrics.delivered(2, 1)
+      for (const source of Object.values(AccessTokenMetrics)) yield* Metric.update(source, 1)
       yield* Metric.modify(Metrics.connections, 1)
       yield* Metric.modify(Metrics.subscriptions, 1)
       Metrics.recordFanOut(yield* Effect.context<never>(), 3, 0, 12)

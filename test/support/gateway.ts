@@ -40,6 +40,8 @@ export interface Gateway {
   readonly token: (role: "patient" | "clinician" | "admin" | "service", ref: string) => Promise<string>
   readonly ticket: (role: "patient" | "clinician", ref: string) => Promise<string>
   readonly publish: (service: string, body: Record<string, unknown>) => Promise<Reply>
+  /** `POST /v1/events/batch` with `{"events": events}`. */
+  readonly publishBatch: (service: string, events: ReadonlyArray<unknown>) => Promise<Reply>
   readonly connect: (options?: ConnectOptions) => Promise<Connected>
   readonly close: () => Promise<void>
 }
@@ -168,6 +170,7 @@ export const startGateway = async (
       return reply.json().ticket
     },
     publish: async (service, body) => json("POST", "/v1/events", body, await serviceToken(service)),
+    publishBatch: async (service, events) => json("POST", "/v1/events/batch", { events }, await serviceToken(service)),
     connect: (options = {}) =>
       new Promise((resolve) => {
         const protocols = options.protocols ?? ["tidings.v1", ...(options.ticket === undefined ? [] : [`ticket.${options.ticket}`])]

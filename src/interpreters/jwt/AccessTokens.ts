@@ -4,12 +4,12 @@
 // jose finds the key (kid and alg matching, the remote set's cache and cooldown); the
 // signature is checked here with node:crypto, synchronously: jose checks it with WebCrypto,
 // a thread-pool job per token that cost a new session more than the check itself.
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Metric } from "effect"
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type FetchImplementation, type JSONWebKeySet, type JWSHeaderParameters } from "jose"
-import { KeyObject, verify as verifyBytes, type webcrypto } from "node:crypto"
+import { createHash, KeyObject, verify as verifyBytes, type webcrypto } from "node:crypto"
 import { Unauthenticated } from "../../domain/Errors.ts"
 import { fromClaims } from "../../domain/Principal.ts"
-import { type AccessGrant, AccessTokens } from "../../services/AccessTokens.ts"
+import { type AccessGrant, AccessTokenMetrics, AccessTokens } from "../../services/AccessTokens.ts"
 import { jsonObject, partsOf } from "./Jws.ts"
 
 export const ALGORITHMS = ["RS256", "ES256", "EdDSA"]
@@ -30,18 +30,25 @@ export interface IssuerOptions {
   readonly issuer: string
   readonly audience: string
   readonly jwks: JwksSource
+  /** Verified tokens remembered at most (default 20,000; tests use a few). */
+  readonly rememberMax?: number
 }
 
 /**
- * A service's verified token is remembered for a short while: a service publishing thousands
- * of events a second with one token should not pay a signature check on each. A remembered
- * token is still refused once its `exp` has passed; the short age bounds how long a key the
- * issuer withdrew from its JWKS keeps a token good. People's tokens are not remembered: each
- * is shown once per ticket, so remembering them would only hold a credential (and memory)
- * per connection for a minute.
+ * A verified token is remembered, by its SHA-256 (never the token itself), so a client
+ * reconnecting with the same token (tokens live an hour, sessions minutes) or a service
+ * publishing thousands of events with one does not pay the signature check again. An entry
+ * answers until the earlier of the token's `exp` (with the verifier's tolerance, read on the
+ * caller's clock) and 10 minutes after it was checked: that is the age of the cached JWKS
+ * (`cacheMaxAge` below), so a key the issuer withdraws keeps a token good no longer than the
+ * key cache would keep it anyway. Revocation is not the verifier's business: it is by subject
+ * (`Sessions`), checked at ticket and session time whatever answered here.
+ * At most 20,000 entries (about 320 bytes each, ~6 MB), least recently used first out: enough
+ * for every token a node sees in 10 minutes at 30 connects a second, and a flood of distinct
+ * tokens only evicts, never grows the heap.
  */
-const REMEMBER_MS = 60_000
-const REMEMBER_MAX = 10_000
+const REMEMBER_MS = 600_000
+export const REMEMBER_MAX = 20_000
 
 type Algorithm = "RS256" | "ES256" | "EdDSA"
 
@@ -133,7 +140,7 @@ export const make = (options: IssuerOptions) => {
       // Keys are cached for 10 min; a token naming a key not yet seen (the issuer rotated)
       // triggers a fetch, at most one per cooldown, so forged kids cannot hammer the issuer.
       cooldownDuration: options.jwks.cooldownMs ?? 30_000,
-      cacheMaxAge: 600_000,
+      cacheMaxAge: REMEMBER_MS,
       timeoutDuration: 5_000,
       ...(options.jwks.fetch === undefined ? {} : { [customFetch]: options.jwks.fetch })
     })
@@ -155,11 +162,13 @@ export const make = (options: IssuerOptions) => {
     return Effect.succeed({ principal, expiresAt: exp, issuedAt: typeof iat === "number" ? iat : 0 })
   }
 
-  // Insertion order is age order: the oldest entries go first when the map is full.
+  // A Map iterates in insertion order: a hit is moved to the end, so the first key is the
+  // least recently used one.
   const remembered = new Map<string, Remembered>()
-  const remember = (token: string, grant: AccessGrant, nowMs: number) => {
-    if (remembered.size >= REMEMBER_MAX) remembered.delete(remembered.keys().next().value!)
-    remembered.set(token, { grant, until: nowMs + REMEMBER_MS })
+  const rememberMax = options.rememberMax ?? REMEMBER_MAX
+  const remember = (digest: string, grant: AccessGrant, nowMs: number) => {
+    if (remembered.size >= rememberMax) remembered.delete(remembered.keys().next().value!)
+    remembered.set(digest, { grant, until: nowMs + REMEMBER_MS })
   }
 
   const check = (token: string, nowMs: number): Effect.Effect<AccessGrant, Unauthenticated> => {
@@ -174,7 +183,7 @@ export const make = (options: IssuerOptions) => {
     const alg = header.alg as Algorithm
     const signature = Buffer.from(signaturePart, "base64url")
     const data = Buffer.from(`${headerPart}.${payloadPart}`)
-    return Effect.tryPromise({
+    return Effect.andThen(Metric.update(AccessTokenMetrics.signature, 1), Effect.tryPromise({
       try: () => candidates(keys, header as JWSHeaderParameters, payloadPart, signaturePart),
       catch: () => new Unauthenticated({ cause: "invalid" })
     }).pipe(
@@ -182,19 +191,22 @@ export const make = (options: IssuerOptions) => {
         if (!found.some((key) => checks(alg, key, data, signature))) return invalid
         return claimsOf(payloadPart, nowMs)
       })
-    )
+    ))
   }
 
   return AccessTokens.of({
     verify: (token, nowMs) => {
-      const known = remembered.get(token)
+      const digest = createHash("sha256").update(token).digest("base64url")
+      const known = remembered.get(digest)
       if (known !== undefined) {
-        // The same expiry rule as jwtVerify: exp plus the tolerance.
-        if (nowMs < known.until && nowMs < (known.grant.expiresAt + CLOCK_TOLERANCE_S) * 1000) return Effect.succeed(known.grant)
-        remembered.delete(token)
+        remembered.delete(digest)
+        // The same expiry rule as the check: exp plus the tolerance, on the caller's clock.
+        if (nowMs < known.until && nowMs < (known.grant.expiresAt + CLOCK_TOLERANCE_S) * 1000) {
+          remembered.set(digest, known)
+          return Effect.as(Metric.update(AccessTokenMetrics.memory, 1), known.grant)
+        }
       }
-      return Effect.tap(check(token, nowMs), (grant) =>
-        grant.principal._tag === "Service" ? Effect.sync(() => remember(token, grant, nowMs)) : Effect.void)
+      return Effect.tap(check(token, nowMs), (grant) => Effect.sync(() => remember(digest, grant, nowMs)))
     }
   })
 }
