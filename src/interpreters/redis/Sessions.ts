@@ -46,7 +46,7 @@ return 1
 // one session id per pair. Renews each member that is still there (CH: its score moved), and
 // its set with it: renewing only the member would leave the set to expire a lease after its
 // last registration, and the cap with it. Answers each pair's revocation time ('' for none).
-const RENEW = Script.make<ReadonlyArray<string>, ReadonlyArray<string | number>, Array<string>>(`
+export const RENEW = Script.make<ReadonlyArray<string>, ReadonlyArray<string | number>, Array<string>>(`
 local revoked = {}
 for i = 1, #KEYS, 2 do
   if redis.call('ZADD', KEYS[i], 'XX', 'CH', ARGV[1], ARGV[(i + 1) / 2 + 2]) == 1 then
