@@ -1,7 +1,7 @@
 // One way through a shared rate limit: take a token, and when the limit refuses, count it and
 // audit it once, so every limited action (tickets, connects, publishes) is recorded alike.
 import { Effect } from "effect"
-import { Unavailable } from "../domain/Errors.ts"
+import { type RateLimited, Unavailable } from "../domain/Errors.ts"
 import { AuditLog } from "../services/AuditLog.ts"
 import { RateLimiter, type RateRule } from "../services/RateLimiter.ts"
 import * as Metrics from "./Metrics.ts"
@@ -9,20 +9,20 @@ import * as Metrics from "./Metrics.ts"
 /** `subject` (a raw ref, hashed by the sink) is audited when the limit is per subject. */
 export const admit = (key: string, rule: RateRule, subject?: string) =>
   RateLimiter.use((limiter) => limiter.consume(key, rule)).pipe(
-    Effect.tapError((error) =>
-      error._tag === "RateLimited"
-        ? Effect.andThen(
-          Metrics.rateLimited(error.scope),
-          AuditLog.use((audit) =>
-            audit.append({
-              event: "rate.limited",
-              cause: error.scope,
-              result: "refused",
-              ...(subject === undefined ? {} : { subject })
-            })
-          )
-        )
-        : Effect.void
+    Effect.tapError((error) => error._tag === "RateLimited" ? refused(error, subject) : Effect.void)
+  )
+
+/** A limit's refusal, counted and audited: by `admit`, or where the token was taken in a wider step. */
+export const refused = (error: RateLimited, subject?: string) =>
+  Effect.andThen(
+    Metrics.rateLimited(error.scope),
+    AuditLog.use((audit) =>
+      audit.append({
+        event: "rate.limited",
+        cause: error.scope,
+        result: "refused",
+        ...(subject === undefined ? {} : { subject })
+      })
     )
   )
 

@@ -76,8 +76,8 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
       const session = { id: fresh("ses"), subject: freshSubject(), end: () => undefined, reauthorize: () => undefined, reauthorizeAll: () => undefined, recheckCare: () => undefined, openedAt: 0, issuedAt: 0 }
       const rule = { scope: "message", limit: 5, windowMs: 1_000 } as const
       const operations: Record<string, Effect.Effect<unknown, unknown>> = {
-        "TicketStore.put": tickets.put(jti(), Duration.seconds(60)),
-        "TicketStore.take": tickets.take(jti()),
+        "TicketStore.put": tickets.put(freshSubject(), jti(), Duration.seconds(60)),
+        "TicketStore.take": tickets.take(freshSubject(), jti()),
         "EventBus.publish": bus.publish(draft(channel()), fresh("key")),
         "EventBus.subscribe": Effect.scoped(bus.subscribe(channel(), { event: () => undefined, reset: () => undefined })),
         "EventBus.head": bus.head(channel()),

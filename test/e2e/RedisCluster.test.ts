@@ -1,8 +1,10 @@
 // Two gateway nodes on a real 3-master Redis Cluster: sharded pub/sub carries each channel's
-// events from its slot's shard, hash tags keep each channel's keys in one slot, and the
-// guarantees of the single-Redis setup hold for channels spread over every shard.
+// events from its slot's shard, hash tags keep each channel's keys (and each subject's) in one
+// slot, and the guarantees of the single-Redis setup hold for channels spread over every shard.
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { subjectFor } from "../../src/domain/Principal.ts"
+import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import { type Gateway, makeTicketKey, startGateway } from "../support/gateway.ts"
 import { hasRedisServer, skipReason } from "../support/redis.ts"
 import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
@@ -47,6 +49,20 @@ describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ?
         owners.add(slot < 5461 ? "first" : slot < 10922 ? "second" : "third")
       }
       expect(owners.size).toBe(3)
+    } finally {
+      admin.disconnect()
+    }
+  })
+
+  it("keeps a subject's ticket, sessions, revocation and connect bucket in one slot, where one script opens its session", async () => {
+    const admin = new Redis({ ...cluster.nodes[0]!, lazyConnect: true })
+    await admin.connect()
+    try {
+      for (const subject of [subjectFor("patient", "pt_slot_subj_01"), subjectFor("clinician", "cl_slot_subj_01")]) {
+        const keys = [Keys.ticket(subject, "jti_slot_00000001"), Keys.sessions(subject), Keys.revoked(subject), Keys.connects(subject)]
+        const slots = await Promise.all(keys.map((key) => admin.call("CLUSTER", "KEYSLOT", key)))
+        expect(new Set(slots).size).toBe(1)
+      }
     } finally {
       admin.disconnect()
     }

@@ -85,7 +85,7 @@ describe.skipIf(!hasRedisServer)(`Redis commands per session${hasRedisServer ? "
     const closed = cost(traffic.take())
 
     within("issue", issue, { commands: 4, roundTrips: 2 })
-    within("open", opened, { commands: 5, roundTrips: 4 })
+    within("open", opened, { commands: 2, roundTrips: 2 })
     within("subscribe", subscribed, { commands: 3, roundTrips: 3 })
     within("close", closed, { commands: 2, roundTrips: 2 })
     warm.close()

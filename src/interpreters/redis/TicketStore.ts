@@ -1,5 +1,6 @@
 // Single-use tickets on Redis: SET NX with the ticket's TTL when issued, GETDEL when consumed,
-// so exactly one consume succeeds across every node.
+// so exactly one consume succeeds across every node. The key is in its subject's slot, where
+// the session's opening script (Sessions.ts) deletes it in the same way.
 import { Duration, Effect, Layer } from "effect"
 import { TicketStore } from "../../services/TicketStore.ts"
 import { attempt, RedisClient } from "./Client.ts"
@@ -11,9 +12,9 @@ export const layer = Layer.effect(
     const redis = (yield* RedisClient).commands
     const call = attempt("ticket-store")
     return TicketStore.of({
-      put: (jti, ttl) =>
-        call(() => redis.set(Keys.ticket(jti), "1", "PX", Math.max(1, Duration.toMillis(ttl)), "NX")).pipe(Effect.asVoid),
-      take: (jti) => call(() => redis.getdel(Keys.ticket(jti))).pipe(Effect.map((value) => value !== null))
+      put: (subject, jti, ttl) =>
+        call(() => redis.set(Keys.ticket(subject, jti), "1", "PX", Math.max(1, Duration.toMillis(ttl)), "NX")).pipe(Effect.asVoid),
+      take: (subject, jti) => call(() => redis.getdel(Keys.ticket(subject, jti))).pipe(Effect.map((value) => value !== null))
     })
   })
 )
