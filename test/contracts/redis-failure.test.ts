@@ -84,6 +84,8 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "EventBus.since": bus.since(channel(), { epoch: "k3Jd92Lq", seq: 0 }),
         "RateLimiter.consume": limiter.consume(`message:${fresh("sb")}`, rule),
         "Sessions.register": Effect.flatMap(sessions.register(session), (release) => release),
+        // A ticket never put: once Redis answers, the answer is `used`.
+        "Sessions.open": Effect.catchTag(sessions.open(session, jti(), { ...rule, scope: "connect" }), "TicketRejected", () => Effect.void),
         "Sessions.revoke": sessions.revoke(freshSubject(), 0),
         "Sessions.revokedAt": sessions.revokedAt(freshSubject()),
         "CareRelationships.grant": care.grant(c, p, undefined, 0),
@@ -103,6 +105,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "EventBus.since": "Unavailable:event-bus",
         "RateLimiter.consume": "Unavailable:rate-limiter",
         "Sessions.register": "Unavailable:sessions",
+        "Sessions.open": "Unavailable:sessions",
         "Sessions.revoke": "Unavailable:sessions",
         "Sessions.revokedAt": "Unavailable:sessions",
         "CareRelationships.grant": "Unavailable:care-relationships",
