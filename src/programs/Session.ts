@@ -509,13 +509,18 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
   const settings = get(live, Settings)
   const outbox = live.transport.outbox
   const key = print(message.channel)
-  const admitted = yield* get(live, RateLimiter).consume(`subscribe:${live.subject}`, settings.rates.subscribes).pipe(Effect.result)
+  const token = Effect.result(get(live, RateLimiter).consume(`subscribe:${live.subject}`, settings.rates.subscribes))
+  const check = Effect.result(allowed(live, message.channel))
+  // The token and a care relationship's lookup are independent reads: sent together, they are
+  // one round trip (answered in this order). A check that needs no lookup forks nothing.
+  const [admitted, access] = Policy.canSubscribe(live.user!, message.channel)._tag === "IfCareRelationship"
+    ? yield* Effect.all([token, check], { concurrency: "unbounded" })
+    : [yield* token, yield* check]
   if (Result.isFailure(admitted)) {
     if (admitted.failure._tag === "RateLimited") return yield* limited(live, admitted.failure, message.id)
     outbox.offer(Wire.error(message.id, "unavailable"))
     return
   }
-  const access = yield* allowed(live, message.channel).pipe(Effect.result)
   if (Result.isFailure(access)) {
     outbox.offer(Wire.error(message.id, "unavailable"))
     return

@@ -90,4 +90,27 @@ describe.skipIf(!hasRedisServer)(`Redis commands per session${hasRedisServer ? "
     within("close", closed, { commands: 2, roundTrips: 2 })
     warm.close()
   })
+
+  it("subscribes a clinician to a patient's channel this node follows: the token and the care relationship in one round trip", async () => {
+    const [patient, clinician] = ["pt_trips_000002", "cl_trips_000002"]
+    const followed = await open(await gateway.ticket("patient", patient))
+    await subscribe(followed.client, `patient:${patient}`)
+    const body = JSON.stringify({ clinician, patient })
+    const granted = await gateway.http("PUT", "/v1/care-relationships", {
+      body,
+      headers: {
+        authorization: `Bearer ${await gateway.token("service", "svc_trips_00001")}`,
+        "content-type": "application/json",
+        "content-length": String(body.length)
+      }
+    })
+    expect(granted.status).toBe(204)
+    const session = await open(await gateway.ticket("clinician", clinician))
+
+    traffic.take()
+    expect(await subscribe(session.client, `patient:${patient}`)).toMatchObject({ type: "subscribed" })
+    within("care subscribe", cost(traffic.take()), { commands: 2, roundTrips: 1 })
+    session.close()
+    followed.close()
+  })
 })
