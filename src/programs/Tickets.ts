@@ -7,7 +7,7 @@ import { TICKET_TTL_S } from "../domain/Limits.ts"
 import type { TicketClaims } from "../domain/Ticket.ts"
 import type { AccessGrant } from "../services/AccessTokens.ts"
 import { AuditLog } from "../services/AuditLog.ts"
-import { Sessions } from "../services/Sessions.ts"
+import { revokes, Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
 import { TicketSigner } from "../services/TicketSigner.ts"
 import { TicketStore } from "../services/TicketStore.ts"
@@ -37,7 +37,7 @@ export const issue = Effect.fnUntraced(function*(grant: AccessGrant, peer?: stri
     admit(`ticket:${subject}`, settings.rates.tickets, subject),
     (yield* Sessions).revokedAt(subject)
   ], { concurrency: "unbounded" })
-  if (revokedAt !== undefined && grant.issuedAt * 1000 <= revokedAt) {
+  if (revokes(revokedAt, grant.issuedAt * 1000)) {
     yield* audit.append({ event: "ticket.rejected", subject, cause: "revoked", result: "refused" })
     return yield* new Unauthenticated({ cause: "revoked" })
   }
@@ -119,7 +119,7 @@ export const consume = (ticket: string | undefined, origin?: string) =>
           (yield* Sessions).revokedAt(subjectOf(claims.user))
         ], { concurrency: "unbounded" })
         if (!taken) return yield* new TicketRejected({ cause: "used" })
-        if (revokedAt !== undefined && claims.issuedAt <= revokedAt) return yield* new TicketRejected({ cause: "revoked" })
+        if (revokes(revokedAt, claims.issuedAt)) return yield* new TicketRejected({ cause: "revoked" })
         return claims
       }),
       origin
