@@ -25,7 +25,7 @@ import { type LiveSession, Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
 import { Deadlines, type Watched } from "./Deadlines.ts"
 import { Hub, type Pushed, type Subscriber } from "./Hub.ts"
-import { admit, auditReady } from "./Admit.ts"
+import { admit, auditReady, refused } from "./Admit.ts"
 import * as Ids from "./Ids.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Tickets from "./Tickets.ts"
@@ -299,7 +299,7 @@ const open = Effect.fnUntraced(function*(live: Live) {
   // A connect flood from one address is cut before its ticket is even looked at.
   yield* admit(`connect-ip:${transport.peer}`, settings.rates.connectsPerIp)
   yield* auditReady
-  const claims = yield* Tickets.consume(transport.ticket, transport.origin).pipe(
+  const claims = yield* Tickets.verify(transport.ticket, transport.origin).pipe(
     // Used once: the socket need not hold a credential (and the header it was cut from) for hours.
     Effect.ensuring(Effect.sync(() => transport.consumed?.()))
   )
@@ -308,7 +308,6 @@ const open = Effect.fnUntraced(function*(live: Live) {
   live.subject = subjectOf(user)
   live.jti = claims.jti
   live.issuedAt = claims.issuedAt
-  yield* admit(`connect:${live.subject}`, settings.rates.connectsPerSubject, live.subject)
   live.context = yield* Effect.context<never>()
 
   const now = yield* Clock.currentTimeMillis
@@ -321,11 +320,15 @@ const open = Effect.fnUntraced(function*(live: Live) {
   // agreement between nodes, and a round trip per message would be the wrong price.
   live.messages = TokenBucket.full(settings.rates.messages, now)
 
-  // Registered and its release kept in one uninterruptible step, so the close always has it.
-  yield* Effect.uninterruptible(Effect.map((yield* Sessions).register(live), (release) => {
+  // One step takes the ticket, checks the revocation, takes the subject's connect token and
+  // registers; registered and its release kept uninterruptibly, so the close always has it.
+  const opened = Effect.uninterruptible(Effect.map((yield* Sessions).open(live, claims.jti, settings.rates.connectsPerSubject), (release) => {
     live.unregister = release
     live.opened = true
   }))
+  yield* Tickets.redeem(claims, opened, transport.origin).pipe(
+    Effect.tapError((error) => error._tag === "RateLimited" ? refused(error, live.subject) : Effect.void)
+  )
   yield* Metric.modify(Metrics.connections, 1)
   get(live, Deadlines).watch(live)
   yield* (yield* AuditLog).commit({ event: "ws.opened", jti: claims.jti, subject: live.subject, origin: transport.origin, result: "ok" })
@@ -506,13 +509,18 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
   const settings = get(live, Settings)
   const outbox = live.transport.outbox
   const key = print(message.channel)
-  const admitted = yield* get(live, RateLimiter).consume(`subscribe:${live.subject}`, settings.rates.subscribes).pipe(Effect.result)
+  const token = Effect.result(get(live, RateLimiter).consume(`subscribe:${live.subject}`, settings.rates.subscribes))
+  const check = Effect.result(allowed(live, message.channel))
+  // The token and a care relationship's lookup are independent reads: sent together, they are
+  // one round trip (answered in this order). A check that needs no lookup forks nothing.
+  const [admitted, access] = Policy.canSubscribe(live.user!, message.channel)._tag === "IfCareRelationship"
+    ? yield* Effect.all([token, check], { concurrency: "unbounded" })
+    : [yield* token, yield* check]
   if (Result.isFailure(admitted)) {
     if (admitted.failure._tag === "RateLimited") return yield* limited(live, admitted.failure, message.id)
     outbox.offer(Wire.error(message.id, "unavailable"))
     return
   }
-  const access = yield* allowed(live, message.channel).pipe(Effect.result)
   if (Result.isFailure(access)) {
     outbox.offer(Wire.error(message.id, "unavailable"))
     return

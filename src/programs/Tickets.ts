@@ -1,13 +1,13 @@
 // Issue and consume one-time tickets: the only place a session's principal comes into
 // being. A ticket is signed, lives 60 s, and its jti can be taken from the store once.
 import { Clock, Duration, Effect } from "effect"
-import { Forbidden, TicketRejected, Unauthenticated } from "../domain/Errors.ts"
+import { Forbidden, TicketRejected, Unauthenticated, Unavailable } from "../domain/Errors.ts"
 import { subjectOf } from "../domain/Principal.ts"
 import { TICKET_TTL_S } from "../domain/Limits.ts"
 import type { TicketClaims } from "../domain/Ticket.ts"
 import type { AccessGrant } from "../services/AccessTokens.ts"
 import { AuditLog } from "../services/AuditLog.ts"
-import { Sessions } from "../services/Sessions.ts"
+import { revokes, Sessions } from "../services/Sessions.ts"
 import { Settings } from "../services/Settings.ts"
 import { TicketSigner } from "../services/TicketSigner.ts"
 import { TicketStore } from "../services/TicketStore.ts"
@@ -37,7 +37,7 @@ export const issue = Effect.fnUntraced(function*(grant: AccessGrant, peer?: stri
     admit(`ticket:${subject}`, settings.rates.tickets, subject),
     (yield* Sessions).revokedAt(subject)
   ], { concurrency: "unbounded" })
-  if (revokedAt !== undefined && grant.issuedAt * 1000 <= revokedAt) {
+  if (revokes(revokedAt, grant.issuedAt * 1000)) {
     yield* audit.append({ event: "ticket.rejected", subject, cause: "revoked", result: "refused" })
     return yield* new Unauthenticated({ cause: "revoked" })
   }
@@ -50,50 +50,77 @@ export const issue = Effect.fnUntraced(function*(grant: AccessGrant, peer?: stri
     sessionExpiresAt: grant.expiresAt * 1000
   }
   const ticket = yield* (yield* TicketSigner).sign(claims)
-  yield* (yield* TicketStore).put(claims.jti, Duration.seconds(TICKET_TTL_S))
+  yield* (yield* TicketStore).put(subject, claims.jti, Duration.seconds(TICKET_TTL_S))
   // Answered only once durable. The ticket.consumed record stays an append: the session's
   // committed ws.opened, chained after it, makes it durable before the session is answered.
   yield* audit.commit({ event: "ticket.issued", jti: claims.jti, subject, result: "ok" })
   return { ticket, expiresIn: TICKET_TTL_S } satisfies IssuedTicket
 })
 
-/**
- * Checks signature, audience and expiry, then takes the jti (so even a refused ticket is
- * burned), then refuses tickets issued before the subject's last revocation.
- */
-export const consume = Effect.fnUntraced(function*(ticket: string | undefined, origin?: string) {
-  const audit = yield* AuditLog
-  const outcome = yield* Effect.gen(function*() {
-    if (ticket === undefined) return yield* new TicketRejected({ cause: "missing" })
-    const now = yield* Clock.currentTimeMillis
-    const claims = yield* (yield* TicketSigner).verify(ticket, now)
-    // Taken (burned) whatever the revocation says, so both go out together: one round trip.
-    const [taken, revokedAt] = yield* Effect.all([
-      (yield* TicketStore).take(claims.jti),
-      (yield* Sessions).revokedAt(subjectOf(claims.user))
-    ], { concurrency: "unbounded" })
-    if (!taken) return yield* new TicketRejected({ cause: "used" })
-    if (revokedAt !== undefined && claims.issuedAt <= revokedAt) return yield* new TicketRejected({ cause: "revoked" })
-    return claims
-  }).pipe(
-    Effect.tapError((error) =>
-      Effect.andThen(
-        error._tag === "TicketRejected" ? Metrics.authFailed("ticket", error.cause) : Effect.void,
-        audit.append({
-          event: "ticket.rejected",
-          result: "refused",
-          cause: error._tag === "TicketRejected" ? error.cause : error._tag,
-          ...(origin === undefined ? {} : { origin })
-        })
-      )
+/** A ticket refused: counted, and audited with its cause (or the error's tag: Unavailable). */
+const rejected = (error: TicketRejected | Unavailable, origin: string | undefined) =>
+  Effect.andThen(
+    error._tag === "TicketRejected" ? Metrics.authFailed("ticket", error.cause) : Effect.void,
+    AuditLog.use((audit) =>
+      audit.append({
+        event: "ticket.rejected",
+        result: "refused",
+        cause: error._tag === "TicketRejected" ? error.cause : error._tag,
+        ...(origin === undefined ? {} : { origin })
+      })
     )
   )
-  yield* audit.append({
-    event: "ticket.consumed",
-    jti: outcome.jti,
-    subject: subjectOf(outcome.user),
-    result: "ok",
-    ...(origin === undefined ? {} : { origin })
-  })
-  return outcome
-})
+
+/** Checks signature, audience and expiry (no store is asked); a refusal is audited. */
+export const verify = (ticket: string | undefined, origin?: string) =>
+  Effect.gen(function*() {
+    if (ticket === undefined) return yield* new TicketRejected({ cause: "missing" })
+    return yield* (yield* TicketSigner).verify(ticket, yield* Clock.currentTimeMillis)
+  }).pipe(Effect.tapError((error) => rejected(error, origin)))
+
+/**
+ * Redeems verified claims with `take`, which takes the jti (so even a refused ticket is burned)
+ * and refuses tickets issued at or before the subject's last revocation: alone (`consume`), or
+ * in the same step as the session's registration (`Sessions.open`). What it refused for the
+ * ticket (or could not answer) is audited `ticket.rejected`; anything else, `ticket.consumed`.
+ */
+export const redeem = <A, E, R>(
+  claims: TicketClaims,
+  take: Effect.Effect<A, E | TicketRejected | Unavailable, R>,
+  origin?: string
+): Effect.Effect<A, E | TicketRejected | Unavailable, R | AuditLog> => {
+  const consumed = AuditLog.use((audit) =>
+    audit.append({
+      event: "ticket.consumed",
+      jti: claims.jti,
+      subject: subjectOf(claims.user),
+      result: "ok",
+      ...(origin === undefined ? {} : { origin })
+    })
+  )
+  return take.pipe(
+    Effect.tap(() => consumed),
+    Effect.tapError((error) => isTicketFailure(error) ? rejected(error, origin) : consumed)
+  )
+}
+
+const isTicketFailure = (error: unknown): error is TicketRejected | Unavailable =>
+  error instanceof TicketRejected || error instanceof Unavailable
+
+/** Verifies and redeems a ticket that opens no session (a `refresh`): the jti and the revocation. */
+export const consume = (ticket: string | undefined, origin?: string) =>
+  Effect.flatMap(verify(ticket, origin), (claims) =>
+    redeem(
+      claims,
+      Effect.gen(function*() {
+        // Taken (burned) whatever the revocation says, so both go out together: one round trip.
+        const [taken, revokedAt] = yield* Effect.all([
+          (yield* TicketStore).take(subjectOf(claims.user), claims.jti),
+          (yield* Sessions).revokedAt(subjectOf(claims.user))
+        ], { concurrency: "unbounded" })
+        if (!taken) return yield* new TicketRejected({ cause: "used" })
+        if (revokes(revokedAt, claims.issuedAt)) return yield* new TicketRejected({ cause: "revoked" })
+        return claims
+      }),
+      origin
+    ))

@@ -2,8 +2,10 @@
 // this node's own sessions so an ended care relationship can reach them.
 import { Context, type Effect } from "effect"
 import type { Channel } from "../domain/Channel.ts"
-import type { SessionRevoked, TooManySessions, Unavailable } from "../domain/Errors.ts"
+import type { RateLimited, SessionRevoked, TicketRejected, TooManySessions, Unavailable } from "../domain/Errors.ts"
 import type { Subject } from "../domain/Principal.ts"
+import type { Jti } from "../domain/Ref.ts"
+import type { RateRule } from "./RateLimiter.ts"
 
 /** What the registry may do to a session it holds. */
 export interface LiveSession {
@@ -56,6 +58,18 @@ export class Sessions extends Context.Service<Sessions, {
    * A release rather than a Scope: a Scope per idle socket is memory held for hours.
    */
   readonly register: (session: LiveSession) => Effect.Effect<Effect.Effect<void>, TooManySessions | SessionRevoked | Unavailable>
+  /**
+   * Opens a session with the ticket `jti` (put in the TicketStore under the session's subject),
+   * in one atomic step: takes the jti (as `TicketStore.take`: refused `used` unless this takes
+   * it), refuses `revoked` a ticket issued at or before the subject's last revocation, takes a
+   * token from the subject's shared connect bucket (`connect`, as `RateLimiter.consume`), then
+   * registers as `register` does. Each refusal after the first leaves the ticket taken.
+   */
+  readonly open: (
+    session: LiveSession,
+    jti: Jti,
+    connect: RateRule
+  ) => Effect.Effect<Effect.Effect<void>, TicketRejected | RateLimited | TooManySessions | Unavailable>
   /**
    * Ends every session of the subject on every node, and remembers when. A node that missed
    * the announcement still ends them within RECHECK_BOUND_MS: each node re-checks its

@@ -1,13 +1,15 @@
 // The Sessions contract, for every interpreter: the per-subject cap (Settings.maxSessionsPerSubject),
-// places freed with the session's scope, this node's sessions, and revocation (checked with
-// registration, and never lost to a registration in flight).
+// places freed with the session's scope, this node's sessions, revocation (checked with
+// registration, and never lost to a registration in flight), and opening with a ticket.
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Exit, type Layer, Result, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, type Layer, Result, Scope } from "effect"
 import type { SessionRevoked, Unavailable } from "../../src/domain/Errors.ts"
 import type { Subject } from "../../src/domain/Principal.ts"
 import { type LiveSession, Sessions } from "../../src/services/Sessions.ts"
+import type { RateRule } from "../../src/services/RateLimiter.ts"
 import { Settings } from "../../src/services/Settings.ts"
-import { fresh, freshSubject, until } from "./support.ts"
+import { TicketStore } from "../../src/services/TicketStore.ts"
+import { fresh, freshSubject, jti, until } from "./support.ts"
 
 /** A session that records how it was ended. */
 interface Probe {
@@ -35,10 +37,13 @@ const probe = (subject: Subject, issuedAt = 0): Probe => {
 
 const ids = (sessions: ReadonlyArray<LiveSession>) => sessions.map((s) => s.id).sort()
 
-export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Settings, unknown>) =>
+/** A connect limit none of these tests reaches unless it means to. */
+const CONNECTS: RateRule = { scope: "connect", limit: 100, windowMs: 60_000 }
+
+export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Settings | TicketStore, unknown>) =>
   describe(`Sessions contract (${name})`, () => {
     const withSessions = <A, E>(
-      body: (sessions: Sessions["Service"], cap: number) => Effect.Effect<A, E, Scope.Scope>
+      body: (sessions: Sessions["Service"], cap: number) => Effect.Effect<A, E, Scope.Scope | TicketStore>
     ) =>
       Effect.gen(function*() {
         const { maxSessionsPerSubject } = yield* Settings
@@ -53,6 +58,21 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
         const release = yield* sessions.register(p.session)
         yield* Scope.addFinalizer(scope, release)
         return scope
+      })
+
+    /** A ticket of the probe's subject, put in the store: what `open` takes. */
+    const ticketOf = (p: Probe) =>
+      Effect.gen(function*() {
+        const id = jti()
+        yield* (yield* TicketStore).put(p.session.subject, id, Duration.seconds(60))
+        return id
+      })
+
+    /** Opens `p` with a fresh ticket of its own (released with the test's scope), or how it was refused. */
+    const open = (sessions: Sessions["Service"], p: Probe, connect = CONNECTS) =>
+      Effect.gen(function*() {
+        const release = yield* sessions.open(p.session, yield* ticketOf(p), connect)
+        yield* Effect.addFinalizer(() => release)
       })
 
     /** Registers and releases at once. */
@@ -181,6 +201,80 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<Sessions | Sett
       withSessions((sessions) =>
         Effect.gen(function*() {
           expect(yield* sessions.revokedAt(freshSubject())).toBeUndefined()
+        })
+      ))
+
+    it.live("open takes the ticket once: the same jti again is refused as used, and the store no longer has it", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          const subject = freshSubject()
+          const [first, second] = [probe(subject), probe(subject)]
+          const id = yield* ticketOf(first)
+          const release = yield* sessions.open(first.session, id, CONNECTS)
+          yield* Effect.addFinalizer(() => release)
+          expect(ids(sessions.local(subject))).toEqual([first.session.id])
+          expect(yield* Effect.flip(sessions.open(second.session, id, CONNECTS))).toMatchObject({ _tag: "TicketRejected", cause: "used" })
+          expect(yield* (yield* TicketStore).take(subject, id)).toBe(false)
+          expect(ids(sessions.local(subject))).toEqual([first.session.id])
+        })
+      ))
+
+    it.live("of 20 concurrent opens with one jti, exactly one opens and the others are refused as used", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          const subject = freshSubject()
+          const id = yield* ticketOf(probe(subject))
+          const outcomes = yield* Effect.forEach(Array.from({ length: 20 }), () =>
+            Effect.map(Effect.result(sessions.open(probe(subject).session, id, CONNECTS)), (r) =>
+              Result.isSuccess(r) ? "opened" : `${r.failure._tag}:${"cause" in r.failure ? r.failure.cause : ""}`), { concurrency: "unbounded" })
+          expect(outcomes.filter((o) => o === "opened")).toHaveLength(1)
+          expect(outcomes.filter((o) => o !== "opened")).toEqual(Array.from({ length: 19 }, () => "TicketRejected:used"))
+        })
+      ))
+
+    it.live("open refuses as revoked a ticket issued at or before the subject's last revocation, and takes it all the same", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          const subject = freshSubject()
+          const at = yield* Clock.currentTimeMillis
+          yield* sessions.revoke(subject, at)
+          for (const issuedAt of [at - 1_000, at]) {
+            const p = probe(subject, issuedAt)
+            const id = yield* ticketOf(p)
+            expect(yield* Effect.flip(sessions.open(p.session, id, CONNECTS))).toMatchObject({ _tag: "TicketRejected", cause: "revoked" })
+            expect(yield* (yield* TicketStore).take(subject, id)).toBe(false)
+          }
+          expect(sessions.local(subject)).toEqual([])
+          yield* open(sessions, probe(subject, at + 1))
+          expect(sessions.local(subject)).toHaveLength(1)
+        })
+      ))
+
+    it.live("open takes a token from the subject's connect bucket: past its limit RateLimited, per subject, the ticket taken", () =>
+      withSessions((sessions) =>
+        Effect.gen(function*() {
+          const [subject, other] = [freshSubject(), freshSubject()]
+          const rule: RateRule = { scope: "connect", limit: 1, windowMs: 60_000 }
+          yield* open(sessions, probe(subject), rule)
+          const p = probe(subject)
+          const id = yield* ticketOf(p)
+          const limited = yield* Effect.flip(sessions.open(p.session, id, rule))
+          expect(limited).toMatchObject({ _tag: "RateLimited", scope: "connect" })
+          expect(limited._tag === "RateLimited" && limited.retryAfterMs > 0).toBe(true)
+          expect(yield* (yield* TicketStore).take(subject, id)).toBe(false)
+          expect(sessions.local(subject)).toHaveLength(1)
+          yield* open(sessions, probe(other), rule)
+        })
+      ))
+
+    it.live("open holds the cap with register's sessions: past maxSessionsPerSubject TooManySessions", () =>
+      withSessions((sessions, cap) =>
+        Effect.gen(function*() {
+          const subject = freshSubject()
+          yield* hold(sessions, probe(subject))
+          for (let i = 1; i < cap; i++) yield* open(sessions, probe(subject))
+          expect(yield* Effect.flip(open(sessions, probe(subject)))).toMatchObject({ _tag: "TooManySessions" })
+          expect(sessions.local(subject)).toHaveLength(cap)
         })
       ))
   })

@@ -77,14 +77,16 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
       const session = { id: fresh("ses"), subject: freshSubject(), end: () => undefined, reauthorize: () => undefined, reauthorizeAll: () => undefined, recheckCare: () => undefined, openedAt: 0, issuedAt: 0 }
       const rule = { scope: "message", limit: 5, windowMs: 1_000 } as const
       const operations: Record<string, Effect.Effect<unknown, unknown>> = {
-        "TicketStore.put": tickets.put(jti(), Duration.seconds(60)),
-        "TicketStore.take": tickets.take(jti()),
+        "TicketStore.put": tickets.put(freshSubject(), jti(), Duration.seconds(60)),
+        "TicketStore.take": tickets.take(freshSubject(), jti()),
         "EventBus.publish": bus.publish(draft(channel()), fresh("key")),
         "EventBus.subscribe": Effect.scoped(bus.subscribe(channel(), { event: () => undefined, reset: () => undefined })),
         "EventBus.head": bus.head(channel()),
         "EventBus.since": bus.since(channel(), { epoch: "k3Jd92Lq", seq: 0 }),
         "RateLimiter.consume": limiter.consume(`message:${fresh("sb")}`, rule),
         "Sessions.register": Effect.flatMap(sessions.register(session), (release) => release),
+        // A ticket never put: once Redis answers, the answer is `used`.
+        "Sessions.open": Effect.catchTag(sessions.open(session, jti(), { ...rule, scope: "connect" }), "TicketRejected", () => Effect.void),
         "Sessions.revoke": sessions.revoke(freshSubject(), 0),
         "Sessions.revokedAt": sessions.revokedAt(freshSubject()),
         "CareRelationships.grant": care.grant(c, p, undefined, 0),
@@ -104,6 +106,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "EventBus.since": "Unavailable:event-bus",
         "RateLimiter.consume": "Unavailable:rate-limiter",
         "Sessions.register": "Unavailable:sessions",
+        "Sessions.open": "Unavailable:sessions",
         "Sessions.revoke": "Unavailable:sessions",
         "Sessions.revokedAt": "Unavailable:sessions",
         "CareRelationships.grant": "Unavailable:care-relationships",

@@ -1,8 +1,12 @@
 // Two gateway nodes on a real 3-master Redis Cluster: sharded pub/sub carries each channel's
-// events from its slot's shard, hash tags keep each channel's keys in one slot, and the
-// guarantees of the single-Redis setup hold for channels spread over every shard.
+// events from its slot's shard, hash tags keep each channel's keys (and each subject's) in one
+// slot, and the guarantees of the single-Redis setup hold for channels spread over every shard.
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { subjectFor } from "../../src/domain/Principal.ts"
+import * as Channel from "../../src/domain/Channel.ts"
+import type { PatientRef } from "../../src/domain/Ref.ts"
+import { testKeys } from "../support/data-key.ts"
 import { type Gateway, makeTicketKey, startGateway } from "../support/gateway.ts"
 import { hasRedisServer, skipReason } from "../support/redis.ts"
 import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
@@ -38,15 +42,31 @@ describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ?
     try {
       const owners = new Set<string>()
       for (let i = 0; i < 12; i++) {
-        const channel = `patient:pt_slot_${String(i).padStart(6, "0")}`
+        const channel = testKeys.channel(Channel.patient(`pt_slot_${String(i).padStart(6, "0")}` as PatientRef))
         const slots = await Promise.all(
-          ["seq", "history", "events", "idem:x"].map((suffix) => admin.call("CLUSTER", "KEYSLOT", `tdg:{${channel}}:${suffix}`))
+          [channel.seq, channel.epoch, channel.history, channel.events, testKeys.idempotency(channel, "svc/evt_x")]
+            .map((key) => admin.call("CLUSTER", "KEYSLOT", key))
         )
         expect(new Set(slots).size).toBe(1)
         const slot = Number(slots[0])
         owners.add(slot < 5461 ? "first" : slot < 10922 ? "second" : "third")
       }
       expect(owners.size).toBe(3)
+    } finally {
+      admin.disconnect()
+    }
+  })
+
+  it("keeps a subject's ticket, sessions, revocation and connect bucket in one slot, where one script opens its session", async () => {
+    const admin = new Redis({ ...cluster.nodes[0]!, lazyConnect: true })
+    await admin.connect()
+    try {
+      for (const subject of [subjectFor("patient", "pt_slot_subj_01"), subjectFor("clinician", "cl_slot_subj_01")]) {
+        const named = testKeys.subject(subject)
+        const keys = [named.ticket("jti_slot_00000001"), named.sessions, named.revoked, named.connects, testKeys.care(subject)]
+        const slots = await Promise.all(keys.map((key) => admin.call("CLUSTER", "KEYSLOT", key)))
+        expect(new Set(slots).size).toBe(1)
+      }
     } finally {
       admin.disconnect()
     }

@@ -12,11 +12,10 @@ import * as TicketStore from "./TicketStore.ts"
 
 export const layer = (auditKey?: Uint8Array) =>
   Layer.mergeAll(
-    TicketStore.layer,
     EventBus.layer,
     CareRelationships.layer,
-    Sessions.layer,
-    RateLimiter.layer,
+    // The registry opens sessions with the same ticket store and buckets the others use.
+    Sessions.layer.pipe(Layer.provideMerge(Layer.merge(TicketStore.layer, RateLimiter.layer))),
     StorageQuota.layer,
     AuditLog.layer(auditKey),
     Health.layer

@@ -10,12 +10,13 @@ export const layer = Layer.sync(TicketStore, () => {
     for (const [jti, expiresAt] of expiries) if (expiresAt <= now) expiries.delete(jti)
   }
   return TicketStore.of({
-    put: (jti, ttl) =>
+    // Keyed by jti alone: it is unique, and the subject only places it on Redis.
+    put: (_subject, jti, ttl) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         if (++puts % 1024 === 0) prune(now)
         expiries.set(jti, now + Duration.toMillis(ttl))
       }),
-    take: (jti) =>
+    take: (_subject, jti) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const expiresAt = expiries.get(jti)
         if (expiresAt === undefined) return false

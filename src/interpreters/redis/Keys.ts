@@ -1,7 +1,8 @@
 // Every Redis key and pub/sub channel name Tidings uses, in one place. Whatever names a channel,
 // a subject, a ticket or a rate bucket is a keyed pseudonym (DataKey.ts), never the raw text nor
 // an unkeyed hash. A channel's keys share one hash tag, its pseudonym, so on Redis Cluster its
-// seq, epoch, history and idempotency records sit in one slot and the publish script stays atomic.
+// seq, epoch, history and idempotency records sit in one slot and the publish script stays atomic;
+// so do a subject's (tickets, sessions, revocation, connect bucket), so one script opens a session.
 import { type Channel, print } from "../../domain/Channel.ts"
 
 export const PREFIX = "tdg"
@@ -28,11 +29,15 @@ export interface ChannelKeys {
   readonly events: string
 }
 
-/** A subject's keys under its pseudonym: its live sessions and its revocation, in one slot. */
+/** A subject's keys under its pseudonym, in one slot: tickets, live sessions, revocation, connect bucket. */
 export interface SubjectKeys {
   readonly tag: string
+  /** A ticket issued to the subject, by its jti's pseudonym: the session's opening script takes it. */
+  readonly ticket: (jti: string) => string
   readonly sessions: string
   readonly revoked: string
+  /** The subject's connect token bucket, taken by the session's opening script. */
+  readonly connects: string
 }
 
 /** Key names under a names function (DataKeys.name); each kind of name has its own label. */
@@ -56,11 +61,16 @@ export const named = (name: (text: string) => string) => {
     idempotency: (keys: ChannelKeys, key: string) => `${PREFIX}:{${keys.tag}}:idem:${name(`i/${keys.tag}/${key}`)}`,
     subject: (subject: string): SubjectKeys => {
       const tag = subjectTag(subject)
-      return { tag, sessions: `${PREFIX}:sessions:{${tag}}`, revoked: `${PREFIX}:revoked:{${tag}}` }
+      return {
+        tag,
+        ticket: (jti) => `${PREFIX}:ticket:{${tag}}:${name(`t/${jti}`)}`,
+        sessions: `${PREFIX}:sessions:{${tag}}`,
+        revoked: `${PREFIX}:revoked:{${tag}}`,
+        connects: `${PREFIX}:rate:{${tag}}:connect`
+      }
     },
     /** A clinician's care relationships: fields are the patients' channel pseudonyms. */
     care: (clinician: string) => `${PREFIX}:care:{${subjectTag(clinician)}}`,
-    ticket: (jti: string) => `${PREFIX}:ticket:${name(`t/${jti}`)}`,
     rate: (key: string) => `${PREFIX}:rate:${name(`r/${key}`)}`,
     /** A publishing service's storage counts, one hash per hour, all in its pseudonym's slot. */
     quota: (service: string) => {

@@ -10,23 +10,31 @@ import { DataKeys } from "./DataKey.ts"
 import { named } from "./Keys.ts"
 import * as Script from "./Script.ts"
 
+/**
+ * The token bucket in Lua, for every script that takes tokens (this one, and the session's
+ * opening in Sessions.ts): `take(bucket key, limit, window ms, now ms, most tokens wanted)`
+ * answers the tokens taken (0 when refused) and the retry after ms. Numbers, not strings.
+ */
+export const TAKE_LUA = `
+local function take(key, limit, window, now, wanted)
+  local refill = window / limit
+  local bucket = redis.call('HMGET', key, 't', 'u')
+  local tokens = tonumber(bucket[1]) or limit
+  local updated = tonumber(bucket[2]) or now
+  tokens = math.min(limit, tokens + math.max(0, now - updated) / refill)
+  local taken, retry = 0, 0
+  if tokens >= 1 then taken = math.min(wanted, math.floor(tokens)); tokens = tokens - taken
+  else retry = math.ceil((1 - tokens) * refill) end
+  redis.call('HSET', key, 't', tostring(tokens), 'u', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil(window * 2))
+  return taken, retry
+end
+`
+
 // KEYS: bucket. ARGV: limit, window ms, now ms, most tokens wanted.
 // Returns {tokens taken (0 when refused), retry after ms}.
-const TAKE = Script.make<[bucket: string], [limit: number, windowMs: number, now: number, wanted: number], [number, number]>(`
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local wanted = tonumber(ARGV[4])
-local refill = window / limit
-local bucket = redis.call('HMGET', KEYS[1], 't', 'u')
-local tokens = tonumber(bucket[1]) or limit
-local updated = tonumber(bucket[2]) or now
-tokens = math.min(limit, tokens + math.max(0, now - updated) / refill)
-local taken, retry = 0, 0
-if tokens >= 1 then taken = math.min(wanted, math.floor(tokens)); tokens = tokens - taken
-else retry = math.ceil((1 - tokens) * refill) end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(window * 2))
+const TAKE = Script.make<[bucket: string], [limit: number, windowMs: number, now: number, wanted: number], [number, number]>(`${TAKE_LUA}
+local taken, retry = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 return {taken, retry}
 `)
 

@@ -1,16 +1,19 @@
 // The session registry on Redis. Each subject has a sorted set of live session ids scored by
 // expiry, refreshed by their node, so the per-subject cap holds across nodes and a crashed
-// node's sessions age out. Revocation stores its time and is announced to every node; each
-// node also re-checks its own sessions every few seconds, so a lost announcement is repaired.
+// node's sessions age out. A session opens in one script on its subject's slot (ticket,
+// revocation, connect token, cap, lease). Revocation stores its time and is announced to every
+// node; each node re-checks its own sessions every few seconds, so a lost one is repaired.
 import { Clock, Deferred, Effect, Layer, Result } from "effect"
-import { SessionRevoked, TooManySessions, Unavailable } from "../../domain/Errors.ts"
+import { RateLimited, SessionRevoked, TicketRejected, TooManySessions, Unavailable } from "../../domain/Errors.ts"
 import { REVOCATION_TTL_S } from "../../domain/Limits.ts"
+import type { RateRule } from "../../services/RateLimiter.ts"
 import { type LiveSession, RECHECK_BOUND_MS, revokes, Sessions } from "../../services/Sessions.ts"
 import { Settings } from "../../services/Settings.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import { ControlChannel } from "./Control.ts"
 import { DataKeys } from "./DataKey.ts"
 import { named } from "./Keys.ts"
+import { TAKE_LUA } from "./RateLimiter.ts"
 import * as Script from "./Script.ts"
 
 /**
@@ -29,25 +32,39 @@ export const LEASE: Lease = { leaseMs: 60_000, refreshMs: 5_000, graceMs: 15_000
 // The documented bound holds by construction (cycle time and a 2 s command timeout fit in the rest).
 if (LEASE.graceMs + LEASE.refreshMs > RECHECK_BOUND_MS) throw new Error("LEASE exceeds RECHECK_BOUND_MS")
 
-// KEYS: sessions, revoked (one hash tag: one slot). ARGV: now, lease ms, cap, session id, the
-// ticket's issue time. Returns 1 when registered, 0 over the cap, -1 revoked: the revocation
-// is read in the same atomic step, so a revocation stored before it is never missed.
-// `revokes` in services/Sessions.ts, in Lua: revoked at or after the ticket's issue time.
-const REGISTER = Script.make<[sessions: string, revoked: string], [now: number, lease: number, cap: number, id: string, issuedAt: number], number>(`
+// KEYS: sessions, revoked, and to open with a ticket its key and the connect bucket (the
+// subject's hash tag: one slot). ARGV: now, lease ms, cap, session id, the ticket's issue time,
+// and to open the connect limit and window ms. In one atomic step: the ticket taken (single
+// use, as TicketStore.take); the revocation read (`revokes` in services/Sessions.ts, in Lua:
+// revoked at or after the ticket's issue time), so one stored before it is never missed; a
+// connect token (the rate limiter's bucket); the cap; the lease. Each refusal after the
+// ticket's leaves it taken. Returns {outcome, retry after ms}: 1 registered, 0 over the cap,
+// -1 revoked, -2 ticket already used (or expired), -3 no connect token.
+const OPEN = Script.make<
+  [sessions: string, revoked: string] | [sessions: string, revoked: string, ticket: string, connects: string],
+  [now: number, lease: number, cap: number, id: string, issuedAt: number] | [now: number, lease: number, cap: number, id: string, issuedAt: number, limit: number, windowMs: number],
+  [number, number]
+>(`${TAKE_LUA}
+local opening = #KEYS > 2
+if opening and not redis.call('GETDEL', KEYS[3]) then return {-2, 0} end
 local revoked = redis.call('GET', KEYS[2])
-if revoked and tonumber(ARGV[5]) <= tonumber(revoked) then return -1 end
+if revoked and tonumber(ARGV[5]) <= tonumber(revoked) then return {-1, 0} end
+if opening then
+  local taken, retry = take(KEYS[4], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[1]), 1)
+  if taken < 1 then return {-3, retry} end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return {0, 0} end
 redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+return {1, 0}
 `)
 
 // KEYS: pairs of (sessions set, revocation key) of some subjects. ARGV: expiry, lease ms, then
 // one session id per pair. Renews each member that is still there (CH: its score moved), and
 // its set with it: renewing only the member would leave the set to expire a lease after its
 // last registration, and the cap with it. Answers each pair's revocation time ('' for none).
-const RENEW = Script.make<ReadonlyArray<string>, ReadonlyArray<string | number>, Array<string>>(`
+export const RENEW = Script.make<ReadonlyArray<string>, ReadonlyArray<string | number>, Array<string>>(`
 local revoked = {}
 for i = 1, #KEYS, 2 do
   if redis.call('ZADD', KEYS[i], 'XX', 'CH', ARGV[1], ARGV[(i + 1) / 2 + 2]) == 1 then
@@ -158,31 +175,52 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
       wake = Deferred.makeUnsafe<void>()
     })))
 
+    /** What a refused OPEN answered, as the caller's error. */
+    type Refusal<E> = (outcome: number, retryAfterMs: number) => E
+
+    // Uninterruptible, as an acquire: a session is registered with its release, or not at all.
+    const hold = <E>(session: LiveSession, opening: { readonly jti: string; readonly connect: RateRule } | undefined, refusal: Refusal<E>) =>
+      Effect.uninterruptible(Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const subjectKeys = keys.subject(session.subject)
+        const tag = subjectKeys.tag
+        const entry: Entry = { sessions: subjectKeys.sessions, revoked: subjectKeys.revoked, checkedAt: now }
+        const registration: [number, number, number, string, number] = [now, leaseMs, settings.maxSessionsPerSubject, session.id, session.issuedAt]
+        // Indexed before the script runs: a revocation announced while it is in flight (stored
+        // just after the script read the key) still finds the session and ends it.
+        index(tag, session)
+        const [outcome, retryAfterMs] = yield* call(() =>
+          opening === undefined
+            ? OPEN.run(redis, [entry.sessions, entry.revoked], registration)
+            : OPEN.run(
+              redis,
+              [entry.sessions, entry.revoked, subjectKeys.ticket(opening.jti), subjectKeys.connects],
+              [...registration, opening.connect.limit, opening.connect.windowMs]
+            )
+        ).pipe(Effect.tapError(() => Effect.sync(() => unindex(tag, session))))
+        if (outcome !== 1) {
+          unindex(tag, session)
+          return yield* Effect.fail(refusal(outcome, retryAfterMs))
+        }
+        entries.set(session, entry)
+        return Effect.suspend(() => {
+          unindex(tag, session)
+          entries.delete(session)
+          return call(() => redis.zrem(entry.sessions, session.id)).pipe(Effect.ignore)
+        })
+      }))
+
     return Sessions.of({
-      register: (session) =>
-        // Uninterruptible, as an acquire: a session is registered with its release, or not at all.
-        Effect.uninterruptible(Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const named = keys.subject(session.subject)
-          const tag = named.tag
-          const entry: Entry = { sessions: named.sessions, revoked: named.revoked, checkedAt: now }
-          // Indexed before the script runs: a revocation announced while it is in flight (stored
-          // just after the script read the key) still finds the session and ends it.
-          index(tag, session)
-          const outcome = yield* call(() =>
-            REGISTER.run(redis, [entry.sessions, entry.revoked], [now, leaseMs, settings.maxSessionsPerSubject, session.id, session.issuedAt])
-          ).pipe(Effect.tapError(() => Effect.sync(() => unindex(tag, session))))
-          if (outcome !== 1) {
-            unindex(tag, session)
-            return yield* (outcome === -1 ? new SessionRevoked() : new TooManySessions())
-          }
-          entries.set(session, entry)
-          return Effect.suspend(() => {
-            unindex(tag, session)
-            entries.delete(session)
-            return call(() => redis.zrem(entry.sessions, session.id)).pipe(Effect.ignore)
-          })
-        })),
+      register: (session) => hold(session, undefined, (outcome) => outcome === -1 ? new SessionRevoked() : new TooManySessions()),
+      open: (session, jti, connect) =>
+        hold(session, { jti, connect }, (outcome, retryAfterMs) =>
+          outcome === -2
+            ? new TicketRejected({ cause: "used" })
+            : outcome === -1
+            ? new TicketRejected({ cause: "revoked" })
+            : outcome === -3
+            ? new RateLimited({ scope: connect.scope, retryAfterMs })
+            : new TooManySessions()),
       revoke: (subject, atMs) =>
         Effect.suspend(() => {
           const named = keys.subject(subject)

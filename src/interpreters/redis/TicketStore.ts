@@ -1,5 +1,7 @@
 // Single-use tickets on Redis: SET NX with the ticket's TTL when issued, GETDEL when consumed,
-// so exactly one consume succeeds across every node. The key names the jti by its pseudonym.
+// so exactly one consume succeeds across every node. The key is in its subject's slot, where
+// the session's opening script (Sessions.ts) deletes it in the same way; it names the jti by
+// its pseudonym.
 import { Duration, Effect, Layer } from "effect"
 import { TicketStore } from "../../services/TicketStore.ts"
 import { attempt, RedisClient } from "./Client.ts"
@@ -13,9 +15,9 @@ export const layer = Layer.effect(
     const call = attempt("ticket-store")
     const keys = named((yield* DataKeys).name)
     return TicketStore.of({
-      put: (jti, ttl) =>
-        call(() => redis.set(keys.ticket(jti), "1", "PX", Math.max(1, Duration.toMillis(ttl)), "NX")).pipe(Effect.asVoid),
-      take: (jti) => call(() => redis.getdel(keys.ticket(jti))).pipe(Effect.map((value) => value !== null))
+      put: (subject, jti, ttl) =>
+        call(() => redis.set(keys.subject(subject).ticket(jti), "1", "PX", Math.max(1, Duration.toMillis(ttl)), "NX")).pipe(Effect.asVoid),
+      take: (subject, jti) => call(() => redis.getdel(keys.subject(subject).ticket(jti))).pipe(Effect.map((value) => value !== null))
     })
   })
 )
