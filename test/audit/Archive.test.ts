@@ -56,7 +56,7 @@ describe.skipIf(!hasRedisServer)(`tidings audit archive${hasRedisServer ? "" : `
   let out: string
   beforeAll(async () => {
     redis = await startRedis()
-    admin = new Redis(redis.url)
+    admin = new Redis(redis.adminUrl)
   })
   afterEach(() => {
     rmSync(out, { recursive: true, force: true })
@@ -68,7 +68,7 @@ describe.skipIf(!hasRedisServer)(`tidings audit archive${hasRedisServer ? "" : `
   })
 
   const archiveCli = (node: string, keep: number) =>
-    cli("archive", "--key", keyFile, "--redis", redis.url, "--node", node, "--out", out, "--keep", String(keep))
+    cli("archive", "--key", keyFile, "--redis", redis.archivistUrl, "--node", node, "--out", out, "--keep", String(keep))
   const archived = () => readdirSync(out).filter((name) => name.endsWith(".jsonl")).sort().map((name) => join(out, name))
   const seqsIn = async (node: string) => (await admin.xrange(Keys.audit(node), "-", "+")).map(([, f]) => JSON.parse(f[1]!).seq as number)
   const seqsOf = (files: Array<string>) =>
@@ -94,8 +94,8 @@ describe.skipIf(!hasRedisServer)(`tidings audit archive${hasRedisServer ? "" : `
     expect(await admin.xlen(Keys.audit(node))).toBe(10)
     // The archived part ends mid-chain (--open); the stream alone now starts mid-chain (--partial).
     expect((await cli("verify", "--open", "--key", keyFile, ...archived())).code).toBe(0)
-    expect((await cli("verify", "--open", "--partial", "--key", keyFile, "--redis", redis.url, "--node", node)).code).toBe(0)
-    expect((await cli("verify", "--open", "--key", keyFile, "--redis", redis.url, "--node", node)).code).toBe(1)
+    expect((await cli("verify", "--open", "--partial", "--key", keyFile, "--redis", redis.archivistUrl, "--node", node)).code).toBe(0)
+    expect((await cli("verify", "--open", "--key", keyFile, "--redis", redis.archivistUrl, "--node", node)).code).toBe(1)
 
     for (let i = 5; i < 25; i++) await live.commit(`jti_live_${i}`)
     await live.close()
@@ -105,7 +105,7 @@ describe.skipIf(!hasRedisServer)(`tidings audit archive${hasRedisServer ? "" : `
     const all = [...seqsOf(archived()), ...(await seqsIn(node))]
     expect(all).toEqual(Array.from({ length: all.length }, (_, i) => i + 1))
     expect(all.length).toBe(total + 20 + 1)
-    const whole = await cli("verify", "--key", keyFile, ...archived(), "--redis", redis.url, "--node", node)
+    const whole = await cli("verify", "--key", keyFile, ...archived(), "--redis", redis.archivistUrl, "--node", node)
     expect(whole).toEqual({ code: 0, out: expect.stringMatching(/^OK 71 records in 1 chain\(s\), sealed, /) })
   })
 
@@ -135,7 +135,7 @@ describe.skipIf(!hasRedisServer)(`tidings audit archive${hasRedisServer ? "" : `
     const node = "node-archive-3"
     const sink = await open(redis.url, node)
     for (let i = 0; i < 30; i++) await sink.commit(`jti_before_${i}`)
-    const client = new Redis(redis.url)
+    const client = new Redis(redis.archivistUrl)
     try {
       const result = await archive({
         redis: client, node, directory: out, key, keep: 1,
@@ -151,7 +151,7 @@ describe.skipIf(!hasRedisServer)(`tidings audit archive${hasRedisServer ? "" : `
     await sink.close()
     const jtis = (await admin.xrange(Keys.audit(node), "-", "+")).map(([, f]) => JSON.parse(f[1]!).jti)
     expect(jtis).toEqual(["jti_before_29", ...Array.from({ length: 5 }, (_, i) => `jti_during_${i}`), undefined])
-    expect((await cli("verify", "--key", keyFile, ...archived(), "--redis", redis.url, "--node", node)).code).toBe(0)
+    expect((await cli("verify", "--key", keyFile, ...archived(), "--redis", redis.archivistUrl, "--node", node)).code).toBe(0)
   })
 
   it("completes a run that wrote its file but could not trim: those entries are trimmed, not archived twice", async () => {
@@ -171,6 +171,6 @@ describe.skipIf(!hasRedisServer)(`tidings audit archive${hasRedisServer ? "" : `
     expect(again.code).toBe(0)
     expect(again.out).toBe(`OK archived 6 records (seq 10 to 15) in ${join(out, fileName(node, 10))}, trimmed 15 entries, 2 left in the stream\n`)
     expect([...seqsOf(archived()), ...(await seqsIn(node))]).toEqual(Array.from({ length: 17 }, (_, i) => i + 1))
-    expect((await cli("verify", "--key", keyFile, ...archived(), "--redis", redis.url, "--node", node)).code).toBe(0)
+    expect((await cli("verify", "--key", keyFile, ...archived(), "--redis", redis.archivistUrl, "--node", node)).code).toBe(0)
   })
 })

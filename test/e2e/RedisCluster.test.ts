@@ -15,8 +15,8 @@ describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ?
   beforeAll(async () => {
     cluster = await startCluster()
     const ticketKeyPem = makeTicketKey()
-    a = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_NODE_ID: "node-a" }, { ticketKeyPem })
-    b = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_NODE_ID: "node-b" }, { ticketKeyPem })
+    a = await startGateway({ ...cluster.env, TIDINGS_NODE_ID: "node-a" }, { ticketKeyPem })
+    b = await startGateway({ ...cluster.env, TIDINGS_NODE_ID: "node-b" }, { ticketKeyPem })
   }, 60_000)
   afterAll(async () => {
     await a?.close()
@@ -33,7 +33,7 @@ describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ?
   }
 
   it("spreads channels over all three shards, each channel's keys in one slot", async () => {
-    const admin = new Redis({ ...cluster.nodes[0]!, lazyConnect: true })
+    const admin = new Redis({ ...cluster.nodes[0]!, ...cluster.loginAs("admin"), lazyConnect: true })
     await admin.connect()
     try {
       const owners = new Set<string>()
