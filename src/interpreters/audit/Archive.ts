@@ -153,6 +153,8 @@ const archiveInto = async (options: ArchiveOptions, wanted: number, { handle, pa
     start = `(${page.at(-1)![0]}`
   }
   if (overlap) return refuse(`the stream's first entries do not reach the last record of ${previous!.path}`)
+  // Emptied meanwhile by someone else: nothing was read, so there is nothing to trim.
+  if (read === 0) return refuse("the stream held fewer entries than it did a moment before; run it again")
   await options.afterRead?.()
   await handle.datasync()
   await handle.close()
