@@ -87,10 +87,11 @@ export const layer = (
     ? {}
     : { password: Redacted.make(readFileSync(config.redisPasswordFile, "utf8").replace(/\r?\n$/, "")) }
   const ca = config.redisCaFile === undefined ? {} : { ca: readFileSync(config.redisCaFile, "utf8") }
+  const username = config.redisUser === undefined ? {} : { username: config.redisUser }
   const target: RedisTarget | undefined = config.redisCluster !== undefined
-    ? { _tag: "Cluster", nodes: config.redisCluster, ...password, ...ca }
+    ? { _tag: "Cluster", nodes: config.redisCluster, ...username, ...password, ...ca }
     : config.redisUrl !== undefined
-    ? { _tag: "Single", url: config.redisUrl, ...password, ...ca }
+    ? { _tag: "Single", url: config.redisUrl, ...username, ...password, ...ca }
     : undefined
   // Config requires the data key with Redis; Startup checked it holds 32 bytes.
   const interpreters = target === undefined ? Memory.layer(key) : Redis.layer(target, {

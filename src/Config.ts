@@ -35,6 +35,8 @@ export interface AppConfig {
   readonly redisCluster: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
   /** The Redis password's file (TIDINGS_REDIS_PASSWORD_FILE): secrets come from files, never the environment. */
   readonly redisPasswordFile: string | undefined
+  /** The Redis ACL user (TIDINGS_REDIS_USER): a cluster's seeds have no URL to name it in. */
+  readonly redisUser: string | undefined
   /** PEM CAs trusted for Redis's certificate (TIDINGS_REDIS_CA_FILE); unset: the system CAs. */
   readonly redisCaFile: string | undefined
   readonly auth: AuthSource
@@ -175,6 +177,13 @@ const parseOrThrow = (env: Env): AppConfig => {
     fail("TIDINGS_REDIS_URL", "must not hold a password: put it in the file TIDINGS_REDIS_PASSWORD_FILE names")
   }
 
+  const redisUser = read(env, "TIDINGS_REDIS_USER")
+  if (redisUser !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(redisUser)) fail("TIDINGS_REDIS_USER", "must be a Redis user name ([A-Za-z0-9._-], at most 64)")
+  // Two names for one connection would leave a reader guessing which one Redis sees.
+  if (redisUser !== undefined && redisText !== undefined && /^rediss?:\/\/[^/@:]+(:[^/@]*)?@/.test(redisText)) {
+    fail("TIDINGS_REDIS_USER", "must not be set when TIDINGS_REDIS_URL names a user")
+  }
+
   const redisCaFile = read(env, "TIDINGS_REDIS_CA_FILE")
   // A CA for a plain redis:// URL would be silently unused: the operator meant TLS and would not get it.
   if (redisCaFile !== undefined && redisCluster === undefined && !/^rediss:\/\//.test(redisText ?? "")) {
@@ -264,6 +273,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     redisUrl: redisText === undefined ? undefined : Redacted.make(redisText),
     redisCluster,
     redisPasswordFile,
+    redisUser,
     redisCaFile,
     auth,
     ticketKeyFile,

@@ -1,5 +1,6 @@
 // The operator's command line: `tidings audit verify <file…>` checks an audit trail (one node's
-// files, oldest first, or its Redis stream with --redis), `tidings audit hash <ref>` gives the
+// files, oldest first, then its Redis stream with --redis), `tidings audit archive` moves the
+// oldest part of a node's stream into such files, `tidings audit hash <ref>` gives the
 // pseudonym to search it for. The audit key comes from TIDINGS_AUDIT_KEY_FILE or --key <file>.
 // Exit 0 ok, 1 bad, 64 usage.
 import { createReadStream, readFileSync } from "node:fs"
@@ -10,7 +11,8 @@ import { pseudonymizer } from "./interpreters/audit/Chain.ts"
 import { verifier } from "./interpreters/audit/Verify.ts"
 
 const USAGE = "usage: tidings audit verify [--open] [--partial] [--key <file>] <file>...\n" +
-  "       tidings audit verify [--open] [--partial] [--key <file>] --redis <url> --node <id>\n" +
+  "       tidings audit verify [--open] [--partial] [--key <file>] [<archived file>...] --redis <url> --node <id>\n" +
+  "       tidings audit archive [--key <file>] [--keep <entries, default 1>] --redis <url> --node <id> --out <dir>\n" +
   "       tidings audit hash [--key <file>] [--peer] <role:ref (a subject or channel), or with --peer an address>\n"
 
 const out = (text: string) => process.stdout.write(text)
@@ -34,14 +36,33 @@ const option = (args: Array<string>, name: string): string | undefined => {
   return at >= 0 ? args.splice(at, 2)[1] : undefined
 }
 
-/** A trail as (source, line number, text) triples: files in the order given, or a node's stream. */
+/**
+ * A connection to the Redis of `--redis`; its password from TIDINGS_REDIS_PASSWORD_FILE when set,
+ * as the gateway reads it, so it need not be in the URL (and in the shell's history).
+ */
+const redisAt = async (url: string) => {
+  const { Redis } = await import("ioredis")
+  const file = process.env.TIDINGS_REDIS_PASSWORD_FILE
+  const password = file === undefined ? {} : { password: readFileSync(file, "utf8").replace(/\r?\n$/, "") }
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, ...password })
+  redis.on("error", () => undefined)
+  await redis.connect()
+  return redis
+}
+
+/** A trail as (source, line number, text) triples: files in the order given, then a node's stream. */
 async function* linesOf(args: Array<string>, redisUrl: string | undefined, node: string | undefined): AsyncGenerator<readonly [string, number, string]> {
+  for (const file of args) {
+    let lineNumber = 0
+    for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY })) {
+      lineNumber += 1
+      yield [file, lineNumber, text]
+    }
+  }
   if (redisUrl !== undefined && node !== undefined) {
-    const { Redis } = await import("ioredis")
     const { Keys } = await import("./interpreters/redis/Keys.ts")
     const { lineOf } = await import("./interpreters/audit/RedisSink.ts")
-    const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
-    await redis.connect()
+    const redis = await redisAt(redisUrl)
     const key = Keys.audit(node)
     try {
       let start = "-"
@@ -58,14 +79,6 @@ async function* linesOf(args: Array<string>, redisUrl: string | undefined, node:
     } finally {
       redis.disconnect()
     }
-    return
-  }
-  for (const file of args) {
-    let lineNumber = 0
-    for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY })) {
-      lineNumber += 1
-      yield [file, lineNumber, text]
-    }
   }
 }
 
@@ -75,7 +88,7 @@ const verify = async (args: Array<string>, key: Uint8Array): Promise<number> => 
   const redisUrl = option(args, "--redis")
   const node = option(args, "--node")
   if ((redisUrl === undefined) !== (node === undefined)) return (process.stderr.write(USAGE), 64)
-  if (redisUrl === undefined ? args.length === 0 : args.length > 0) return (process.stderr.write(USAGE), 64)
+  if (redisUrl === undefined && args.length === 0) return (process.stderr.write(USAGE), 64)
   const check = verifier(key, { partial })
   const started = performance.now()
   for await (const [source, lineNumber, text] of linesOf(args, redisUrl, node)) {
@@ -98,9 +111,33 @@ const verify = async (args: Array<string>, key: Uint8Array): Promise<number> => 
   return 0
 }
 
+/** Archives the oldest entries of a node's stream, then trims them (interpreters/audit/Archive.ts). */
+const archive = async (args: Array<string>, key: Uint8Array): Promise<number> => {
+  const redisUrl = option(args, "--redis")
+  const node = option(args, "--node")
+  const directory = option(args, "--out")
+  const keepText = option(args, "--keep") ?? "1"
+  const keep = /^\d{1,12}$/.test(keepText) ? Number(keepText) : 0
+  if (redisUrl === undefined || node === undefined || directory === undefined || keep < 1 || args.length > 0) {
+    return (process.stderr.write(USAGE), 64)
+  }
+  const { archive } = await import("./interpreters/audit/Archive.ts")
+  const redis = await redisAt(redisUrl).catch(() => undefined)
+  if (redis === undefined) return (out("BAD nothing trimmed: Redis refused the connection or did not answer\n"), 1)
+  try {
+    const result = await archive({ redis, node, directory, key, keep })
+    if (!result.ok) return (out(`BAD nothing trimmed: ${result.problem}\n`), 1)
+    const archived = result.file === undefined ? "archived nothing new" : `archived ${result.archived} records (seq ${result.from} to ${result.to}) in ${result.file}`
+    out(`OK ${archived}, trimmed ${result.trimmed} entries, ${result.left} left in the stream\n`)
+    return 0
+  } finally {
+    redis.disconnect()
+  }
+}
+
 export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   const args = [...argv]
-  if (args[0] !== "audit" || (args[1] !== "verify" && args[1] !== "hash")) return (process.stderr.write(USAGE), 64)
+  if (args[0] !== "audit" || (args[1] !== "verify" && args[1] !== "hash" && args[1] !== "archive")) return (process.stderr.write(USAGE), 64)
   const command = args[1]
   const rest = args.slice(2)
   const key = readKey(rest)
@@ -116,7 +153,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     out(`${pseudonymizer(key, peer ? "peer" : "subject")(value[0]!)}\n`)
     return 0
   }
-  return verify(rest, key)
+  return command === "archive" ? archive(rest, key) : verify(rest, key)
 }
 
 // Run when started as a script (`node src/cli.ts …`), not when imported by bin/tidings.mjs.

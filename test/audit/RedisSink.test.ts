@@ -45,7 +45,7 @@ describe.skipIf(!canControlRedis)(`the Redis audit sink${canControlRedis ? "" : 
   let admin: Redis
   beforeAll(async () => {
     redis = await startRedis({ persistent: true })
-    admin = new Redis(redis.url, { lazyConnect: true })
+    admin = new Redis(redis.adminUrl, { lazyConnect: true })
     await admin.connect()
   })
   afterAll(async () => {
@@ -54,7 +54,7 @@ describe.skipIf(!canControlRedis)(`the Redis audit sink${canControlRedis ? "" : 
     rmSync(dir, { recursive: true, force: true })
   })
 
-  const verifyAt = (node: string) => main(["audit", "verify", "--key", keyFile, "--redis", redis.url, "--node", node])
+  const verifyAt = (node: string) => main(["audit", "verify", "--key", keyFile, "--redis", redis.archivistUrl, "--node", node])
 
   it("keeps one chain per node, continued across a restart, and verify reads it from the stream", async () => {
     const a = await open(redis.url, "node-a")
@@ -95,7 +95,7 @@ describe.skipIf(!canControlRedis)(`the Redis audit sink${canControlRedis ? "" : 
     await redis.restart()
     await until(() => node.ready(), 10_000, "ready again")
     await node.close()
-    admin = new Redis(redis.url, { lazyConnect: true })
+    admin = new Redis(redis.adminUrl, { lazyConnect: true })
     await admin.connect()
     const jtis = (await admin.xrange(Keys.audit("node-c"), "-", "+")).map(([, f]) => JSON.parse(f[1]!).jti)
     expect(jtis).toEqual([undefined, "jti_c_before", ...Array.from({ length: 20 }, (_, i) => `jti_c_during_${i}`), undefined])
@@ -118,7 +118,7 @@ describe.skipIf(!canControlRedis)(`the Redis audit sink${canControlRedis ? "" : 
     await redis.restart()
     await until(() => node.ready(), 10_000, "ready again")
     await node.close()
-    admin = new Redis(redis.url, { lazyConnect: true })
+    admin = new Redis(redis.adminUrl, { lazyConnect: true })
     await admin.connect()
     expect(await jtis()).toEqual([undefined, "jti_d_1", "jti_d_2", undefined])
     expect(await verifyAt("node-d")).toBe(0)

@@ -11,7 +11,7 @@ import * as RedisHealth from "../../src/interpreters/redis/Health.ts"
 import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import { Health } from "../../src/services/Health.ts"
 import { testDataKeysLayer } from "../support/data-key.ts"
-import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { gatewayUser, hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 import { eventually } from "./support.ts"
 
 const HEARTBEAT_MS = 200
@@ -22,9 +22,10 @@ describe.skipIf(!hasRedisServer)(`the control channel's heartbeat${hasRedisServe
 
   beforeAll(async () => {
     redis = await startRedis()
-    admin = new IORedis(redis.url, { lazyConnect: true })
+    admin = new IORedis(redis.adminUrl, { lazyConnect: true })
     await admin.connect()
-    await admin.call("ACL", "SETUSER", "node", "on", ">pw_node", "~*", "&*", "+@all")
+    // A user of the node's own (the gateway's rules), so a test can change it alone.
+    await admin.call("ACL", "SETUSER", ...gatewayUser("node", "pw_node"))
   })
   afterAll(async () => {
     await admin?.quit()
@@ -67,7 +68,7 @@ describe.skipIf(!hasRedisServer)(`the control channel's heartbeat${hasRedisServe
       yield* Effect.promise(() => admin.call("ACL", "SETUSER", "node", "resetchannels", "&tdg:{*"))
       yield* reports({ ready: false, up: false, gauge: 0 }, "reports the deaf control channel")
       expect((yield* Metric.value(Control.heartbeatsMissed)).count).toBeGreaterThan(missedBefore)
-      yield* Effect.promise(() => admin.call("ACL", "SETUSER", "node", "allchannels"))
+      yield* Effect.promise(() => admin.call("ACL", "SETUSER", "node", "resetchannels", "&tdg:*"))
       yield* reports({ ready: true, up: true, gauge: 1 }, "recovers once allowed again")
       expect(yield* subscribers).toBe(1)
     }).pipe(Effect.provide(node())))

@@ -180,7 +180,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
 
   /** Drops every pub/sub connection on the server (the node's subscriber reconnects on its own). */
   const dropPubSub = Effect.promise(async () => {
-    const admin = new IORedis(redis.url, { lazyConnect: true })
+    const admin = new IORedis(redis.adminUrl, { lazyConnect: true })
     await admin.connect()
     try {
       await admin.call("CLIENT", "KILL", "TYPE", "pubsub")

@@ -14,7 +14,7 @@ import * as RedisSessions from "../../src/interpreters/redis/Sessions.ts"
 import { type LiveSession, Sessions } from "../../src/services/Sessions.ts"
 import * as Settings from "../../src/services/Settings.ts"
 import { sessionsNode, useRedisTarget } from "../support/redis-target.ts"
-import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { gatewayUser, hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 import { fresh, freshSubject, until } from "./support.ts"
 
 const LEASE = { leaseMs: 5_000, refreshMs: 200, graceMs: 600 }
@@ -95,7 +95,7 @@ describe.skipIf(!hasRedisServer)(`Redis session reconciliation, failing checks${
   let admin: IORedis
   beforeAll(async () => {
     redis = await startRedis()
-    admin = new IORedis(redis.url)
+    admin = new IORedis(redis.adminUrl)
   })
   afterAll(async () => {
     admin?.disconnect()
@@ -104,7 +104,7 @@ describe.skipIf(!hasRedisServer)(`Redis session reconciliation, failing checks${
 
   it.live("never takes a revocation check it could not make as a pass: the node's Redis user may not GET, the session ends with Unavailable after graceMs", () =>
     Effect.gen(function*() {
-      yield* Effect.promise(() => admin.call("ACL", "SETUSER", "node", "on", ">pw_node", "~*", "&*", "+@all"))
+      yield* Effect.promise(() => admin.call("ACL", "SETUSER", ...gatewayUser("node", "pw_node")))
       const url = `redis://node:pw_node@127.0.0.1:${redis.port}`
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions

@@ -15,35 +15,39 @@ return {KEYS[1], redis.call('GET', KEYS[1])}
 
 describe.skipIf(!hasRedisServer)(`Lua scripts${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
   let redis: TestRedis
+  /** As the gateway's user, which runs the scripts; `admin` flushes Redis' script cache. */
   let client: Redis
+  let admin: Redis
   beforeAll(async () => {
     redis = await startRedis()
     client = new Redis(redis.url, { enableAutoPipelining: true, lazyConnect: true })
     await client.connect()
+    admin = new Redis(redis.adminUrl)
   })
   afterAll(async () => {
     client?.disconnect()
+    admin?.disconnect()
     await redis?.stop()
   })
 
   it("answers each caller with its own result when first run inside an open auto-pipeline", async () => {
     // The GETs open the tick's auto-pipeline; the scripts join it, first use included.
     const answers = await Promise.all([
-      client.get("script:before"),
-      ECHO.run(client, ["script:a"], ["1"]),
-      client.get("script:other"),
-      ECHO.run(client, ["script:b"], ["2"]),
-      client.set("script:after", "3")
+      client.get("tdg:script:before"),
+      ECHO.run(client, ["tdg:script:a"], ["1"]),
+      client.get("tdg:script:other"),
+      ECHO.run(client, ["tdg:script:b"], ["2"]),
+      client.set("tdg:script:after", "3")
     ])
     // (A script Redis had not cached yet runs a round trip later, from its body: callers get
     // their answers, but not ordered against the pipeline's other commands. None relies on that.)
-    expect(answers).toEqual([null, ["script:a", "1"], null, ["script:b", "2"], "OK"])
+    expect(answers).toEqual([null, ["tdg:script:a", "1"], null, ["tdg:script:b", "2"], "OK"])
   })
 
   it("runs from its body when Redis has forgotten it", async () => {
-    await client.call("SCRIPT", "FLUSH")
-    expect(await client.call("SCRIPT", "EXISTS", ECHO.sha)).toEqual([0])
-    expect(await ECHO.run(client, ["script:c"], ["4"])).toEqual(["script:c", "4"])
-    expect(await client.call("SCRIPT", "EXISTS", ECHO.sha)).toEqual([1])
+    await admin.call("SCRIPT", "FLUSH")
+    expect(await admin.call("SCRIPT", "EXISTS", ECHO.sha)).toEqual([0])
+    expect(await ECHO.run(client, ["tdg:script:c"], ["4"])).toEqual(["tdg:script:c", "4"])
+    expect(await admin.call("SCRIPT", "EXISTS", ECHO.sha)).toEqual([1])
   })
 })

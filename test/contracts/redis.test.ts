@@ -30,7 +30,7 @@ describe.skipIf(!hasRedisServer)(`contracts on Redis${hasRedisServer ? "" : ` (s
   const faults = Layer.effect(
     EventBusContract.BusFaults,
     Effect.map(
-      Effect.acquireRelease(Effect.sync(() => new IORedis(server.redis.url)), (admin) => Effect.sync(() => admin.disconnect())),
+      Effect.acquireRelease(Effect.sync(() => new IORedis(server.redis.adminUrl)), (admin) => Effect.sync(() => admin.disconnect())),
       (admin) =>
         EventBusContract.BusFaults.of({
           lose: (channel) =>

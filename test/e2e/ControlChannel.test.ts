@@ -9,7 +9,7 @@ import { subjectFor } from "../../src/domain/Principal.ts"
 import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import { testKeys } from "../support/data-key.ts"
 import { type Client, type Gateway, makeTicketKey, startGateway } from "../support/gateway.ts"
-import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { gatewayUser, hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
 import { until } from "../support/wait.ts"
 
 /** The bound docs/SECURITY.md states (`RECHECK_BOUND_MS`) for repairing a missed revocation or care change. */
@@ -33,11 +33,12 @@ describe.skipIf(!hasRedisServer)(`the control channel across two nodes${hasRedis
   let a: Gateway
   let b: Gateway
 
-  const user = (name: string) => `${name} on >pw_${name} ~* &* +@all`.split(" ")
+  // Each node its own user with the gateway's rules, so a test can change one node's alone.
+  const user = (name: string) => gatewayUser(name, `pw_${name}`)
 
   beforeAll(async () => {
     redis = await startRedis()
-    admin = new IORedis(redis.url, { lazyConnect: true })
+    admin = new IORedis(redis.adminUrl, { lazyConnect: true })
     await admin.connect()
     await admin.call("ACL", "SETUSER", ...user("node_a"))
     await admin.call("ACL", "SETUSER", ...user("node_b"))
@@ -181,7 +182,7 @@ describe.skipIf(!hasRedisServer)(`the control channel across two nodes${hasRedis
       await until(async () => (await ready(b)) === 503, 10_000, "B is not ready")
       expect(await ready(a)).toBe(200)
     } finally {
-      await admin.call("ACL", "SETUSER", "node_b", "allchannels")
+      await admin.call("ACL", "SETUSER", "node_b", "resetchannels", "&tdg:*")
     }
     await until(async () => (await ready(b)) === 200, 10_000, "B is ready again")
     expect(await controlSubscribers()).toBeGreaterThanOrEqual(2)

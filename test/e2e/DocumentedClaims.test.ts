@@ -85,7 +85,7 @@ describe.skipIf(!hasRedisServer)(`a revocation on Redis${hasRedisServer ? "" : `
       headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }
     })
     expect(reply.status).toBe(202)
-    const client = new Redis(redis.url)
+    const client = new Redis(redis.adminUrl)
     try {
       const key = testKeys.subject(subjectFor("patient", "pt_window_00001")).revoked
       expect(key).not.toContain("pt_window_00001")

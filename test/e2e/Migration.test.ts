@@ -17,7 +17,7 @@ describe.skipIf(!hasRedisServer)(`a node on a Redis written before the data key$
   let admin: IORedis
   beforeAll(async () => {
     redis = await startRedis()
-    admin = new IORedis(redis.url)
+    admin = new IORedis(redis.adminUrl)
     // What a v1.1 node left: seq, epoch and five history entries under the raw channel name.
     const tag = `{patient:${PATIENT}}`
     const history = [5, 4, 3, 2, 1].map((seq) =>

@@ -19,8 +19,8 @@ describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ?
   beforeAll(async () => {
     cluster = await startCluster()
     const ticketKeyPem = makeTicketKey()
-    a = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_NODE_ID: "node-a" }, { ticketKeyPem })
-    b = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_NODE_ID: "node-b" }, { ticketKeyPem })
+    a = await startGateway({ ...cluster.env, TIDINGS_NODE_ID: "node-a" }, { ticketKeyPem })
+    b = await startGateway({ ...cluster.env, TIDINGS_NODE_ID: "node-b" }, { ticketKeyPem })
   }, 60_000)
   afterAll(async () => {
     await a?.close()
@@ -37,7 +37,7 @@ describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ?
   }
 
   it("spreads channels over all three shards, each channel's keys in one slot", async () => {
-    const admin = new Redis({ ...cluster.nodes[0]!, lazyConnect: true })
+    const admin = new Redis({ ...cluster.nodes[0]!, ...cluster.loginAs("admin"), lazyConnect: true })
     await admin.connect()
     try {
       const owners = new Set<string>()
@@ -58,7 +58,7 @@ describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ?
   })
 
   it("keeps a subject's ticket, sessions, revocation and connect bucket in one slot, where one script opens its session", async () => {
-    const admin = new Redis({ ...cluster.nodes[0]!, lazyConnect: true })
+    const admin = new Redis({ ...cluster.nodes[0]!, ...cluster.loginAs("admin"), lazyConnect: true })
     await admin.connect()
     try {
       for (const subject of [subjectFor("patient", "pt_slot_subj_01"), subjectFor("clinician", "cl_slot_subj_01")]) {

@@ -14,7 +14,7 @@ describe.skipIf(!hasRedisServer)(`readiness on a Redis Cluster${hasRedisServer ?
 
   beforeAll(async () => {
     cluster = await startCluster()
-    gateway = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting })
+    gateway = await startGateway({ ...cluster.env })
   }, 60_000)
   afterAll(async () => {
     await gateway?.close()
@@ -25,7 +25,7 @@ describe.skipIf(!hasRedisServer)(`readiness on a Redis Cluster${hasRedisServer ?
 
   it("is 503 on every check while one master does not answer, and 200 once it does", async () => {
     await until(async () => (await ready()) === 200, 10_000, "ready")
-    const shard = new Redis({ ...cluster.nodes[2]!, lazyConnect: true })
+    const shard = new Redis({ ...cluster.nodes[2]!, ...cluster.loginAs("admin"), lazyConnect: true })
     await shard.connect()
     try {
       // The third master stops answering clients for 8 s (a hung or partitioned shard).

@@ -5,7 +5,7 @@ import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { until } from "../support/wait.ts"
-import { canControlRedis, controlSkipReason, hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { canControlRedis, controlSkipReason, hasRedisServer, skipReason, startRedis, type TestRedis, USERS } from "../support/redis.ts"
 
 
 describe.skipIf(!canControlRedis)(`a Redis outage${
@@ -68,7 +68,7 @@ describe.skipIf(!canControlRedis)(`a Redis outage${
     const { client } = connected
     client.send({ type: "subscribe", id: "s", channel })
     await client.next((f) => f.type === "subscribed")
-    const admin = new Redis(redis.url, { lazyConnect: true })
+    const admin = new Redis(redis.adminUrl, { lazyConnect: true })
     await admin.connect()
     return { connected, client, admin }
   }
@@ -98,21 +98,21 @@ describe.skipIf(!canControlRedis)(`a Redis outage${
     try {
       // SSUBSCRIBE taken from the node's user (an ACL change), then its subscriber connections
       // cut: the re-SSUBSCRIBE is refused. ioredis left that refusal unhandled, which ended the process.
-      await admin.call("ACL", "SETUSER", "default", "-ssubscribe")
+      await admin.call("ACL", "SETUSER", USERS.gateway.name, "-ssubscribe")
       await admin.call("CLIENT", "KILL", "TYPE", "pubsub")
       for (let i = 1; i <= 3; i++) {
         expect((await gateway.publish("svc_outage_003", { channel, kind: "message.received", ref: `msg_acl_0000${i}` })).status).toBe(202)
       }
       // Only once Redis has refused a re-SSUBSCRIBE (its ACL log says so) is it allowed again.
       await until(async () => JSON.stringify(await admin.call("ACL", "LOG")).includes("ssubscribe"), 5_000, "a refused re-SSUBSCRIBE")
-      await admin.call("ACL", "SETUSER", "default", "+ssubscribe")
+      await admin.call("ACL", "SETUSER", USERS.gateway.name, "+ssubscribe")
       await client.next((f) => f.type === "event" && f.seq === 3, 10_000)
       expect(client.frames.filter((f) => f.type === "event").map((f) => f.seq)).toEqual([1, 2, 3])
       // Live again, not only backfilled.
       expect((await gateway.publish("svc_outage_003", { channel, kind: "message.received", ref: "msg_acl_00004" })).status).toBe(202)
       await client.next((f) => f.type === "event" && f.seq === 4, 5_000)
     } finally {
-      await admin.call("ACL", "SETUSER", "default", "+ssubscribe")
+      await admin.call("ACL", "SETUSER", USERS.gateway.name, "+ssubscribe")
       admin.disconnect()
       connected.ws.close()
     }

@@ -1,7 +1,8 @@
 // The Redis password comes from a file (TIDINGS_REDIS_PASSWORD_FILE), like every other secret:
-// a node reads it and works against a real redis-server that requires it; a wrong one stops
-// the start with one line (78) naming the setting, never the password; production refuses a
-// password written into TIDINGS_REDIS_URL.
+// a node reads it and works against a real redis-server as the gateway's ACL user, named in
+// the URL or by TIDINGS_REDIS_USER (a cluster has no URL); a wrong one stops the start with one
+// line (78) naming the setting, never the password; production refuses a password written
+// into TIDINGS_REDIS_URL.
 import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -13,13 +14,13 @@ import { type Gateway, publishToSubscriber, startGateway } from "../support/gate
 import { withDataKey } from "../support/data-key.ts"
 import { freePort } from "../support/net.ts"
 import { exitOnly, useProcesses } from "../support/process.ts"
-import { exited, hasRedisServer, skipReason, spawnRedis } from "../support/redis.ts"
+import { exited, hasRedisServer, skipReason, spawnRedis, USERS, usersArgs } from "../support/redis.ts"
 
 useProcesses()
 
-const PASSWORD = "correct-horse-battery-staple-4711"
+const PASSWORD = USERS.gateway.password
 
-describe.skipIf(!hasRedisServer)(`a Redis that requires a password${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
+describe.skipIf(!hasRedisServer)(`a Redis whose users need a password${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
   let redis: ChildProcess
   let port: number
   const dir = mkdtempSync(join(tmpdir(), "tidings-redis-pw-"))
@@ -29,7 +30,8 @@ describe.skipIf(!hasRedisServer)(`a Redis that requires a password${hasRedisServ
 
   beforeAll(async () => {
     port = await freePort()
-    redis = await spawnRedis(["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", PASSWORD])
+    // No default user: whoever does not log in as a user is refused.
+    redis = await spawnRedis(["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...usersArgs()])
     // As an editor saves it: with a trailing newline, which is not part of the password.
     writeFileSync(right, `${PASSWORD}\n`)
     writeFileSync(wrong, "not-the-password\n")
@@ -39,16 +41,27 @@ describe.skipIf(!hasRedisServer)(`a Redis that requires a password${hasRedisServ
     await exited(redis, "SIGTERM")
   })
 
-  it("serves with the password read from TIDINGS_REDIS_PASSWORD_FILE, the URL holding none", async () => {
-    gateway = await startGateway({ TIDINGS_REDIS_URL: `redis://127.0.0.1:${port}`, TIDINGS_REDIS_PASSWORD_FILE: right })
+  it("serves with the password read from TIDINGS_REDIS_PASSWORD_FILE, the URL naming the user and holding no password", async () => {
+    gateway = await startGateway({ TIDINGS_REDIS_URL: `redis://${USERS.gateway.name}@127.0.0.1:${port}`, TIDINGS_REDIS_PASSWORD_FILE: right })
     expect((await gateway.http("GET", "/readyz")).status).toBe(200)
     const through = await publishToSubscriber(gateway, "pt_password_001", "svc_password_01")
     expect(through.published).toBe(202)
     expect(through.event).toMatchObject({ seq: 1 })
+    await gateway.close()
+    gateway = undefined
+  })
+
+  it("serves as the user TIDINGS_REDIS_USER names, the URL naming none", async () => {
+    gateway = await startGateway({
+      TIDINGS_REDIS_URL: `redis://127.0.0.1:${port}`, TIDINGS_REDIS_USER: USERS.gateway.name, TIDINGS_REDIS_PASSWORD_FILE: right
+    })
+    expect((await gateway.http("GET", "/readyz")).status).toBe(200)
+    const through = await publishToSubscriber(gateway, "pt_password_002", "svc_password_01")
+    expect(through.published).toBe(202)
   })
 
   it("stops a start with a wrong password: one line naming the setting, exit 78, no password", async () => {
-    const result = await exitOnly({ TIDINGS_REDIS_URL: `redis://127.0.0.1:${port}`, TIDINGS_REDIS_PASSWORD_FILE: wrong })
+    const result = await exitOnly({ TIDINGS_REDIS_URL: `redis://${USERS.gateway.name}@127.0.0.1:${port}`, TIDINGS_REDIS_PASSWORD_FILE: wrong })
     expect(result.code).toBe(78)
     expect(result.stderr).toBe("tidings: TIDINGS_REDIS_PASSWORD_FILE (or the URL's user) was refused by Redis\n")
   })
@@ -77,6 +90,13 @@ describe("TIDINGS_REDIS_URL with a password in it", () => {
     expect(failure?.problem).toContain("TIDINGS_REDIS_PASSWORD_FILE")
     expect(JSON.stringify(failure)).not.toContain("s3cret-in-env")
     expect(problem({ ...production, TIDINGS_REDIS_URL: "rediss://tidings@redis.internal:6380" })).toBeUndefined()
+  })
+
+  it("is refused beside TIDINGS_REDIS_USER when it names a user too, and TIDINGS_REDIS_USER must be a user name", () => {
+    expect(problem({ TIDINGS_REDIS_URL: "redis://tidings@127.0.0.1:6390", TIDINGS_REDIS_USER: "tidings" })?.setting).toBe("TIDINGS_REDIS_USER")
+    expect(problem({ TIDINGS_REDIS_URL: "redis://127.0.0.1:6390", TIDINGS_REDIS_USER: "tid ings" })?.setting).toBe("TIDINGS_REDIS_USER")
+    expect(problem({ TIDINGS_REDIS_URL: "redis://127.0.0.1:6390", TIDINGS_REDIS_USER: "tidings" })).toBeUndefined()
+    expect(problem({ TIDINGS_REDIS_CLUSTER: "127.0.0.1:7000", TIDINGS_REDIS_USER: "tidings" })).toBeUndefined()
   })
 
   it("is refused beside TIDINGS_REDIS_PASSWORD_FILE in dev, where it is otherwise still accepted", () => {

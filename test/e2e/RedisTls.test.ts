@@ -13,7 +13,7 @@ import { type Gateway, publishToSubscriber, startGateway } from "../support/gate
 import { freePort } from "../support/net.ts"
 import { exitOnly, expectOneLine, useProcesses } from "../support/process.ts"
 import { withDataKey } from "../support/data-key.ts"
-import { exited, hasRedisServer, skipReason, spawnRedis } from "../support/redis.ts"
+import { exited, hasRedisServer, skipReason, spawnRedis, urlAs, usersArgs } from "../support/redis.ts"
 import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
 import { makeRedisCertificates, type RedisCertificates, tlsOnlyArgs } from "../support/redis-tls.ts"
 
@@ -30,8 +30,8 @@ describe.skipIf(!hasRedisServer)(`a Redis reached over TLS${hasRedisServer ? "" 
     files = makeRedisCertificates(dir)
     const port = await freePort()
     // No plain port at all: whatever reaches this Redis went over TLS.
-    redis = await spawnRedis([...tlsOnlyArgs(port, files), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-    url = `rediss://localhost:${port}`
+    redis = await spawnRedis([...tlsOnlyArgs(port, files), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...usersArgs()])
+    url = urlAs("gateway", port, "rediss", "localhost")
   })
   afterAll(async () => {
     await gateway?.close()
@@ -77,7 +77,7 @@ describe.skipIf(!hasRedisServer)(`a Redis Cluster reached over TLS${hasRedisServ
   })
 
   it("serves with TIDINGS_REDIS_CA_FILE, which turns TLS on for every node's connection", async () => {
-    gateway = await startGateway({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_REDIS_CA_FILE: join(dir, "ca.pem") })
+    gateway = await startGateway({ ...cluster.env, TIDINGS_REDIS_CA_FILE: join(dir, "ca.pem") })
     expect((await gateway.http("GET", "/readyz")).status).toBe(200)
     const through = await publishToSubscriber(gateway, "pt_cluster_tls_01", "svc_cluster_tls")
     expect(through.published).toBe(202)
@@ -86,7 +86,7 @@ describe.skipIf(!hasRedisServer)(`a Redis Cluster reached over TLS${hasRedisServ
 
   it("stops a start whose cluster presents certificates another CA signed: one line, exit 69", async () => {
     const other = makeRedisCertificates(mkdtempSync(join(dir, "other-")))
-    const result = await exitOnly({ TIDINGS_REDIS_CLUSTER: cluster.setting, TIDINGS_REDIS_CA_FILE: other.ca })
+    const result = await exitOnly({ ...cluster.env, TIDINGS_REDIS_CA_FILE: other.ca })
     expect(result.code).toBe(69)
     expect(result.stderr).toBe("tidings: TIDINGS_REDIS_CLUSTER presented a certificate that is not trusted (TIDINGS_REDIS_CA_FILE)\n")
   })

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { Client } from "../support/gateway.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { freePort } from "../support/net.ts"
-import { canControlRedis, controlSkipReason, hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { canControlRedis, controlSkipReason, hasRedisServer, skipReason, startRedis, type TestRedis, USERS } from "../support/redis.ts"
 
 const EPOCH = /^[A-Za-z0-9]{8,16}$/
 
@@ -24,7 +24,7 @@ describe.skipIf(!canControlRedis)(`resume you can trust (v1.1)${
     redis = await startRedis()
     metricsPort = await freePort()
     gateway = await startGateway({ TIDINGS_REDIS_URL: redis.url, TIDINGS_METRICS_LISTEN: `127.0.0.1:${metricsPort}` })
-    admin = new Redis(redis.url, { lazyConnect: true })
+    admin = new Redis(redis.adminUrl, { lazyConnect: true })
     await admin.connect()
   })
   afterAll(async () => {
@@ -118,10 +118,10 @@ describe.skipIf(!canControlRedis)(`resume you can trust (v1.1)${
 
   /** Cuts the node's pub/sub connection and keeps it deaf (its re-SSUBSCRIBE refused) until `heal`. */
   const deafen = async () => {
-    await admin.call("ACL", "SETUSER", "default", "-ssubscribe")
+    await admin.call("ACL", "SETUSER", USERS.gateway.name, "-ssubscribe")
     await admin.call("CLIENT", "KILL", "TYPE", "pubsub")
   }
-  const heal = () => admin.call("ACL", "SETUSER", "default", "+ssubscribe")
+  const heal = () => admin.call("ACL", "SETUSER", USERS.gateway.name, "+ssubscribe")
 
   it("a pub/sub drop longer than the history (100) gives `reset`, never a silent gap", async () => {
     const ref = "pt_resume_gap001"

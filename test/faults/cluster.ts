@@ -8,7 +8,7 @@ import { join, resolve } from "node:path"
 import { Redis as IORedis } from "ioredis"
 import { freePort } from "../support/net.ts"
 import { https } from "../support/process.ts"
-import { exited, spawnRedis } from "../support/redis.ts"
+import { exited, spawnRedis, urlAs, usersArgs } from "../support/redis.ts"
 import { until } from "../support/wait.ts"
 import { ANSWER_MS, START_MS } from "./bounds.ts"
 
@@ -128,10 +128,11 @@ export const startCluster = async (): Promise<Cluster> => {
   // A Redis that loses its state on restart (no persistence) is issue 14, not this suite's.
   const launchRedis = () =>
     spawnRedis(["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-      "--appendfsync", "always", "--dir", redisDir])
+      "--appendfsync", "always", "--dir", redisDir, ...usersArgs()])
   let redis: ChildProcess = await launchRedis()
-  const redisUrl = `redis://127.0.0.1:${redisPort}`
-  const admin = new IORedis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 })
+  // The nodes as the gateway's ACL user, the suite's own reads as admin.
+  const redisUrl = urlAs("gateway", redisPort)
+  const admin = new IORedis(urlAs("admin", redisPort), { lazyConnect: true, maxRetriesPerRequest: 3 })
   await admin.connect()
   const node = {
     a: await gatewayNode("a", keys, base, redisUrl, ca),

@@ -15,7 +15,7 @@ import { testKeys } from "../support/data-key.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { freePort } from "../support/net.ts"
 import { roundTrip } from "../support/nodes.ts"
-import { exited, hasRedisServer, skipReason, spawnRedis } from "../support/redis.ts"
+import { exited, hasRedisServer, skipReason, spawnRedis, urlAs, usersArgs } from "../support/redis.ts"
 
 // Refs shaped like identifiers a hospital would use, all valid opaque refs.
 const PATIENT = "MRN00012345678"
@@ -43,11 +43,13 @@ describe.skipIf(!hasRedisServer)(`Redis at rest and in its MONITOR${hasRedisServ
     dir = mkdtempSync(join(tmpdir(), "tidings-at-rest-"))
     const port = await freePort()
     redis = await spawnRedis([
-      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir
+      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir,
+      ...usersArgs()
     ])
-    const url = `redis://127.0.0.1:${port}`
-    const admin = new IORedis(url)
-    const monitor = await new IORedis(url).monitor()
+    // The gateway as its least-privileged user; the test reads everything as the admin.
+    const url = urlAs("gateway", port)
+    const admin = new IORedis(urlAs("admin", port))
+    const monitor = await new IORedis(urlAs("admin", port)).monitor()
     monitor.on("monitor", (_time: string, args: Array<string>) => void seen.monitor.push(args.join(" ")))
 
     gateway = await startGateway({ TIDINGS_REDIS_URL: url })

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Metrics from "../../src/programs/Metrics.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { freePort } from "../support/net.ts"
-import { startRedis, type TestRedis } from "../support/redis.ts"
+import { startRedis, type TestRedis, USERS } from "../support/redis.ts"
 import { until } from "../support/wait.ts"
 import { parseExposition, type Sample, valueOf } from "./exposition.ts"
 
@@ -266,14 +266,14 @@ describe("each alert of docs/alerts.yml on a fresh node", () => {
 
   it("TidingsControlChannelDeaf: a node refused the control channel moves tidings_control_channel_up to 0, and back", async () => {
     expect(rule("TidingsControlChannelDeaf").expr).toContain("tidings_control_channel_up")
-    const admin = new Redis(redis.url)
+    const admin = new Redis(redis.adminUrl)
     try {
       // Commands still answer (tidings_redis_up stays 1); only pub/sub is taken away and cut.
-      await admin.call("ACL", "SETUSER", "default", "resetchannels")
+      await admin.call("ACL", "SETUSER", USERS.gateway.name, "resetchannels")
       expect(await moved("tidings_control_channel_up", {}, () => admin.call("CLIENT", "KILL", "TYPE", "pubsub"))).toBe(-1)
       expect(valueOf(await scrape(), "tidings_redis_up")).toBe(1)
     } finally {
-      await admin.call("ACL", "SETUSER", "default", "allchannels")
+      await admin.call("ACL", "SETUSER", USERS.gateway.name, "&tdg:*")
       admin.disconnect()
     }
     await until(async () => valueOf(await scrape(), "tidings_control_channel_up") === 1, 15_000, "control channel heard again")

@@ -1,6 +1,7 @@
 // A throwaway Redis for a contract suite run twice: a single redis-server, or a 3-master
 // cluster. Started before the suite's tests, stopped after; `target` is what the Redis
-// interpreters connect to, `admin` a plain client for the test's own reads and writes.
+// interpreters connect to (as the gateway's ACL user), `admin` a client for the test's own
+// reads and writes (as the admin user).
 import { Layer, Redacted } from "effect"
 import { Cluster, Redis } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
@@ -28,11 +29,12 @@ export const useRedisTarget = (kind: TargetKind): UsedTarget => {
     if (kind === "single") {
       redis = await startRedis()
       used.target = { _tag: "Single", url: Redacted.make(redis.url) }
-      used.admin = new Redis(redis.url)
+      used.admin = new Redis(redis.adminUrl)
     } else {
       cluster = await startCluster()
-      used.target = { _tag: "Cluster", nodes: cluster.nodes }
-      used.admin = new Cluster([...cluster.nodes]) as unknown as Redis
+      const { username, password } = cluster.loginAs("gateway")
+      used.target = { _tag: "Cluster", nodes: cluster.nodes, username, password: Redacted.make(password) }
+      used.admin = new Cluster([...cluster.nodes], { redisOptions: cluster.loginAs("admin") }) as unknown as Redis
     }
   }, 30_000)
   afterAll(async () => {

@@ -1,13 +1,52 @@
 // A throwaway redis-server for tests: started from the binary on PATH on a free loopback port
-// (or TIDINGS_TEST_REDIS_URL), stopped after. Where no redis-server exists the Redis suites
-// are skipped with a reason, except in CI, where they must run.
+// (or TIDINGS_TEST_REDIS_URL), stopped after. Its users are those docs/OPERATIONS.md gives, so
+// every suite runs the gateway as its least-privileged ACL user; tests act beside it as admin.
+// Where no redis-server exists the Redis suites are skipped with a reason, except in CI.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll } from "@effect/vitest"
 import { Redis as IORedis } from "ioredis"
+import { type AclUser, ARCHIVIST, GATEWAY, rulesFor } from "../../src/interpreters/redis/Acl.ts"
 import { freePort } from "./net.ts"
+
+/** The users of every test redis-server, with their passwords. */
+export const USERS = {
+  /** The gateway's user: what every node (and interpreter under test) connects as. */
+  gateway: { name: GATEWAY.name, password: "tidings-test-password" },
+  /** The audit CLI's user (verify, archive). */
+  archivist: { name: ARCHIVIST.name, password: "archivist-test-password" },
+  /** The tests' own: flushing, inspecting, killing clients, making users. */
+  admin: { name: "admin", password: "admin-test-password" }
+} as const
+
+export type TestUser = keyof typeof USERS
+
+const userArgs = (user: AclUser, password: string) => ["--user", user.name, ...rulesFor(user, `>${password}`).split(" ")]
+
+/**
+ * redis-server arguments for those users (a restart keeps them: they are not data). The default
+ * user is off: a connection that names no user is refused, so nothing runs as it by mistake. It
+ * keeps its permissions: Redis 7.0 replays MULTI/EXEC from the append-only file under them, and
+ * drops those transactions silently when it has none (the audit sink's batches, after a restart).
+ */
+export const usersArgs = (): Array<string> => [
+  "--user", "default", "off", "~*", "&*", "+@all",
+  "--user", USERS.admin.name, "on", `>${USERS.admin.password}`, "~*", "&*", "+@all",
+  ...userArgs(GATEWAY, USERS.gateway.password),
+  ...userArgs(ARCHIVIST, USERS.archivist.password)
+]
+
+/**
+ * `ACL SETUSER` arguments for another user with the gateway's rules, for tests that cripple or
+ * deafen one node from outside by changing its own user.
+ */
+export const gatewayUser = (name: string, password: string): Array<string> => [name, ...rulesFor(GATEWAY, `>${password}`).split(" ")]
+
+/** A URL that logs in as `user`. */
+export const urlAs = (user: TestUser, port: number, scheme: "redis" | "rediss" = "redis", host = "127.0.0.1") =>
+  `${scheme}://${USERS[user].name}:${USERS[user].password}@${host}:${port}`
 
 export const hasRedisServer = (() => {
   if (process.env.TIDINGS_TEST_REDIS_URL !== undefined) return true
@@ -34,7 +73,12 @@ export const canControlRedis = hasRedisServer && process.env.TIDINGS_TEST_REDIS_
 export const controlSkipReason = "TIDINGS_TEST_REDIS_URL is set: the outage tests need a redis-server they start themselves"
 
 export interface TestRedis {
+  /** As the gateway's user. */
   readonly url: string
+  /** As the admin: for what tests do beside the gateway. */
+  readonly adminUrl: string
+  /** As the audit CLI's user. */
+  readonly archivistUrl: string
   readonly port: number
   /** Kills the server (SIGKILL: as abrupt as a crash). */
   readonly kill: () => Promise<void>
@@ -66,7 +110,7 @@ const launch = (port: number, dataDir: string | undefined): Promise<ChildProcess
   // Persistent like production (append-only file, fsync each write) when asked, so a
   // restart keeps seq and history; otherwise nothing touches the disk.
   spawnRedis([
-    "--port", String(port), "--bind", "127.0.0.1",
+    "--port", String(port), "--bind", "127.0.0.1", ...usersArgs(),
     ...(dataDir === undefined
       ? ["--save", "", "--appendonly", "no"]
       : ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dataDir])
@@ -84,13 +128,16 @@ export const startRedis = async (options: { readonly persistent?: boolean } = {}
   const existing = process.env.TIDINGS_TEST_REDIS_URL
   if (existing !== undefined) {
     const noop = async () => undefined
-    return { url: existing, port: Number(new URL(existing).port), kill: noop, restart: noop, stop: noop }
+    // Not ours to configure: every suite runs as whatever user the URL names.
+    return { url: existing, adminUrl: existing, archivistUrl: existing, port: Number(new URL(existing).port), kill: noop, restart: noop, stop: noop }
   }
   const port = await freePort()
   const dataDir = options.persistent === true ? mkdtempSync(join(tmpdir(), "tidings-redis-")) : undefined
   let child = await launch(port, dataDir)
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: urlAs("gateway", port),
+    adminUrl: urlAs("admin", port),
+    archivistUrl: urlAs("archivist", port),
     port,
     kill: () => exited(child, "SIGKILL"),
     restart: async () => {
@@ -111,7 +158,7 @@ export const useRedis = () => {
   const handle = {} as { redis: TestRedis; admin: IORedis }
   beforeAll(async () => {
     handle.redis = await startRedis()
-    handle.admin = new IORedis(handle.redis.url, { lazyConnect: true })
+    handle.admin = new IORedis(handle.redis.adminUrl, { lazyConnect: true })
     await handle.admin.connect()
   })
   afterAll(async () => {

@@ -8,20 +8,23 @@ import { connect as tlsConnect } from "node:tls"
 import { Unavailable } from "../../domain/Errors.ts"
 
 /**
- * Where Redis is; `password` read from TIDINGS_REDIS_PASSWORD_FILE, `ca` (PEM) from
- * TIDINGS_REDIS_CA_FILE, when set. A `rediss://` URL is TLS with the certificate verified
- * (against `ca`, else the system CAs); a cluster is reached over TLS when it has a `ca`.
+ * Where Redis is; `username` from TIDINGS_REDIS_USER (a URL may name it instead), `password`
+ * read from TIDINGS_REDIS_PASSWORD_FILE, `ca` (PEM) from TIDINGS_REDIS_CA_FILE, when set. A
+ * `rediss://` URL is TLS with the certificate verified (against `ca`, else the system CAs); a
+ * cluster is reached over TLS when it has a `ca`.
  */
 export type RedisTarget =
   | {
     readonly _tag: "Single"
     readonly url: Redacted.Redacted<string>
+    readonly username?: string
     readonly password?: Redacted.Redacted<string>
     readonly ca?: string
   }
   | {
     readonly _tag: "Cluster"
     readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
+    readonly username?: string
     readonly password?: Redacted.Redacted<string>
     readonly ca?: string
   }
@@ -72,6 +75,8 @@ const PER_CONNECTION = {
   commandTimeout: 2_000,
   connectTimeout: 2_000,
   autoResubscribe: true,
+  // No CLIENT SETINFO on connect: the ACL user (interpreters/redis/Acl.ts) is not granted CLIENT.
+  disableClientInfo: true,
   // Keep trying, never more than a second apart: readiness comes back on its own.
   retryStrategy: (times: number) => Math.min(times * 100, 1_000)
 }
@@ -89,7 +94,10 @@ export interface ConnectOptions {
   readonly autoResubscribe?: boolean
 }
 
-const passwordOf = (target: RedisTarget) => (target.password === undefined ? {} : { password: Redacted.value(target.password) })
+const passwordOf = (target: RedisTarget) => ({
+  ...(target.username === undefined ? {} : { username: target.username }),
+  ...(target.password === undefined ? {} : { password: Redacted.value(target.password) })
+})
 
 /**
  * TLS options for a `rediss://` URL: verification is Node's default and never turned off; the
@@ -102,26 +110,36 @@ const tlsOf = (target: Extract<RedisTarget, { _tag: "Single" }>) => {
   return { tls: { ...(target.ca === undefined ? {} : { ca: target.ca }), ...(isIP(host) === 0 ? { servername: host } : {}) } }
 }
 
-const create = (target: RedisTarget, { autoResubscribe = true, pipelining = false }: ConnectOptions): Redis =>
-  target._tag === "Single"
-    ? new Redis(Redacted.value(target.url), {
-      ...PER_CONNECTION,
-      ...passwordOf(target),
-      ...tlsOf(target),
-      autoResubscribe,
-      lazyConnect: true,
-      enableAutoPipelining: pipelining
-    })
-    : new Cluster([...target.nodes], {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      enableAutoPipelining: pipelining,
-      shardedSubscribers: true,
-      clusterRetryStrategy: (times: number) => Math.min(times * 100, 1_000),
-      // Each node's connection verifies its certificate against the CA (names or IPs, as the
-      // cluster announces them, must be in the certificates).
-      redisOptions: { ...PER_CONNECTION, ...passwordOf(target), ...(target.ca === undefined ? {} : { tls: { ca: target.ca } }) }
-    }) as unknown as Redis
+/**
+ * The URL and login of a single Redis. ioredis takes the URL's user and password first and
+ * never lets options replace them, so `rediss://tidings@host` would log in with the URL's empty
+ * password instead of the file's: with a password file, the user moves from the URL to the options.
+ */
+const loginOf = (target: Extract<RedisTarget, { _tag: "Single" }>) => {
+  const url = new URL(Redacted.value(target.url))
+  if (target.password === undefined) return { url: url.href, login: passwordOf(target) }
+  const username = target.username ?? (url.username === "" ? undefined : decodeURIComponent(url.username))
+  url.username = ""
+  url.password = ""
+  return { url: url.href, login: passwordOf(username === undefined ? target : { ...target, username }) }
+}
+
+const create = (target: RedisTarget, { autoResubscribe = true, pipelining = false }: ConnectOptions): Redis => {
+  if (target._tag === "Single") {
+    const { url, login } = loginOf(target)
+    return new Redis(url, { ...PER_CONNECTION, ...login, ...tlsOf(target), autoResubscribe, lazyConnect: true, enableAutoPipelining: pipelining })
+  }
+  return new Cluster([...target.nodes], {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    enableAutoPipelining: pipelining,
+    shardedSubscribers: true,
+    clusterRetryStrategy: (times: number) => Math.min(times * 100, 1_000),
+    // Each node's connection verifies its certificate against the CA (names or IPs, as the
+    // cluster announces them, must be in the certificates).
+    redisOptions: { ...PER_CONNECTION, ...passwordOf(target), ...(target.ca === undefined ? {} : { tls: { ca: target.ca } }) }
+  }) as unknown as Redis
+}
 
 /**
  * Whether a cluster's seeds present certificates the CA does not verify. ioredis fetches the
