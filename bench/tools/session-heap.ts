@@ -1,8 +1,10 @@
 // JS heap per idle session, in process: N sessions opened on the memory interpreters (each
 // subscribed to its own channel, then left alone), measured against the heap before them,
 // both after a full GC. No sockets and no TLS: what the session engine itself holds.
-//   node --expose-gc bench/tools/session-heap.ts [N=5000]
-import { Effect, Fiber, Layer } from "effect"
+//   node --expose-gc bench/tools/session-heap.ts [N=5000] [snapshot-dir]
+// With a directory, also writes before/after heap snapshots there for heapsnapshot-diff.ts.
+import { Effect, Layer } from "effect"
+import { writeHeapSnapshot } from "node:v8"
 import * as DevIssuer from "../../src/interpreters/jwt/DevIssuer.ts"
 import * as SigningKeys from "../../src/interpreters/jwt/SigningKeys.ts"
 import * as TicketSigner from "../../src/interpreters/jwt/TicketSigner.ts"
@@ -18,6 +20,7 @@ import * as Hub from "../../src/programs/Hub.ts"
 import * as Session from "../../src/programs/Session.ts"
 
 const n = Number(process.argv[2] ?? 5_000)
+const snapshots = process.argv[3]
 const gc = (globalThis as { gc?: () => void }).gc
 if (gc === undefined) {
   process.stderr.write("run with node --expose-gc\n")
@@ -42,37 +45,30 @@ const layer = Layer.unwrap(Effect.promise(async () => {
 
 const perNode = Layer.mergeAll(Hub.layer, Deadlines.layer)
 
-/** One session on a fake socket that never sends, once it has answered its `subscribe`. */
+/** One session on a fake socket that never sends again, once it has answered its `subscribe`. */
 const open = (ticket: string, channel: string) =>
   Effect.gen(function*() {
-    let resume: ((effect: Effect.Effect<string, Session.TransportEnd | Session.Interruption>) => void) | undefined
     let answered: (() => void) | undefined
+    let closed: (() => void) | undefined
     const subscribed = new Promise<void>((resolve) => (answered = resolve))
-    let inbound: string | undefined
+    const ended = new Promise<void>((resolve) => (closed = resolve))
     const transport: Session.Transport = {
       origin: "https://app.example",
       peer: "192.0.2.10",
       ticket,
-      receive: Effect.callback((r) => {
-        if (inbound !== undefined) {
-          const text = inbound
-          inbound = undefined
-          return r(Effect.succeed(text))
-        }
-        resume = r
-      }),
-      end: (reason) => resume?.(Effect.fail(reason)),
       outbox: {
         offer: (frame) => {
-          if (frame.startsWith('{"type":"welcome"')) inbound = JSON.stringify({ type: "subscribe", id: "s1", channel })
           if (frame.startsWith('{"type":"subscribed"')) answered?.()
           return true
         }
-      }
+      },
+      closed: () => closed?.()
     }
-    const fiber = yield* Effect.forkDetach(Session.run(transport))
+    const session = yield* Session.start(transport)
+    session.receive(JSON.stringify({ type: "subscribe", id: "s1", channel }))
     yield* Effect.promise(() => subscribed)
-    return { close: Effect.andThen(Effect.sync(() => resume?.(Effect.fail(new ClosedNormally()))), Fiber.await(fiber)) }
+    answered = undefined
+    return { close: Effect.andThen(Effect.sync(() => session.end(new ClosedNormally())), Effect.promise(() => ended)) }
   })
 
 const heapAfterGc = () => {
@@ -92,8 +88,10 @@ const program = Effect.gen(function*() {
   const warm = yield* openMany(10_000_000, 500)
   for (const session of warm) yield* session.close
   const before = heapAfterGc()
+  if (snapshots !== undefined) writeHeapSnapshot(`${snapshots}/before.heapsnapshot`)
   const sessions = yield* openMany(0, n)
   const after = heapAfterGc()
+  if (snapshots !== undefined) writeHeapSnapshot(`${snapshots}/after.heapsnapshot`)
   const perSession = (after - before) / n
   process.stdout.write(`${n} idle sessions (one subscription each): ${(perSession / 1024).toFixed(2)} KiB of JS heap per session\n`)
   for (const session of sessions) yield* session.close
