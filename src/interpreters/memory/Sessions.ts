@@ -5,14 +5,15 @@ import { Clock, Effect, Layer } from "effect"
 import { SessionRevoked, TooManySessions } from "../../domain/Errors.ts"
 import { REVOCATION_TTL_S } from "../../domain/Limits.ts"
 import type { Subject } from "../../domain/Principal.ts"
-import { type LiveSession, revokes, Sessions } from "../../services/Sessions.ts"
+import { revokes, Sessions } from "../../services/Sessions.ts"
 import { Settings } from "../../services/Settings.ts"
+import { LocalSessions } from "../LocalSessions.ts"
 
 export const layer = Layer.effect(
   Sessions,
   Effect.gen(function*() {
     const settings = yield* Settings
-    const live = new Map<string, Set<LiveSession>>()
+    const live = new LocalSessions((subject) => subject)
     const revoked = new Map<string, number>()
     const revokedAt = (subject: Subject) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
@@ -26,24 +27,18 @@ export const layer = Layer.effect(
       register: (session) =>
         Effect.flatMap(revokedAt(session.subject), (at): Effect.Effect<Effect.Effect<void>, SessionRevoked | TooManySessions> => {
           if (revokes(at, session.issuedAt)) return Effect.fail(new SessionRevoked())
-          const mine = live.get(session.subject) ?? new Set()
-          if (mine.size >= settings.maxSessionsPerSubject) return Effect.fail(new TooManySessions())
-          mine.add(session)
-          live.set(session.subject, mine)
-          return Effect.succeed(Effect.sync(() => {
-            const mine = live.get(session.subject)
-            mine?.delete(session)
-            if (mine?.size === 0) live.delete(session.subject)
-          }))
+          if (live.count(session.subject) >= settings.maxSessionsPerSubject) return Effect.fail(new TooManySessions())
+          const key = live.add(session)
+          return Effect.succeed(Effect.sync(() => live.remove(key, session)))
         }),
       revoke: (subject, atMs) =>
         Effect.sync(() => {
           revoked.set(subject, atMs)
-          for (const session of live.get(subject) ?? []) session.end(new SessionRevoked())
+          for (const session of live.of(subject)) session.end(new SessionRevoked())
         }),
       revokedAt,
-      local: (subject) => [...(live.get(subject) ?? [])],
-      everyLocal: () => [...live.values()].flatMap((sessions) => [...sessions])
+      local: (subject) => live.of(subject),
+      everyLocal: () => live.all()
     })
   })
 )

@@ -7,6 +7,7 @@ import { SessionRevoked, TooManySessions, Unavailable } from "../../domain/Error
 import { REVOCATION_TTL_S } from "../../domain/Limits.ts"
 import { type LiveSession, RECHECK_BOUND_MS, revokes, Sessions } from "../../services/Sessions.ts"
 import { Settings } from "../../services/Settings.ts"
+import { LocalSessions } from "../LocalSessions.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import { ControlChannel } from "./Control.ts"
 import { Keys, subjectTag } from "./Keys.ts"
@@ -79,23 +80,13 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
     // different slots together, and the cluster refused them all).
     const call = attempt("sessions")
 
-    // This node's sessions by hashed subject (what revocations carry), and their entries.
-    const local = new Map<string, Set<LiveSession>>()
+    // This node's sessions by subject pseudonym (what revocations carry), and their entries.
+    const local = new LocalSessions(subjectTag)
     const entries = new Map<LiveSession, Entry>()
-    const index = (tag: string, session: LiveSession) => {
-      const mine = local.get(tag) ?? new Set()
-      mine.add(session)
-      local.set(tag, mine)
-    }
-    const unindex = (tag: string, session: LiveSession) => {
-      const mine = local.get(tag)
-      mine?.delete(session)
-      if (mine?.size === 0) local.delete(tag)
-    }
 
     yield* control.listen((message) => {
       if (message.t !== "revoke") return
-      for (const session of local.get(message.s) ?? []) session.end(new SessionRevoked())
+      for (const session of local.withKey(message.s)) session.end(new SessionRevoked())
     })
 
     /** Each session's revocation time ('' for none), or null where the check failed. */
@@ -161,21 +152,20 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
         // Uninterruptible, as an acquire: a session is registered with its release, or not at all.
         Effect.uninterruptible(Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
-          const tag = subjectTag(session.subject)
           const entry: Entry = { sessions: Keys.sessions(session.subject), revoked: Keys.revoked(session.subject), checkedAt: now }
           // Indexed before the script runs: a revocation announced while it is in flight (stored
           // just after the script read the key) still finds the session and ends it.
-          index(tag, session)
+          const tag = local.add(session)
           const outcome = yield* call(() =>
             REGISTER.run(redis, [entry.sessions, entry.revoked], [now, leaseMs, settings.maxSessionsPerSubject, session.id, session.issuedAt])
-          ).pipe(Effect.tapError(() => Effect.sync(() => unindex(tag, session))))
+          ).pipe(Effect.tapError(() => Effect.sync(() => local.remove(tag, session))))
           if (outcome !== 1) {
-            unindex(tag, session)
+            local.remove(tag, session)
             return yield* (outcome === -1 ? new SessionRevoked() : new TooManySessions())
           }
           entries.set(session, entry)
           return Effect.suspend(() => {
-            unindex(tag, session)
+            local.remove(tag, session)
             entries.delete(session)
             return call(() => redis.zrem(entry.sessions, session.id)).pipe(Effect.ignore)
           })
@@ -186,8 +176,8 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
         ),
       revokedAt: (subject) =>
         call(() => redis.get(Keys.revoked(subject))).pipe(Effect.map((at) => (at === null ? undefined : Number(at)))),
-      local: (subject) => [...(local.get(subjectTag(subject)) ?? [])],
-      everyLocal: () => [...local.values()].flatMap((sessions) => [...sessions])
+      local: (subject) => local.of(subject),
+      everyLocal: () => local.all()
     })
   })
 )

@@ -7,6 +7,7 @@ import type { Channel } from "../../domain/Channel.ts"
 import { frameCodeFor } from "../../domain/Close.ts"
 import { ProtocolViolation, RateLimited, RepeatedDenials, SubscriptionDenied } from "../../domain/Errors.ts"
 import * as Limits from "../../domain/Limits.ts"
+import { resumeFrom } from "../../domain/Position.ts"
 import type { User } from "../../domain/Principal.ts"
 import * as TokenBucket from "../../domain/TokenBucket.ts"
 import * as Wire from "../../domain/Wire.ts"
@@ -103,11 +104,8 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
     }))
     if (joined === undefined) return undefined
     const head = joined.position
-    // `since` without `epoch` (v1) is taken in the current epoch; another epoch is no replay.
-    const from = message.since === undefined ? undefined : { epoch: message.epoch ?? head.epoch, seq: message.since }
-    const replay = from === undefined || from.epoch !== head.epoch || from.seq > head.seq
-      ? undefined
-      : withinAccess(yield* bus.since(message.channel, from), grant.since)
+    const from = resumeFrom(head, message.since, message.epoch)
+    const replay = from === undefined ? undefined : withinAccess(yield* bus.since(message.channel, from), grant.since)
     return { head, replay }
   }).pipe(Effect.result)
   if (Result.isFailure(joined)) {

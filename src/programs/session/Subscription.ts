@@ -4,7 +4,7 @@
 import { Effect, Metric } from "effect"
 import { type Channel, print } from "../../domain/Channel.ts"
 import type { Event } from "../../domain/Event.ts"
-import type { Position } from "../../domain/Position.ts"
+import { covered, type Position } from "../../domain/Position.ts"
 import * as Wire from "../../domain/Wire.ts"
 import type { Watched } from "../../services/Deadlines.ts"
 import type { Pushed, Subscriber } from "../../services/Hub.ts"
@@ -100,7 +100,7 @@ export class Subscription implements Subscriber, Watched {
   private forward(event: Event, frame: string): Pushed {
     // The bus may hand over an event the replay already sent: (epoch, seq) makes it idempotent.
     // The bus resets before any event of a new epoch, so an epoch change never arrives bare.
-    if (event.epoch === this.epoch && event.seq <= this.seq) return "none"
+    if (covered(this.epoch, this.seq, event)) return "none"
     this.moveTo(event.epoch, event.seq)
     return this.offer(frame, event.channel)
   }
