@@ -81,7 +81,7 @@ const program = Effect.gen(function*() {
     Effect.forEach(Array.from({ length: count }, (_, i) => from + i), (i) =>
       Effect.gen(function*() {
         const ref = `pt_${String(i).padStart(9, "0")}` as PatientRef
-        const { ticket } = yield* Tickets.issue({ principal: { _tag: "Patient", ref }, expiresAt: 3_600, issuedAt: 0 })
+        const { ticket } = yield* Tickets.issue({ principal: { _tag: "Patient", ref }, expiresAt: Math.floor(Date.now() / 1000) + 3_600, issuedAt: 0 })
         return yield* open(ticket, `patient:${ref}`)
       }), { concurrency: 64 })
   // Warm-up: code paths compiled, metric series made, maps grown, then all closed.
