@@ -40,7 +40,26 @@ export type Verdict = "deliver" | "stale" | "gap" | "epoch" | "retired"
 export const judge = (last: Position, incoming: Position, retired: string | undefined): Verdict => {
   if (incoming.epoch !== last.epoch) return incoming.epoch === retired ? "retired" : "epoch"
   if (incoming.seq === last.seq + 1) return "deliver"
-  return incoming.seq > last.seq ? "gap" : "stale"
+  return covered(last.epoch, last.seq, incoming) ? "stale" : "gap"
+}
+
+/**
+ * The de-duplication rule, for a follower and for a subscription that has told its client
+ * (epoch, seq): an event at or below it in the same epoch was already handed over. Two fields
+ * rather than a Position, so a subscription allocates nothing per delivery to ask.
+ */
+export const covered = (epoch: string, seq: number, incoming: Position): boolean =>
+  incoming.epoch === epoch && incoming.seq <= seq
+
+/**
+ * The since window: where a resuming client's replay starts, given the channel's head, or
+ * undefined when there is nothing to replay from (no `since`, another epoch, or ahead of the
+ * channel). `since` without `epoch` (v1 clients) is taken in the head's epoch.
+ */
+export const resumeFrom = (head: Position, since: number | undefined, epoch: string | undefined): Position | undefined => {
+  if (since === undefined) return undefined
+  const from = { epoch: epoch ?? head.epoch, seq: since }
+  return from.epoch !== head.epoch || from.seq > head.seq ? undefined : from
 }
 
 /**
@@ -53,7 +72,7 @@ export const replay = (
   history: ReadonlyArray<Event>,
   from: Position
 ): ReadonlyArray<Event> | undefined => {
-  if (from.epoch !== head.epoch || from.seq > head.seq) return undefined
+  if (resumeFrom(head, from.seq, from.epoch) === undefined) return undefined
   const events = history.filter((e) => e.epoch === head.epoch && e.seq > from.seq).sort((a, b) => a.seq - b.seq)
   // Every seq from from + 1 to head, none missing.
   if (events.length !== head.seq - from.seq) return undefined

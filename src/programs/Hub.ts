@@ -1,28 +1,16 @@
-// This node's fan-out: channel → local subscribers. The first local subscriber subscribes
-// the bus, the last one leaving releases it. An event (or a reset) is encoded once, then
+// The node's Hub (services/Hub.ts): channel → local subscribers. The first local subscriber
+// subscribes the bus, the last one leaving releases it. An event (or a reset) is encoded once, then
 // offered to each subscriber without waiting on any socket: a slow one cannot slow the others
 // or the publisher. Its metrics are tallied in the loop and recorded once, synchronously.
-import { Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
+import { Deferred, Effect, Exit, Layer, Scope } from "effect"
 import { type Channel, print } from "../domain/Channel.ts"
 import type { Event } from "../domain/Event.ts"
 import type { Unavailable } from "../domain/Errors.ts"
 import type { Position, ResetCause } from "../domain/Position.ts"
 import * as Wire from "../domain/Wire.ts"
 import { type BusListener, EventBus } from "../services/EventBus.ts"
+import { Hub, type Subscriber } from "../services/Hub.ts"
 import * as Metrics from "./Metrics.ts"
-
-/**
- * What became of one event at one socket: written, refused by a full window, or not sent
- * now (held back until `subscribed` is out, or already sent by a replay).
- */
-export type Pushed = "sent" | "refused" | "none"
-
-/** One socket's interest in one channel; neither method may block. */
-export interface Subscriber {
-  readonly push: (event: Event, frame: string) => Pushed
-  /** The channel was reset to `head` (`frame` is its `reset` frame): delivery goes on from it. */
-  readonly reset: (head: Position, frame: string) => Pushed
-}
 
 interface Entry {
   readonly subscribers: Set<Subscriber>
@@ -34,125 +22,105 @@ interface Entry {
   holders: number
 }
 
-export interface Joined {
-  /** Ends the subscriber's interest; running it again does nothing. */
-  readonly leave: Effect.Effect<void>
-  /**
-   * The channel's position when the subscriber joined: every later event (or reset) reaches
-   * it, so this is what its `subscribed` answer carries, without a read of the store.
-   */
-  readonly position: Position
-}
+export const layer = Layer.effect(
+  Hub,
+  Effect.gen(function*() {
+    const bus = yield* EventBus
+    const channels = new Map<string, Entry>()
+    // Captured once: the callback below runs outside any fiber, and updates the registry
+    // through this context (the process-global registry unless the layer was given another).
+    const context = yield* Effect.context<never>()
 
-export class Hub extends Context.Service<Hub, {
-  /**
-   * The subscriber receives the channel's events until it runs the `leave` it was given. A
-   * returned effect rather than a Scope: a socket may hold 100 subscriptions for hours, and a
-   * Scope (with its finalizer map) per subscription is memory held for nothing.
-   */
-  readonly join: (channel: Channel, subscriber: Subscriber) => Effect.Effect<Joined, Unavailable>
-  readonly stats: () => { readonly channels: number; readonly subscribers: number }
-}>()("tidings/Hub") {
-  static readonly layer = Layer.effect(
-    Hub,
-    Effect.gen(function*() {
-      const bus = yield* EventBus
-      const channels = new Map<string, Entry>()
-      // Captured once: the callback below runs outside any fiber, and updates the registry
-      // through this context (the process-global registry unless the layer was given another).
-      const context = yield* Effect.context<never>()
-
-      const deliver = (entry: Entry) => (event: Event) => {
-        if (entry.subscribers.size === 0) return
-        const frame = Wire.event(event)
-        let sent = 0
-        let refused = 0
-        for (const subscriber of entry.subscribers) {
-          const pushed = subscriber.push(event, frame)
-          if (pushed === "sent") sent += 1
-          else if (pushed === "refused") refused += 1
-        }
-        if (sent + refused > 0) Metrics.recordFanOut(context, sent, refused, Date.now() - Date.parse(event.at))
+    const deliver = (entry: Entry) => (event: Event) => {
+      if (entry.subscribers.size === 0) return
+      const frame = Wire.event(event)
+      let sent = 0
+      let refused = 0
+      for (const subscriber of entry.subscribers) {
+        const pushed = subscriber.push(event, frame)
+        if (pushed === "sent") sent += 1
+        else if (pushed === "refused") refused += 1
       }
+      if (sent + refused > 0) Metrics.recordFanOut(context, sent, refused, Date.now() - Date.parse(event.at))
+    }
 
-      // Rare (a store that lost state, a gap history cannot fill): logged once per channel
-      // per node, with the cause and how many subscriptions it reached, never the channel.
-      const reset = (channel: Channel, entry: Entry) => (head: Position, cause: ResetCause) => {
-        const frame = Wire.reset(channel, head)
-        for (const subscriber of entry.subscribers) subscriber.reset(head, frame)
-        const subscriptions = entry.subscribers.size
-        Metrics.recordResets(context, cause, subscriptions)
-        Effect.runForkWith(context)(
-          Effect.logWarning("channel reset").pipe(Effect.annotateLogs({ cause, subscriptions }))
-        )
-      }
+    // Rare (a store that lost state, a gap history cannot fill): logged once per channel
+    // per node, with the cause and how many subscriptions it reached, never the channel.
+    const reset = (channel: Channel, entry: Entry) => (head: Position, cause: ResetCause) => {
+      const frame = Wire.reset(channel, head)
+      for (const subscriber of entry.subscribers) subscriber.reset(head, frame)
+      const subscriptions = entry.subscribers.size
+      Metrics.recordResets(context, cause, subscriptions)
+      Effect.runForkWith(context)(
+        Effect.logWarning("channel reset").pipe(Effect.annotateLogs({ cause, subscriptions }))
+      )
+    }
 
-      const listener = (channel: Channel, entry: Entry): BusListener => ({ event: deliver(entry), reset: reset(channel, entry) })
+    const listener = (channel: Channel, entry: Entry): BusListener => ({ event: deliver(entry), reset: reset(channel, entry) })
 
-      const release = (key: string, entry: Entry) =>
-        Effect.suspend(() => {
-          entry.holders -= 1
-          if (entry.holders > 0) return Effect.void
-          if (channels.get(key) === entry) channels.delete(key)
-          return Scope.close(entry.scope, Exit.void)
-        })
-
-      const acquire = (channel: Channel, key: string) =>
-        Effect.suspend((): Effect.Effect<Entry, Unavailable> => {
-          const existing = channels.get(key)
-          if (existing !== undefined) {
-            existing.holders += 1
-            return Deferred.await(existing.ready).pipe(
-              Effect.as(existing),
-              Effect.onError(() => release(key, existing))
-            )
-          }
-          const entry: Entry = {
-            subscribers: new Set(),
-            position: () => ({ epoch: "", seq: 0 }),
-            ready: Deferred.makeUnsafe<void, Unavailable>(),
-            scope: Scope.makeUnsafe(),
-            holders: 1
-          }
-          channels.set(key, entry)
-          return bus.subscribe(channel, listener(channel, entry)).pipe(
-            Scope.provide(entry.scope),
-            Effect.map((position) => {
-              entry.position = position
-            }),
-            Effect.exit,
-            Effect.flatMap((exit) => {
-              Deferred.doneUnsafe(entry.ready, exit)
-              return Exit.isSuccess(exit)
-                ? Effect.succeed(entry)
-                : Effect.andThen(release(key, entry), Effect.failCause(exit.cause))
-            })
-          )
-        })
-
-      return Hub.of({
-        join: (channel, subscriber) => {
-          const key = print(channel)
-          // Uninterruptible, as an acquireRelease's acquire: the caller is handed the leave
-          // of everything it joined, or joined nothing.
-          return Effect.uninterruptible(Effect.map(acquire(channel, key), (entry) => {
-            entry.subscribers.add(subscriber)
-            let left = false
-            const leave = Effect.suspend(() => {
-              if (left) return Effect.void
-              left = true
-              entry.subscribers.delete(subscriber)
-              return release(key, entry)
-            })
-            return { leave, position: entry.position() }
-          }))
-        },
-        stats: () => {
-          let subscribers = 0
-          for (const entry of channels.values()) subscribers += entry.subscribers.size
-          return { channels: channels.size, subscribers }
-        }
+    const release = (key: string, entry: Entry) =>
+      Effect.suspend(() => {
+        entry.holders -= 1
+        if (entry.holders > 0) return Effect.void
+        if (channels.get(key) === entry) channels.delete(key)
+        return Scope.close(entry.scope, Exit.void)
       })
+
+    const acquire = (channel: Channel, key: string) =>
+      Effect.suspend((): Effect.Effect<Entry, Unavailable> => {
+        const existing = channels.get(key)
+        if (existing !== undefined) {
+          existing.holders += 1
+          return Deferred.await(existing.ready).pipe(
+            Effect.as(existing),
+            Effect.onError(() => release(key, existing))
+          )
+        }
+        const entry: Entry = {
+          subscribers: new Set(),
+          position: () => ({ epoch: "", seq: 0 }),
+          ready: Deferred.makeUnsafe<void, Unavailable>(),
+          scope: Scope.makeUnsafe(),
+          holders: 1
+        }
+        channels.set(key, entry)
+        return bus.subscribe(channel, listener(channel, entry)).pipe(
+          Scope.provide(entry.scope),
+          Effect.map((position) => {
+            entry.position = position
+          }),
+          Effect.exit,
+          Effect.flatMap((exit) => {
+            Deferred.doneUnsafe(entry.ready, exit)
+            return Exit.isSuccess(exit)
+              ? Effect.succeed(entry)
+              : Effect.andThen(release(key, entry), Effect.failCause(exit.cause))
+          })
+        )
+      })
+
+    return Hub.of({
+      join: (channel, subscriber) => {
+        const key = print(channel)
+        // Uninterruptible, as an acquireRelease's acquire: the caller is handed the leave
+        // of everything it joined, or joined nothing.
+        return Effect.uninterruptible(Effect.map(acquire(channel, key), (entry) => {
+          entry.subscribers.add(subscriber)
+          let left = false
+          const leave = Effect.suspend(() => {
+            if (left) return Effect.void
+            left = true
+            entry.subscribers.delete(subscriber)
+            return release(key, entry)
+          })
+          return { leave, position: entry.position() }
+        }))
+      },
+      stats: () => {
+        let subscribers = 0
+        for (const entry of channels.values()) subscribers += entry.subscribers.size
+        return { channels: channels.size, subscribers }
+      }
     })
-  )
-}
+  })
+)

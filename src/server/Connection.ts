@@ -1,13 +1,13 @@
-// A `ws` socket as a session Transport: inbound frames through a small queue (pausing the
-// socket when it fills), outbound frames through a bounded window. The window counts frames the
+// A `ws` socket as a session Transport: inbound frames handed to the session (which pauses the
+// socket when too many wait), outbound frames through a bounded window. The window counts frames the
 // client has not yet acknowledged: every ACK_EVERY frames we send a ping numbered with the
 // frames sent so far, and the automatic pong tells us how far the client has read. The
 // kernel can absorb megabytes for a stalled reader; the pongs cannot lie (docs/decisions/0003).
-import { Effect } from "effect"
+import type { Exit } from "effect"
 import { type RawData, WebSocket } from "ws"
 import { CloseTable } from "../domain/Close.ts"
-import { ClosedNormally, ConnectionLost, FrameRejected, MessageTooBig, TooSlow } from "../domain/Errors.ts"
-import type { Interruption, Outbox, Transport, TransportEnd } from "../programs/Session.ts"
+import { ClosedNormally, ConnectionLost, FrameRejected, type GatewayError, MessageTooBig, ShuttingDown, TooSlow } from "../domain/Errors.ts"
+import type { Inbound, Interruption, Outbox, Transport, TransportEnd } from "../programs/Session.ts"
 import * as Window from "./Window.ts"
 
 export type WindowLimits = Window.WindowLimits
@@ -16,9 +16,6 @@ export type WindowLimits = Window.WindowLimits
 const AS_TEXT = { binary: false } as const
 /** What a binary frame becomes for the session: text that never decodes as a message. */
 const NOT_A_MESSAGE = "\u0000"
-
-/** Inbound frames queued before the socket stops reading (backpressure on a flooding client). */
-const INBOUND_HIGH_WATER = 32
 
 // The hub hands every subscriber of a channel the same frame string in a row, so one
 // cached encoding turns N string→bytes conversions per event into one.
@@ -84,13 +81,15 @@ function onClose(this: WebSocket, code: number) {
 }
 
 type Ending = TransportEnd | Interruption
-type Resume = (effect: Effect.Effect<string, Ending>) => void
+
+/** Told when a connection's session is over: one function for every connection, not a closure each. */
+export type OnClosed = (connection: Connection, error: GatewayError, exit: Exit.Exit<unknown, GatewayError>) => void
 
 let nextSlice = 0
 
 /**
- * One socket as a session's Transport (and its Outbox). Inbound frames wait in a plain array
- * for the session's single `receive`; the socket stops reading when too many wait.
+ * One socket as a session's Transport (and its Outbox). Inbound frames go straight to the
+ * session, which queues them and asks the socket to pause when too many wait.
  */
 export class Connection implements Transport, Outbox, Window.WindowState {
   readonly origin: string
@@ -98,7 +97,6 @@ export class Connection implements Transport, Outbox, Window.WindowState {
   ticket: string | undefined
   readonly id: string
   readonly outbox: Outbox = this
-  readonly receive: Effect.Effect<string, Ending>
   /** When the unanswered heartbeat ping went out; undefined once any pong came back. */
   awaitingPongSince: number | undefined = undefined
   /** Which part of the heartbeat interval pings this socket (spreads the pings). */
@@ -108,9 +106,9 @@ export class Connection implements Transport, Outbox, Window.WindowState {
   /** performance.now() when the upgrade request came in, for the handshake timing. */
   private readonly startedAt: number
   private readonly onOpened: ((startedAt: number) => void) | undefined
-  private queued: Array<string> | undefined = undefined
-  private waiting: Resume | undefined = undefined
-  private ending: Ending | undefined = undefined
+  private readonly onClosed: OnClosed
+  /** The session this socket carries (set once it is started, right after construction). */
+  private session: Inbound | undefined = undefined
   private ended = false
   // The outbound window's counters (Window.ts holds its rules).
   sent = 0
@@ -129,6 +127,7 @@ export class Connection implements Transport, Outbox, Window.WindowState {
       readonly id: string
       /** Shared by every connection: told when a session opened, with its upgrade's start. */
       readonly onOpened?: (startedAt: number) => void
+      readonly onClosed: OnClosed
     }
   ) {
     this.ws = ws as Tagged
@@ -140,11 +139,16 @@ export class Connection implements Transport, Outbox, Window.WindowState {
     this.startedAt = options.startedAt
     this.id = options.id
     this.onOpened = options.onOpened
-    this.receive = Effect.callback<string, Ending>((resume) => this.take(resume))
+    this.onClosed = options.onClosed
     ws.on("message", onMessage)
     ws.on("pong", onPong)
     ws.on("error", onError)
     ws.on("close", onClose)
+  }
+
+  /** The session started on this socket: frames and the socket's end go to it from now on. */
+  attach(session: Inbound) {
+    this.session = session
   }
 
   consumed() {
@@ -160,45 +164,33 @@ export class Connection implements Transport, Outbox, Window.WindowState {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, reason)
   }
 
-  /** A frame from the client: to the waiting `receive`, or queued for the next. */
+  /** A frame from the client, for the session. */
   inbound(text: string) {
-    if (this.ended) return
-    const waiting = this.waiting
-    if (waiting !== undefined) {
-      this.waiting = undefined
-      return waiting(Effect.succeed(text))
-    }
-    const queued = (this.queued ??= [])
-    queued.push(text)
-    if (queued.length >= INBOUND_HIGH_WATER) this.ws.pause()
+    if (!this.ended) this.session?.receive(text)
   }
 
-  private take(resume: Resume) {
-    const queued = this.queued
-    if (queued !== undefined && queued.length > 0) {
-      const text = queued.shift()!
-      if (this.ws.isPaused && queued.length < INBOUND_HIGH_WATER / 2) this.ws.resume()
-      return resume(Effect.succeed(text))
-    }
-    if (this.ending !== undefined) return resume(Effect.fail(this.ending))
-    this.waiting = resume
+  pause() {
+    this.ws.pause()
   }
 
-  /** The socket ended, or `end` was called: frames already queued are still handed out first. */
+  resume() {
+    if (this.ws.isPaused) this.ws.resume()
+  }
+
+  /** The socket ended, or the gateway ends the session (the first reason wins). */
   fail(reason: Ending) {
     if (this.ended) return
     this.ended = true
-    this.ending = reason
-    const waiting = this.waiting
-    if (waiting === undefined) return
-    this.waiting = undefined
-    // Resuming can run the session's close at once; a microtask lets the caller (an offer in
-    // the middle of a fan-out) finish first.
-    queueMicrotask(() => waiting(Effect.fail(reason)))
+    this.session?.end(reason)
   }
 
-  end(reason: Interruption) {
-    this.fail(reason)
+  /** The node is shutting down: the session closes 1001 at once. */
+  shutDown() {
+    this.session?.end(new ShuttingDown())
+  }
+
+  closed(error: GatewayError, exit: Exit.Exit<unknown, GatewayError>) {
+    this.onClosed(this, error, exit)
   }
 
   ponged(data: Buffer) {
@@ -221,8 +213,7 @@ export class Connection implements Transport, Outbox, Window.WindowState {
    */
   finish() {
     this.ended = true
-    this.queued = undefined
-    if (this.ws.isPaused) this.ws.resume()
+    this.resume()
   }
 
   offer(frame: string): boolean {

@@ -1,12 +1,11 @@
 // The one listener: an HTTPS server we own, with the routes on 'request' and the WebSocket
 // gate on 'upgrade' (ws in noServer mode, so outbound backpressure stays visible), a session
-// fiber per socket, and one node-wide heartbeat. Closing the layer closes every socket 1001.
-import { Cause, Context, Effect, Exit, FiberSet, Layer, LogLevel, References } from "effect"
+// per socket (a state object, no fiber at rest), and one node-wide heartbeat. Closing the layer closes every socket 1001.
+import { Cause, Context, Effect, Exit, Layer, LogLevel, References } from "effect"
 import { createServer } from "node:https"
 import type { AddressInfo } from "node:net"
 import { WebSocketServer } from "ws"
 import { closeFor } from "../domain/Close.ts"
-import type { GatewayError } from "../domain/Errors.ts"
 import { FRAME_BYTES, PONG_TIMEOUT_S, SUBPROTOCOL } from "../domain/Limits.ts"
 import * as Ids from "../programs/Ids.ts"
 import * as Metrics from "../programs/Metrics.ts"
@@ -60,7 +59,7 @@ export const layer = (options: ServerOptions) =>
   Layer.effect(
     ServerAddress,
     Effect.gen(function*() {
-      const context = yield* Effect.context<Effect.Services<ReturnType<typeof Session.run>> | Http.Requirements>()
+      const context = yield* Effect.context<Session.Requirements | Http.Requirements>()
       const runPromiseExit = Effect.runPromiseExitWith(context)
       const runSync = Effect.runSyncWith(context)
       const refusals = yield* Refusals
@@ -152,28 +151,35 @@ export const layer = (options: ServerOptions) =>
       )
 
       const connections = new Set<Connection.Connection>()
-      const runSession = yield* FiberSet.makeRuntime<Effect.Services<ReturnType<typeof Session.run>>>()
+      const startSession = Effect.runSyncWith(context as Context.Context<Session.Requirements>)
+      // Set while shutting down: resolved once the last session has closed (and been audited).
+      let drained: (() => void) | undefined
 
       // Log lines of one socket carry its connection id (never its subject or ticket).
       const ids = Ids.correlation("c")
       // Shared by every session: per-session closures are memory an idle socket holds for hours.
-      const onClosed = (connection: Connection.Connection, exit: Exit.Exit<unknown, GatewayError>) =>
-        Effect.suspend(() => {
-          connections.delete(connection)
-          connection.finish()
-          const error = Session.endOf(exit)
-          const close = closeFor(error)
-          connection.closeWith(close.code, close.reason)
-          return Effect.andThen(
-            Effect.logDebug("session closed").pipe(Effect.annotateLogs({ code: close.code, cause: error._tag })),
-            error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
-          ).pipe(Effect.annotateLogs("connection", connection.id))
-        })
+      const onClosed: Connection.OnClosed = (connection, error, exit) => {
+        connections.delete(connection)
+        connection.finish()
+        const close = closeFor(error)
+        connection.closeWith(close.code, close.reason)
+        runSync(Effect.andThen(
+          Effect.logDebug("session closed").pipe(Effect.annotateLogs({ code: close.code, cause: error._tag })),
+          error._tag === "InternalError" && Exit.isFailure(exit) ? logDefect(exit.cause) : Effect.void
+        ).pipe(Effect.annotateLogs("connection", connection.id)))
+        if (connections.size === 0) drained?.()
+      }
       const onOpened = (startedAt: number) => Metrics.handshakeDuration.updateUnsafe(performance.now() - startedAt, context)
-      // The connection id is put on the session's own log lines (Transport.id), not on the
-      // whole fiber: annotating the fiber would give every idle socket a context of its own.
-      const serve = (connection: Connection.Connection) =>
-        Session.run(connection).pipe(Effect.onExit((exit) => onClosed(connection, exit)))
+
+      // Before the ws server closes: every session ends 1001 and is audited. Sessions hold no
+      // fiber, so nothing else would end them.
+      yield* Effect.addFinalizer(() =>
+        Effect.callback<void>((resume) => {
+          if (connections.size === 0) return resume(Effect.void)
+          drained = () => resume(Effect.void)
+          for (const connection of [...connections]) connection.shutDown()
+        })
+      )
 
       server.on(
         "upgrade",
@@ -188,10 +194,12 @@ export const layer = (options: ServerOptions) =>
               window: options.window,
               startedAt: accepted.startedAt,
               onOpened,
+              onClosed,
               id: ids()
             })
             connections.add(connection)
-            runSession(serve(connection))
+            // The session runs by itself from here: no fiber waits on it while it is idle.
+            connection.attach(startSession(Session.start(connection)))
           },
           onRejected: (reason, origin, peer) =>
             runSync(Effect.andThen(

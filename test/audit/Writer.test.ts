@@ -9,7 +9,7 @@ import { TestClock } from "effect/testing"
 import { randomBytes } from "node:crypto"
 import { decodeJwt } from "jose"
 import { closeFor } from "../../src/domain/Close.ts"
-import { ClosedNormally } from "../../src/domain/Errors.ts"
+import { ClosedNormally, type GatewayError } from "../../src/domain/Errors.ts"
 import type { PatientRef } from "../../src/domain/Ref.ts"
 import * as Writer from "../../src/interpreters/audit/Writer.ts"
 import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
@@ -26,16 +26,17 @@ const alice: AccessGrant = { principal: { _tag: "Patient", ref: "pt_alice_0001" 
 /** A session on a socket that sends nothing: enough to see whether it is admitted. */
 const sessionWith = (ticket: string) =>
   Effect.gen(function*() {
-    const inbox = yield* Queue.unbounded<string, ClosedNormally | Session.Interruption>()
+    const ended = yield* Deferred.make<never, GatewayError>()
     const transport: Session.Transport = {
       origin: "https://app.example",
       peer: "192.0.2.10",
       ticket,
-      receive: Queue.take(inbox),
-      end: (reason) => Queue.failCauseUnsafe(inbox, Cause.fail(reason)),
-      outbox: { offer: () => true }
+      outbox: { offer: () => true },
+      closed: (error) => Deferred.doneUnsafe(ended, Exit.fail(error))
     }
-    return { run: Effect.scoped(Session.run(transport)), close: Queue.fail(inbox, new ClosedNormally()) }
+    const session = yield* Session.start(transport)
+    /** Fails with the error that ended the session, once it is closed and audited. */
+    return { run: Deferred.await(ended), close: Effect.sync(() => session.end(new ClosedNormally())) }
   })
 
 /**

@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
 import * as Channel from "../../src/domain/Channel.ts"
 import type { Event } from "../../src/domain/Event.ts"
-import { catchUp, EPOCH_PATTERN, judge, replay } from "../../src/domain/Position.ts"
+import { catchUp, covered, EPOCH_PATTERN, judge, replay, resumeFrom } from "../../src/domain/Position.ts"
 import { newEpoch } from "../../src/interpreters/Follower.ts"
 import type { EventId, EventRef, PatientRef } from "../../src/domain/Ref.ts"
 
@@ -43,6 +43,30 @@ describe("judge", () => {
     expect(judge(at("Aaaaaaaa", 4), at("Bbbbbbbb", 1), undefined)).toBe("epoch")
     expect(judge(at("Aaaaaaaa", 4), at("Bbbbbbbb", 9), "Cccccccc")).toBe("epoch")
     expect(judge(at("Bbbbbbbb", 4), at("Aaaaaaaa", 5), "Aaaaaaaa")).toBe("retired")
+  })
+})
+
+describe("covered", () => {
+  it("says an event at or below the position, in its epoch, was already handed over", () => {
+    expect(covered("Aaaaaaaa", 4, at("Aaaaaaaa", 4))).toBe(true)
+    expect(covered("Aaaaaaaa", 4, at("Aaaaaaaa", 1))).toBe(true)
+    expect(covered("Aaaaaaaa", 4, at("Aaaaaaaa", 5))).toBe(false)
+  })
+  it("never covers an event of another epoch, whatever its seq", () => {
+    expect(covered("Aaaaaaaa", 4, at("Bbbbbbbb", 1))).toBe(false)
+  })
+})
+
+describe("resumeFrom", () => {
+  const head = at("Aaaaaaaa", 7)
+  it("starts a replay after `since` in the head's epoch, or in the epoch the client names", () => {
+    expect(resumeFrom(head, 3, undefined)).toEqual(at("Aaaaaaaa", 3))
+    expect(resumeFrom(head, 7, "Aaaaaaaa")).toEqual(at("Aaaaaaaa", 7))
+  })
+  it("has nothing to replay from without `since`, in another epoch, or ahead of the channel", () => {
+    expect(resumeFrom(head, undefined, "Aaaaaaaa")).toBeUndefined()
+    expect(resumeFrom(head, 3, "Bbbbbbbb")).toBeUndefined()
+    expect(resumeFrom(head, 8, undefined)).toBeUndefined()
   })
 })
 

@@ -1,24 +1,31 @@
 // Specifies one WebSocket session (contract §3, §5, §6) end to end on the memory services, driven
 // through a fake transport: subscriptions, live delivery, recovery, authorization, limits and every end.
-import { describe, expect, it } from "@effect/vitest"
-import { Cause, Duration, Effect, Fiber, Metric, Queue } from "effect"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Layer, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import * as Channel from "../../src/domain/Channel.ts"
-import { ClosedNormally, TooSlow } from "../../src/domain/Errors.ts"
+import { ClosedNormally, type GatewayError, TooSlow } from "../../src/domain/Errors.ts"
 import { deliveriesFailed } from "../../src/programs/Metrics.ts"
 import type { ClinicianRef, EventId, EventRef, PatientRef, SubjectRef } from "../../src/domain/Ref.ts"
 import type { Principal } from "../../src/domain/Principal.ts"
 import { DENIALS_BEFORE_CLOSE, LIMITED_BEFORE_CLOSE, MALFORMED_BEFORE_CLOSE, SUBSCRIPTIONS_PER_CONNECTION } from "../../src/domain/Limits.ts"
 import { defaults } from "../../src/services/Settings.ts"
 import { MemoryAuditRecords } from "../../src/interpreters/memory/AuditLog.ts"
-import { Hub } from "../../src/programs/Hub.ts"
+import { Hub } from "../../src/services/Hub.ts"
 import * as Publish from "../../src/programs/Publish.ts"
 import * as Care from "../../src/programs/Care.ts"
 import * as Revoke from "../../src/programs/Revoke.ts"
 import * as Session from "../../src/programs/Session.ts"
 import * as Tickets from "../../src/programs/Tickets.ts"
 import type { AccessGrant } from "../../src/services/AccessTokens.ts"
+import { AuditLog } from "../../src/services/AuditLog.ts"
+import { CareRelationships } from "../../src/services/CareRelationships.ts"
+import { Deadlines } from "../../src/services/Deadlines.ts"
 import { EventBus } from "../../src/services/EventBus.ts"
+import { RateLimiter } from "../../src/services/RateLimiter.ts"
+import { Settings } from "../../src/services/Settings.ts"
+import { TicketSigner } from "../../src/services/TicketSigner.ts"
+import { TicketStore } from "../../src/services/TicketStore.ts"
 import { Sessions } from "../../src/services/Sessions.ts"
 import { memoryLayer } from "../support/layers.ts"
 
@@ -65,34 +72,34 @@ const settle = Effect.repeat(tick, { times: 20 })
 const publish = (channel: string, ref = "apt_00000001", kind = "appointment.updated") =>
   Publish.publish(service, { channel: Channel.parse(channel)!, kind, ref: ref as EventRef })
 
-/** A client on a fake socket: what it sends goes through a queue, what it gets lands in `frames`. */
+/** A client on a fake socket: what it sends goes to the session, what it gets lands in `frames`. */
 const connectWith = (
   ticket: string | undefined,
   around: <A, E, R>(session: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> = (session) => session
 ) =>
   Effect.gen(function*() {
-    const inbox = yield* Queue.unbounded<string, ClosedNormally | Session.Interruption>()
     const frames: Array<string> = []
+    let ended: GatewayError | undefined
     const transport: Session.Transport = {
       origin: ORIGIN,
       peer: "192.0.2.10",
       ticket,
-      receive: Queue.take(inbox),
-      end: (reason) => Queue.failCauseUnsafe(inbox, Cause.fail(reason)),
       outbox: {
         offer: (frame) => {
           frames.push(frame)
           return true
         }
+      },
+      closed: (error) => {
+        ended = error
       }
     }
-    const fiber = yield* Effect.forkChild(Effect.scoped(around(Session.run(transport))))
+    const session = yield* around(Session.start(transport))
     let cursor = 0
     const client = {
       frames,
-      fiber,
-      send: (message: unknown) => Queue.offer(inbox, typeof message === "string" ? message : JSON.stringify(message)),
-      close: Queue.fail(inbox, new ClosedNormally()),
+      send: (message: unknown) => Effect.sync(() => session.receive(typeof message === "string" ? message : JSON.stringify(message))),
+      close: Effect.sync(() => session.end(new ClosedNormally())),
       /** The next frame, parsed, once it has arrived. */
       next: Effect.suspend(() =>
         eventually(() => frames.length > cursor, () => `frame #${cursor + 1} (have ${JSON.stringify(frames)})`).pipe(
@@ -101,13 +108,9 @@ const connectWith = (
       ),
       /** Frames not yet read with `next`. */
       unread: () => frames.slice(cursor).map((f) => JSON.parse(f) as Record<string, unknown>),
-      isOpen: () => fiber.pollUnsafe() === undefined,
-      /** The error that ended the session, once it has ended. */
-      ended: Effect.suspend(() =>
-        eventually(() => fiber.pollUnsafe() !== undefined, () => "the session to end").pipe(
-          Effect.andThen(Effect.flip(Fiber.join(fiber)))
-        )
-      ),
+      isOpen: () => ended === undefined,
+      /** The error that ended the session, once it has ended (closed and audited). */
+      ended: Effect.suspend(() => eventually(() => ended !== undefined, () => "the session to end").pipe(Effect.map(() => ended!))),
       /** Round trip: a ping answered by its pong proves every earlier message was handled. */
       ping: (id: string) =>
         Effect.gen(function*() {
@@ -161,7 +164,13 @@ const eventFrame = (channel: string, seq: number, ref = "apt_00000001", kind = "
   at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
 })
 
-describe("Session.run", () => {
+describe("Session.start", () => {
+  it("names every service a session uses in its requirements", () => {
+    expectTypeOf<Effect.Services<ReturnType<typeof Session.start>>>().toEqualTypeOf<
+      Settings | AuditLog | RateLimiter | EventBus | Hub | CareRelationships | Sessions | Deadlines | TicketSigner | TicketStore
+    >()
+  })
+
   describe("subscriptions", () => {
     it.effect("gives a patient its own channel: `subscribed` with the channel's seq, then live events in order", () =>
       Effect.gen(function*() {
@@ -235,6 +244,44 @@ describe("Session.run", () => {
         yield* carol.send({ type: "subscribe", id: "c2", channel: aliceChannel })
         expect(yield* carol.next).toEqual({ type: "error", id: "c2", code: "forbidden" })
       }).pipe(Effect.provide(memoryLayer())))
+
+    it.effect("ends a subscription whose care check answered just before the relationship ended (the end announced while the subscribe was in flight)", () => {
+      // The care lookup of the subscribe reads the grant, then is held back until the end is announced.
+      const gate = { held: false, read: Deferred.makeUnsafe<void>(), release: Deferred.makeUnsafe<void>() }
+      const heldCare = Layer.effect(
+        CareRelationships,
+        Effect.map(CareRelationships, (care: CareRelationships["Service"]) =>
+          CareRelationships.of({
+            ...care,
+            active: (c, p, now) =>
+              Effect.flatMap(care.active(c, p, now), (grant) =>
+                gate.held
+                  ? Effect.andThen(Deferred.succeed(gate.read, undefined), Effect.as(Deferred.await(gate.release), grant))
+                  : Effect.succeed(grant))
+          }))
+      )
+      return Effect.gen(function*() {
+        yield* Care.grantCare(service, { clinician: CAROL, patient: ALICE }, undefined)
+        const carol = yield* open(clinician())
+        gate.held = true
+        yield* carol.send({ type: "subscribe", id: "c1", channel: aliceChannel })
+        yield* Deferred.await(gate.read)
+        yield* Care.endCare(service, { clinician: CAROL, patient: ALICE })
+        gate.held = false
+        yield* Deferred.succeed(gate.release, undefined)
+        yield* eventually(
+          () => carol.frames.some((f) => f === JSON.stringify({ type: "error", code: "forbidden", channel: aliceChannel })),
+          () => `the forbidden frame (have ${JSON.stringify(carol.frames)})`
+        )
+        // Whatever the subscribe answered first, the last word on the channel is the refusal.
+        let frame = yield* carol.next
+        while (frame.type !== "error") frame = yield* carol.next
+        expect(frame).toEqual({ type: "error", code: "forbidden", channel: aliceChannel })
+        yield* carol.ping("p1")
+        expect((yield* Hub).stats()).toEqual({ channels: 0, subscribers: 0 })
+        expect(carol.isOpen()).toBe(true)
+      }).pipe(Effect.provide(memoryLayer({}, { care: heldCare })))
+    })
 
     it.effect("ends a clinician's live subscription when the care relationship ends", () =>
       Effect.gen(function*() {
@@ -388,35 +435,37 @@ describe("Session.run", () => {
       Effect.gen(function*() {
         const before = (yield* Metric.value(deliveriesFailed)).count
         const { ticket } = yield* Tickets.issue(patient())
-        const inbox = yield* Queue.unbounded<string, ClosedNormally | TooSlow | Session.Interruption>()
         const frames: Array<string> = []
+        let ended: GatewayError | undefined
+        let session: Session.Inbound | undefined
         // Like server/Connection.ts: room for three frames, then refuse and end the socket.
         const transport: Session.Transport = {
           origin: ORIGIN,
           peer: "192.0.2.10",
           ticket,
-          receive: Queue.take(inbox),
-          end: (reason) => Queue.failCauseUnsafe(inbox, Cause.fail(reason)),
           outbox: {
             offer: (frame) => {
               if (frames.length >= 3) {
-                queueMicrotask(() => Queue.failCauseUnsafe(inbox, Cause.fail(new TooSlow())))
+                session!.end(new TooSlow())
                 return false
               }
               frames.push(frame)
               return true
             }
+          },
+          closed: (error) => {
+            ended = error
           }
         }
-        const fiber = yield* Effect.forkChild(Effect.scoped(Session.run(transport)))
-        yield* Queue.offer(inbox, JSON.stringify({ type: "subscribe", id: "s", channel: aliceChannel }))
+        session = yield* Session.start(transport)
+        session.receive(JSON.stringify({ type: "subscribe", id: "s", channel: aliceChannel }))
         yield* eventually(() => frames.length === 2, () => "welcome and subscribed")
         for (let i = 1; i <= 5; i++) {
           const accepted = yield* publish(aliceChannel, `apt_0000000${i}`)
           expect(accepted.seq).toBe(i)
         }
-        const ended = yield* Effect.flip(Fiber.join(fiber))
-        expect(ended._tag).toBe("TooSlow")
+        yield* eventually(() => ended !== undefined, () => "the session to end")
+        expect(ended!._tag).toBe("TooSlow")
         expect(frames.map((f) => JSON.parse(f).type)).toEqual(["welcome", "subscribed", "event"])
         const failed = (yield* (yield* MemoryAuditRecords).all).filter((r) => r.event === "delivery.failed")
         expect(failed).toMatchObject([{ cause: "TooSlow", result: "failed" }])

@@ -5,8 +5,8 @@ import * as DevIssuer from "../../src/interpreters/jwt/DevIssuer.ts"
 import * as SigningKeys from "../../src/interpreters/jwt/SigningKeys.ts"
 import * as TicketSigner from "../../src/interpreters/jwt/TicketSigner.ts"
 import * as Memory from "../../src/interpreters/memory/Memory.ts"
-import { Deadlines } from "../../src/programs/Deadlines.ts"
-import { Hub } from "../../src/programs/Hub.ts"
+import * as Deadlines from "../../src/programs/Deadlines.ts"
+import * as Hub from "../../src/programs/Hub.ts"
 import { CareWatcher } from "../../src/programs/Care.ts"
 import * as Settings from "../../src/services/Settings.ts"
 import { CareRelationships } from "../../src/services/CareRelationships.ts"
@@ -24,9 +24,14 @@ const quietCare = Layer.effect(
 
 export const memoryLayer = (
   overrides: Partial<Settings.SettingsShape> = {},
-  options: { readonly careAnnouncements?: boolean } = {}
+  options: {
+    readonly careAnnouncements?: boolean
+    /** Wraps the care relationships every program sees (a test that holds an answer back). */
+    readonly care?: Layer.Layer<CareRelationships, never, CareRelationships>
+  } = {}
 ) => {
   const memory = Memory.layer().pipe(Layer.provideMerge(Settings.layer(overrides)))
-  const services = options.careAnnouncements === false ? quietCare.pipe(Layer.provideMerge(memory)) : memory
+  const quiet = options.careAnnouncements === false ? quietCare.pipe(Layer.provideMerge(memory)) : memory
+  const services = options.care === undefined ? quiet : options.care.pipe(Layer.provideMerge(quiet))
   return Layer.mergeAll(Hub.layer, Deadlines.layer, CareWatcher).pipe(Layer.provideMerge(services), Layer.provideMerge(keys))
 }

@@ -10,6 +10,7 @@ import { type LiveSession, revokes, Sessions } from "../../services/Sessions.ts"
 import { RateLimiter } from "../../services/RateLimiter.ts"
 import { Settings } from "../../services/Settings.ts"
 import { TicketStore } from "../../services/TicketStore.ts"
+import { LocalSessions } from "../LocalSessions.ts"
 
 export const layer = Layer.effect(
   Sessions,
@@ -17,7 +18,7 @@ export const layer = Layer.effect(
     const settings = yield* Settings
     const tickets = yield* TicketStore
     const limiter = yield* RateLimiter
-    const live = new Map<string, Set<LiveSession>>()
+    const live = new LocalSessions((subject) => subject)
     const revoked = new Map<string, number>()
     const revokedAt = (subject: Subject) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
@@ -29,15 +30,9 @@ export const layer = Layer.effect(
       })
     /** Holds the session within the cap; its release. */
     const add = (session: LiveSession): Effect.Effect<Effect.Effect<void>, TooManySessions> => {
-      const mine = live.get(session.subject) ?? new Set()
-      if (mine.size >= settings.maxSessionsPerSubject) return Effect.fail(new TooManySessions())
-      mine.add(session)
-      live.set(session.subject, mine)
-      return Effect.succeed(Effect.sync(() => {
-        const mine = live.get(session.subject)
-        mine?.delete(session)
-        if (mine?.size === 0) live.delete(session.subject)
-      }))
+      if (live.count(session.subject) >= settings.maxSessionsPerSubject) return Effect.fail(new TooManySessions())
+      const key = live.add(session)
+      return Effect.succeed(Effect.sync(() => live.remove(key, session)))
     }
     return Sessions.of({
       register: (session) =>
@@ -57,11 +52,11 @@ export const layer = Layer.effect(
       revoke: (subject, atMs) =>
         Effect.sync(() => {
           revoked.set(subject, atMs)
-          for (const session of live.get(subject) ?? []) session.end(new SessionRevoked())
+          for (const session of live.of(subject)) session.end(new SessionRevoked())
         }),
       revokedAt,
-      local: (subject) => [...(live.get(subject) ?? [])],
-      everyLocal: () => [...live.values()].flatMap((sessions) => [...sessions])
+      local: (subject) => live.of(subject),
+      everyLocal: () => live.all()
     })
   })
 )

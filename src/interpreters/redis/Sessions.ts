@@ -9,6 +9,7 @@ import { REVOCATION_TTL_S } from "../../domain/Limits.ts"
 import type { RateRule } from "../../services/RateLimiter.ts"
 import { type LiveSession, RECHECK_BOUND_MS, revokes, Sessions } from "../../services/Sessions.ts"
 import { Settings } from "../../services/Settings.ts"
+import { LocalSessions } from "../LocalSessions.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import { ControlChannel } from "./Control.ts"
 import { DataKeys } from "./DataKey.ts"
@@ -99,22 +100,12 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
     const keys = named((yield* DataKeys).name)
 
     // This node's sessions by subject pseudonym (what revocations carry), and their entries.
-    const local = new Map<string, Set<LiveSession>>()
+    const local = new LocalSessions(keys.subjectTag)
     const entries = new Map<LiveSession, Entry>()
-    const index = (tag: string, session: LiveSession) => {
-      const mine = local.get(tag) ?? new Set()
-      mine.add(session)
-      local.set(tag, mine)
-    }
-    const unindex = (tag: string, session: LiveSession) => {
-      const mine = local.get(tag)
-      mine?.delete(session)
-      if (mine?.size === 0) local.delete(tag)
-    }
 
     yield* control.listen((message) => {
       if (message.t !== "revoke") return
-      for (const session of local.get(message.s) ?? []) session.end(new SessionRevoked())
+      for (const session of local.withKey(message.s)) session.end(new SessionRevoked())
     })
 
     /** Each session's revocation time ('' for none), or null where the check failed. */
@@ -188,7 +179,7 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
         const registration: [number, number, number, string, number] = [now, leaseMs, settings.maxSessionsPerSubject, session.id, session.issuedAt]
         // Indexed before the script runs: a revocation announced while it is in flight (stored
         // just after the script read the key) still finds the session and ends it.
-        index(tag, session)
+        local.add(session)
         const [outcome, retryAfterMs] = yield* call(() =>
           opening === undefined
             ? OPEN.run(redis, [entry.sessions, entry.revoked], registration)
@@ -197,14 +188,14 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
               [entry.sessions, entry.revoked, subjectKeys.ticket(opening.jti), subjectKeys.connects],
               [...registration, opening.connect.limit, opening.connect.windowMs]
             )
-        ).pipe(Effect.tapError(() => Effect.sync(() => unindex(tag, session))))
+        ).pipe(Effect.tapError(() => Effect.sync(() => local.remove(tag, session))))
         if (outcome !== 1) {
-          unindex(tag, session)
+          local.remove(tag, session)
           return yield* Effect.fail(refusal(outcome, retryAfterMs))
         }
         entries.set(session, entry)
         return Effect.suspend(() => {
-          unindex(tag, session)
+          local.remove(tag, session)
           entries.delete(session)
           return call(() => redis.zrem(entry.sessions, session.id)).pipe(Effect.ignore)
         })
@@ -230,8 +221,8 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
         }),
       revokedAt: (subject) =>
         call(() => redis.get(keys.subject(subject).revoked)).pipe(Effect.map((at) => (at === null ? undefined : Number(at)))),
-      local: (subject) => [...(local.get(keys.subjectTag(subject)) ?? [])],
-      everyLocal: () => [...local.values()].flatMap((sessions) => [...sessions])
+      local: (subject) => local.of(subject),
+      everyLocal: () => local.all()
     })
   })
 )
