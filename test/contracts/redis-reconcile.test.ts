@@ -72,6 +72,24 @@ describe.skipIf(!hasRedisServer).each(targets)(`Redis session reconciliation (%s
       expect(spared.ended).toEqual([])
     }).pipe(Effect.provide(node())))
 
+  it.live("goes on repairing missed revocations while a session's check dies each cycle, and ends that session once it has failed for graceMs", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions
+      const issuedAt = Date.now()
+      // Its care re-check throws (a defect, not a failed check), in every cycle.
+      const broken = probe(freshSubject("clinician"), issuedAt, () => Effect.die(new Error("a bug in a re-check")))
+      yield* sessions.register(broken.session)
+      yield* until(() => broken.careChecks >= 2, "two cycles ran over the broken session", LEASE.refreshMs * 10)
+      const subject = freshSubject()
+      const revoked = probe(subject, issuedAt)
+      yield* sessions.register(revoked.session)
+      yield* Effect.promise(() => redis.admin.set(testKeys.subject(subject).revoked, String(issuedAt + 1), "EX", 60))
+      yield* until(() => revoked.ended.length > 0, "the revoked session is ended", LEASE.refreshMs * 10)
+      expect(revoked.ended.map((e) => e.tag)).toEqual(["SessionRevoked"])
+      yield* until(() => broken.ended.length > 0, "the broken session is ended", LEASE.graceMs + LEASE.refreshMs * 10)
+      expect(broken.ended.map((e) => e.tag)).toEqual(["Unavailable"])
+    }).pipe(Effect.provide(node())))
+
   it.live("re-checks care each cycle, keeps a session whose checks pass, and ends one whose checks keep failing with Unavailable once they have failed for graceMs", () =>
     Effect.gen(function*() {
       const sessions = yield* Sessions

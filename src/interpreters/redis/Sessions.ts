@@ -3,7 +3,7 @@
 // node's sessions age out. A session opens in one script on its subject's slot (ticket,
 // revocation, connect token, cap, lease). Revocation stores its time and is announced to every
 // node; each node re-checks its own sessions every few seconds, so a lost one is repaired.
-import { Clock, Deferred, Effect, Layer, Result } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Layer } from "effect"
 import { RateLimited, SessionRevoked, TicketRejected, TooManySessions, Unavailable } from "../../domain/Errors.ts"
 import { REVOCATION_TTL_S } from "../../domain/Limits.ts"
 import type { RateRule } from "../../services/RateLimiter.ts"
@@ -136,9 +136,11 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
         const revokedAt = yield* Effect.promise(() => renew(slice, checked))
         const careFailed = new Set<LiveSession>()
         const care = slice.flatMap(([session]) => {
+          // A check that dies counts as one that failed: that session alone is retried and,
+          // failing for graceMs, ended; the slice's other sessions are checked as usual.
           const check = session.recheckCare()
-          return check === undefined ? [] : [Effect.map(Effect.result(check), (r) => {
-            if (Result.isFailure(r)) careFailed.add(session)
+          return check === undefined ? [] : [Effect.map(Effect.exit(check), (exit) => {
+            if (Exit.isFailure(exit)) careFailed.add(session)
           })]
         })
         if (care.length > 0) yield* Effect.all(care, { concurrency: "unbounded", discard: true })
@@ -161,7 +163,13 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
     let wake = Deferred.makeUnsafe<void>()
     yield* control.onReconnect(() => Deferred.doneUnsafe(wake, Effect.void))
     yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
-      yield* reconcile
+      // A defect in one cycle (a session's check that threw) must not end the loop: every later
+      // revocation and care end missed by its announcement would then go unrepaired, silently.
+      yield* reconcile.pipe(Effect.catchCause((cause) =>
+        Effect.logError("session re-check cycle failed; the next one runs as planned").pipe(
+          Effect.annotateLogs({ error: Cause.squash(cause) instanceof Error ? (Cause.squash(cause) as Error).name : "unknown" })
+        )
+      ))
       yield* Effect.raceFirst(Effect.sleep(refreshMs), Deferred.await(wake))
       wake = Deferred.makeUnsafe<void>()
     })))
