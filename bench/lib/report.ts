@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 
 export interface Results {
-  kind: "default" | "scale" | "partial"
+  kind: "default" | "scale" | "storm" | "partial"
   startedAt: string
   finishedAt: string
   wallSeconds: number
@@ -18,6 +18,8 @@ export interface Results {
   s2ref?: { tidings: any; floor: any } | undefined
   s4: { tidings: any; floor: any } | undefined
   s5: { wanted: number; connections: number; tidings: any; floor: any } | undefined
+  /** The reconnect storm (bench/scenarios/s6.ts); only `--only S6` runs have it. */
+  s6?: { tidings: any; floor: any } | undefined
   targets: Array<Target>
 }
 
