@@ -48,11 +48,14 @@ let spread = 200
 let workerNo = 0
 const sessions: Array<Session> = []
 /** Since the last `mark`: ticket answers, upgrade errors and closes, by cause; connect attempts. */
-const tallies = {
+const fresh = () => ({
   tickets: new Map<string, number>(), upgrades: new Map<string, number>(), closes: new Map<string, number>(), attempts: 0,
   /** Round trips of the tickets granted (request → 201), and sockets (new → `subscribed`), ms. */
-  ticketMs: [] as Array<number>, socketMs: [] as Array<number>, firstTicketUs: 0
-}
+  ticketMs: [] as Array<number>, socketMs: [] as Array<number>, firstTicketUs: 0,
+  /** When the first and the last 1001 arrived (the old node's drain). */
+  first1001Us: 0, last1001Us: 0
+})
+let tallies = fresh()
 const tally = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1)
 const contexts = new Map<string, SecureContext>()
 const contextFor = (ca: string) => {
@@ -80,7 +83,12 @@ const SUBSCRIBED = '{"type":"subscribed"'
 const tap = (ws: WebSocket, s: Session) => {
   const born = nowUs()
   ws.on("error", (error) => tally(tallies.upgrades, causeOf(error)))
-  ws.on("close", (code) => tally(tallies.closes, String(code)))
+  ws.on("close", (code) => {
+    tally(tallies.closes, String(code))
+    if (code !== 1001) return
+    tallies.last1001Us = nowUs()
+    if (tallies.first1001Us === 0) tallies.first1001Us = tallies.last1001Us
+  })
   ws.on("message", (data: Buffer) => {
     if (data.toString("latin1", 0, SUBSCRIBED.length) !== SUBSCRIBED) return
     const frame = JSON.parse(data.toString())
@@ -250,12 +258,9 @@ const storm = (args: { readonly sinceUs: number; readonly tidings: boolean }) =>
     else notBack[why] = (notBack[why] ?? 0) + 1
   }
   return {
+    ...tallies,
     backMs,
     notBack,
-    attempts: tallies.attempts,
-    ticketMs: tallies.ticketMs,
-    socketMs: tallies.socketMs,
-    firstTicketUs: tallies.firstTicketUs,
     tickets: Object.fromEntries(tallies.tickets),
     upgrades: Object.fromEntries(tallies.upgrades),
     closes: Object.fromEntries(tallies.closes),
@@ -301,13 +306,7 @@ serve({
   open: (args: StormOpen) => open(args),
   /** Zeroes the tallies: what follows is the storm. */
   mark: () => {
-    tallies.tickets.clear()
-    tallies.upgrades.clear()
-    tallies.closes.clear()
-    tallies.attempts = 0
-    tallies.ticketMs = []
-    tallies.socketMs = []
-    tallies.firstTicketUs = 0
+    tallies = fresh()
     return {}
   },
   progress,

@@ -3,6 +3,7 @@
 // the same port, keys and Redis); every client back with the SDK's backoff and resumed. Timed
 // from the SIGTERM to the last session back; every event checked, exactly once and in order.
 import { get } from "node:http"
+import { cpus } from "node:os"
 import { join } from "node:path"
 import type { Redis } from "ioredis"
 import { connectBus } from "../lib/bus.ts"
@@ -10,7 +11,7 @@ import { nowUs, sleep } from "../lib/clock.ts"
 import { Histogram, summaryMs } from "../lib/hist.ts"
 import type { IssuerKey } from "../lib/jwt.ts"
 import { freePort } from "../lib/net.ts"
-import { cpuUs } from "../lib/proc.ts"
+import { cpuUs, cpuUsOf, machineCpuUs } from "../lib/proc.ts"
 import { Worker } from "../lib/rpc.ts"
 import { type Material, type Server, startFloor, startTidings } from "../lib/servers.ts"
 import type { Target } from "../load/clients.ts"
@@ -85,23 +86,42 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
     server.child.kill("SIGTERM")
     const exit = await exited(server, 30_000)
     const tExit = nowUs()
-    await publishAll(bus, channels, PHASES[1], sealed)
-    const tPublished = nowUs()
+    // Phase b goes into Redis while no node is up, beside the new node's start (not delaying
+    // it): no client can be back before the node listens, so each must get b from history.
+    let tPublished = 0
+    const down = publishAll(bus, channels, PHASES[1], sealed).then(() => void (tPublished = nowUs()))
     server = await start(server.port)
     const tListening = nowUs()
-    ctx.say(`  SIGTERM → exit ${ms(tExit - t0)} ms (${exit}), phase-b events ${ms(tPublished - tExit)} ms, start → listening ${ms(tListening - tPublished)} ms`)
+    await down
+    ctx.say(`  SIGTERM → exit ${ms(tExit - t0)} ms (${exit}), → listening ${ms(tListening - tExit)} ms more; phase-b events in Redis ${ms(tPublished - tExit)} ms after the exit`)
 
     // 3. Until every session is back (or has given up), or the deadline.
+    // Once a second: sessions back, and the CPU of the node, of the storm clients and of the
+    // machine, to tell a node at its limit from clients waiting out their backoff.
+    const clientPids = workers.map((w) => w.child.pid!)
     const cpu0 = cpuUs(server.pid)
+    const timeline: Array<{ s: number; back: number; serverCpuPct: number; clientCpuPct: number; machineBusyPct: number }> = []
+    let sample = { at: nowUs(), server: cpu0, clients: cpuUsOf(clientPids), machine: machineCpuUs() }
     let last = { back: 0, unrecovered: 0, stopped: 0 }
     let lastSaid = 0
     while (nowUs() - tListening < DEADLINE_S * 1e6) {
       const parts = await all("progress", { sinceUs: t0, tidings: sealed })
       last = parts.reduce((a, p) => ({ back: a.back + p.back, unrecovered: a.unrecovered + p.unrecovered, stopped: a.stopped + p.stopped }), { back: 0, unrecovered: 0, stopped: 0 })
-      if (last.back + last.stopped + last.unrecovered >= sessions && last.unrecovered === 0) break
-      if (Date.now() - lastSaid > 3_000) {
+      const done = last.back + last.stopped + last.unrecovered >= sessions && last.unrecovered === 0
+      if (nowUs() - sample.at >= 1e6 || done) {
+        const now = { at: nowUs(), server: cpuUs(server.pid), clients: cpuUsOf(clientPids), machine: machineCpuUs() }
+        const pct = (a: number, b: number) => Math.round(((b - a) / (now.at - sample.at)) * 100)
+        timeline.push({
+          s: Math.round((now.at - t0) / 1e5) / 10, back: last.back,
+          serverCpuPct: pct(sample.server, now.server), clientCpuPct: pct(sample.clients, now.clients), machineBusyPct: Math.round(pct(sample.machine, now.machine) / cpus().length)
+        })
+        sample = now
+      }
+      if (done) break
+      if (Date.now() - lastSaid > 5_000 && timeline.length > 0) {
         lastSaid = Date.now()
-        ctx.say(`  ${ms(nowUs() - t0)} ms after SIGTERM: ${last.back} back, ${last.unrecovered} subscribed but not recovered, ${last.stopped} stopped`)
+        const t = timeline.at(-1)!
+        ctx.say(`  ${ms(nowUs() - t0)} ms after SIGTERM: ${last.back} back, ${last.unrecovered} subscribed but not recovered, ${last.stopped} stopped; CPU % node ${t.serverCpuPct} clients ${t.clientCpuPct} machine ${t.machineBusyPct}/100`)
       }
       await sleep(250)
     }
@@ -115,7 +135,11 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
     const ticketHist = new Histogram()
     const socketHist = new Histogram()
     let firstTicketUs = Number.POSITIVE_INFINITY
+    let first1001Us = Number.POSITIVE_INFINITY
+    let last1001Us = 0
     for (const p of parts) {
+      if (p.first1001Us > 0) first1001Us = Math.min(first1001Us, p.first1001Us)
+      last1001Us = Math.max(last1001Us, p.last1001Us)
       for (const x of p.ticketMs as Array<number>) ticketHist.record(x * 1000)
       for (const x of p.socketMs as Array<number>) socketHist.record(x * 1000)
       if (p.firstTicketUs > 0) firstTicketUs = Math.min(firstTicketUs, p.firstTicketUs)
@@ -149,7 +173,10 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
       exit,
       /** ms after the SIGTERM: the old node gone, the phase-b events in Redis, the new node listening. */
       exitMs: (tExit - t0) / 1000,
-      downPublishMs: (tPublished - tExit) / 1000,
+      /** The old node's drain as the clients saw it: the first and the last 1001. */
+      first1001Ms: (first1001Us - t0) / 1000,
+      last1001Ms: (last1001Us - t0) / 1000,
+      downPublishedMs: (tPublished - t0) / 1000,
       listeningMs,
       back: backMs.length,
       failed,
@@ -171,6 +198,7 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
       upgradeErrors: merged.upgrades,
       closes: merged.closes,
       subscribeErrors,
+      timeline,
       events: {
         expectedPerSession: expectedIds.length,
         ...events
@@ -178,7 +206,7 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
       ...(metrics === undefined ? {} : { metrics })
     }
     ctx.say(`S6 ${kind}: ${result.back}/${sessions} back, last ${(lastBackMs / 1000).toFixed(1)} s after SIGTERM (${(result.stormMs / 1000).toFixed(1)} s after listening, ${Math.round(result.reopenPerS)}/s), ${failed} failed ${JSON.stringify(merged.notBack)}; events: ${events.complete}/${events.sessions} sessions complete, ${events.lost} lost, ${events.duplicated} duplicated, ${events.unordered} out of order, ${events.resets} resets${sealed ? "" : `, ${events.gap} missed while down (no history)`}`)
-    ctx.say(`  ${sealed ? `first ticket ${ms(firstTicketUs - t0)} ms after SIGTERM, ticket round trip p50/p99/max ${fmt(summaryMs(ticketHist))} ms; ` : ""}socket → subscribed p50/p99/max ${fmt(summaryMs(socketHist))} ms`)
+    ctx.say(`  1001s from ${ms(first1001Us - t0)} to ${ms(last1001Us - t0)} ms after SIGTERM; ${sealed ? `first ticket ${ms(firstTicketUs - t0)} ms after SIGTERM, ticket round trip p50/p99/max ${fmt(summaryMs(ticketHist))} ms; ` : ""}socket → subscribed p50/p99/max ${fmt(summaryMs(socketHist))} ms`)
     ctx.say(`  tickets ${JSON.stringify(merged.tickets)} upgrade errors ${JSON.stringify(merged.upgrades)} closes ${JSON.stringify(merged.closes)}`)
     return result
   } finally {
