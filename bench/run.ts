@@ -175,7 +175,7 @@ const main = async () => {
     results.s5 = { wanted: s5Wanted, connections: s5Connections, tidings: await s5(ctx, "tidings", s5Connections), floor: await s5(ctx, "floor", s5Connections) }
   }
   if (only.has("S6")) {
-    const storm = { root: ROOT, material, redis: ctx.redis, issuer, runTag: ctx.runTag, spread: SPREAD, target: (s: Server) => target(s, material), say }
+    const storm = { root: ROOT, material, redis: { ...ctx.redis, pid: ctx.redisPid }, issuer, runTag: ctx.runTag, spread: SPREAD, target: (s: Server) => target(s, material), say, cpuProfileDir: profileDir }
     results.s6 = { tidings: await s6(storm, "tidings", s6Sessions, s6Workers), floor: await s6(storm, "floor", s6Sessions, s6Workers) }
   }
 

@@ -17,7 +17,9 @@ const cpuOf = (side: any) => {
     server: mean("serverCpuPct"),
     serverPeak: Math.max(0, ...window.map((p: any) => p.serverCpuPct)),
     clients: mean("clientCpuPct"),
-    machine: mean("machineBusyPct")
+    redis: mean("redisCpuPct"),
+    machine: mean("machineBusyPct"),
+    eldMax: Math.max(0, ...window.map((p: any) => (Number.isFinite(p.eldMaxMs) ? p.eldMaxMs : 0)))
   }
 }
 
@@ -42,7 +44,13 @@ export const s6Rows = (s6: { readonly tidings: any; readonly floor: any }): Arra
     `${s1(f.backMsFromSigterm.p50)} / ${s1(f.backMsFromSigterm.p90)} / ${s1(f.backMsFromSigterm.p99)}`)
   row("S6 server CPU per reopened session, µs", t.serverCpuPerReopenUs, f.serverCpuPerReopenUs)
   text("S6 node CPU while reopening, % of a core (mean / busiest second)", `${n0(ct.server)} / ${n0(ct.serverPeak)}`, `${n0(cf.server)} / ${n0(cf.serverPeak)}`)
-  text("S6 storm clients' CPU / machine busy (all cores) while reopening, %", `${n0(ct.clients)} / ${n0(ct.machine)}`, `${n0(cf.clients)} / ${n0(cf.machine)}`)
+  text("S6 storm clients' CPU / Redis's CPU / machine busy (all cores) while reopening, %",
+    `${n0(ct.clients)} / ${n0(ct.redis)} / ${n0(ct.machine)}`, `${n0(cf.clients)} / ${n0(cf.redis)} / ${n0(cf.machine)}`)
+  row("S6 node event-loop delay, longest while reopening, ms", ct.eldMax, cf.eldMax)
+  if (t.tcp !== undefined) {
+    text("S6 TCP, machine-wide: connects dropped at a full accept queue / SYNs sent again",
+      `${n0(t.tcp.ListenOverflows)} / ${n0(t.tcp.TCPSynRetrans)}`, `${n0(f.tcp.ListenOverflows)} / ${n0(f.tcp.TCPSynRetrans)}`)
+  }
   text("S6 socket created → `subscribed` p50 / p99, ms", `${n0(t.socketMs.p50)} / ${n0(t.socketMs.p99)}`, `${n0(f.socketMs.p50)} / ${n0(f.socketMs.p99)}`)
   if (t.ticketMs !== undefined) {
     text("S6 SIGTERM → the first ticket granted, s; ticket round trip p50 / p99, ms", `${s1(t.firstTicketMs)}; ${n0(t.ticketMs.p50)} / ${n0(t.ticketMs.p99)}`, "–")

@@ -2,6 +2,7 @@
 // the node restarted (SIGTERM: Tidings closes every socket with 1001 and exits; started again on
 // the same port, keys and Redis); every client back with the SDK's backoff and resumed. Timed
 // from the SIGTERM to the last session back; every event checked, exactly once and in order.
+import { readFileSync } from "node:fs"
 import { get } from "node:http"
 import { cpus } from "node:os"
 import { join } from "node:path"
@@ -19,12 +20,14 @@ import type { Target } from "../load/clients.ts"
 export interface StormCtx {
   readonly root: string
   readonly material: Material
-  readonly redis: { readonly url: string; readonly admin: Redis }
+  readonly redis: { readonly url: string; readonly admin: Redis; readonly pid: number }
   readonly issuer: IssuerKey
   readonly runTag: string
   readonly spread: number
   readonly target: (server: Server) => Target
   readonly say: (text: string) => void
+  /** `--profile`: both nodes (before and after the restart) write a .cpuprofile here. */
+  readonly cpuProfileDir: string | undefined
 }
 
 /**
@@ -59,9 +62,9 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
   const start = (port?: number): Promise<Server> =>
     kind === "tidings"
       ? startTidings("tidings-a", ctx.material, ctx.redis.url, {
-        extraEnv: { ...S6_ENV, TIDINGS_METRICS_LISTEN: `127.0.0.1:${metricsPort}` }, ...(port === undefined ? {} : { port })
+        extraEnv: { ...S6_ENV, TIDINGS_METRICS_LISTEN: `127.0.0.1:${metricsPort}` }, cpuProfileDir: ctx.cpuProfileDir, ...(port === undefined ? {} : { port })
       })
-      : startFloor("floor-a", ctx.material, ctx.redis.url, port === undefined ? {} : { port })
+      : startFloor("floor-a", ctx.material, ctx.redis.url, { cpuProfileDir: ctx.cpuProfileDir, ...(port === undefined ? {} : { port }) })
   let server = await start()
   const all = <A = any>(cmd: string, args: unknown = {}) => Promise.all(workers.map((w) => w.call<A>(cmd, args)))
   try {
@@ -82,6 +85,7 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
 
     // 2. The restart: SIGTERM, the exit, the phase-b events while down, the same node again.
     await all("mark")
+    const tcp0 = tcpCounters()
     const t0 = nowUs()
     server.child.kill("SIGTERM")
     const exit = await exited(server, 30_000)
@@ -96,12 +100,14 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
     ctx.say(`  SIGTERM → exit ${ms(tExit - t0)} ms (${exit}), → listening ${ms(tListening - tExit)} ms more; phase-b events in Redis ${ms(tPublished - tExit)} ms after the exit`)
 
     // 3. Until every session is back (or has given up), or the deadline.
-    // Once a second: sessions back, and the CPU of the node, of the storm clients and of the
-    // machine, to tell a node at its limit from clients waiting out their backoff.
+    // Once a second: sessions back, the CPU of the node, of the storm clients, of Redis and of
+    // the machine, and the node's event-loop delay, to tell a node at its limit from clients
+    // waiting out their backoff (or a SYN retransmit: see tcpCounters).
     const clientPids = workers.map((w) => w.child.pid!)
     const cpu0 = cpuUs(server.pid)
-    const timeline: Array<{ s: number; back: number; serverCpuPct: number; clientCpuPct: number; machineBusyPct: number }> = []
-    let sample = { at: nowUs(), server: cpu0, clients: cpuUsOf(clientPids), machine: machineCpuUs() }
+    const timeline: Array<{ s: number; back: number; serverCpuPct: number; clientCpuPct: number; redisCpuPct: number; machineBusyPct: number; eldMaxMs: number }> = []
+    let sample = { at: nowUs(), server: cpu0, clients: cpuUsOf(clientPids), redis: cpuUs(ctx.redis.pid), machine: machineCpuUs() }
+    await server.probe({ reset: true }).catch(() => undefined)
     let last = { back: 0, unrecovered: 0, stopped: 0 }
     let lastSaid = 0
     while (nowUs() - tListening < DEADLINE_S * 1e6) {
@@ -109,11 +115,13 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
       last = parts.reduce((a, p) => ({ back: a.back + p.back, unrecovered: a.unrecovered + p.unrecovered, stopped: a.stopped + p.stopped }), { back: 0, unrecovered: 0, stopped: 0 })
       const done = last.back + last.stopped + last.unrecovered >= sessions && last.unrecovered === 0
       if (nowUs() - sample.at >= 1e6 || done) {
-        const now = { at: nowUs(), server: cpuUs(server.pid), clients: cpuUsOf(clientPids), machine: machineCpuUs() }
+        const now = { at: nowUs(), server: cpuUs(server.pid), clients: cpuUsOf(clientPids), redis: cpuUs(ctx.redis.pid), machine: machineCpuUs() }
         const pct = (a: number, b: number) => Math.round(((b - a) / (now.at - sample.at)) * 100)
+        const eld = await Promise.race([server.probe({ reset: true }).then((p) => p.eld.max), sleep(2_000).then(() => Number.NaN)])
         timeline.push({
           s: Math.round((now.at - t0) / 1e5) / 10, back: last.back,
-          serverCpuPct: pct(sample.server, now.server), clientCpuPct: pct(sample.clients, now.clients), machineBusyPct: Math.round(pct(sample.machine, now.machine) / cpus().length)
+          serverCpuPct: pct(sample.server, now.server), clientCpuPct: pct(sample.clients, now.clients), redisCpuPct: pct(sample.redis, now.redis),
+          machineBusyPct: Math.round(pct(sample.machine, now.machine) / cpus().length), eldMaxMs: Math.round(eld)
         })
         sample = now
       }
@@ -121,11 +129,12 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
       if (Date.now() - lastSaid > 5_000 && timeline.length > 0) {
         lastSaid = Date.now()
         const t = timeline.at(-1)!
-        ctx.say(`  ${ms(nowUs() - t0)} ms after SIGTERM: ${last.back} back, ${last.unrecovered} subscribed but not recovered, ${last.stopped} stopped; CPU % node ${t.serverCpuPct} clients ${t.clientCpuPct} machine ${t.machineBusyPct}/100`)
+        ctx.say(`  ${ms(nowUs() - t0)} ms after SIGTERM: ${last.back} back, ${last.unrecovered} subscribed but not recovered, ${last.stopped} stopped; CPU % node ${t.serverCpuPct} clients ${t.clientCpuPct} redis ${t.redisCpuPct} machine ${t.machineBusyPct}/100; ELD max ${t.eldMaxMs} ms`)
       }
       await sleep(250)
     }
     const cpu1 = cpuUs(server.pid)
+    const tcp1 = tcpCounters()
     const parts = await all("storm", { sinceUs: t0, tidings: sealed })
     const hist = new Histogram()
     const backMs: Array<number> = []
@@ -198,6 +207,8 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
       upgradeErrors: merged.upgrades,
       closes: merged.closes,
       subscribeErrors,
+      /** The machine's TCP counters over the storm (SIGTERM → the last back): connects the kernel dropped at a full accept queue, and the SYNs clients sent again. */
+      tcp: Object.fromEntries(Object.entries(tcp1).map(([k, v]) => [k, v - (tcp0[k] ?? 0)])),
       timeline,
       events: {
         expectedPerSession: expectedIds.length,
@@ -207,6 +218,7 @@ export const s6 = async (ctx: StormCtx, kind: "tidings" | "floor", sessions: num
     }
     ctx.say(`S6 ${kind}: ${result.back}/${sessions} back, last ${(lastBackMs / 1000).toFixed(1)} s after SIGTERM (${(result.stormMs / 1000).toFixed(1)} s after listening, ${Math.round(result.reopenPerS)}/s), ${failed} failed ${JSON.stringify(merged.notBack)}; events: ${events.complete}/${events.sessions} sessions complete, ${events.lost} lost, ${events.duplicated} duplicated, ${events.unordered} out of order, ${events.resets} resets${sealed ? "" : `, ${events.gap} missed while down (no history)`}`)
     ctx.say(`  1001s from ${ms(first1001Us - t0)} to ${ms(last1001Us - t0)} ms after SIGTERM; ${sealed ? `first ticket ${ms(firstTicketUs - t0)} ms after SIGTERM, ticket round trip p50/p99/max ${fmt(summaryMs(ticketHist))} ms; ` : ""}socket → subscribed p50/p99/max ${fmt(summaryMs(socketHist))} ms`)
+    ctx.say(`  TCP (machine-wide) ${JSON.stringify(result.tcp)}`)
     ctx.say(`  tickets ${JSON.stringify(merged.tickets)} upgrade errors ${JSON.stringify(merged.upgrades)} closes ${JSON.stringify(merged.closes)}`)
     return result
   } finally {
@@ -257,6 +269,23 @@ const untilDelivered = async (all: (cmd: string) => Promise<Array<number>>, expe
     }
     await sleep(200)
   }
+}
+
+/**
+ * TcpExt counters of /proc/net/netstat: ListenOverflows (a SYN or a handshake's last ACK
+ * dropped because the listener's accept queue was full) and TCPSynRetrans (SYNs sent again, the
+ * first after 1 s, then 2, 4, 8, … s). Machine-wide: other processes' connections count too.
+ */
+const tcpCounters = (): Record<string, number> => {
+  const lines = readFileSync("/proc/net/netstat", "utf8").split("\n").filter((line) => line.startsWith("TcpExt:"))
+  const names = lines[0]?.split(" ") ?? []
+  const values = lines[1]?.split(" ") ?? []
+  const out: Record<string, number> = {}
+  for (const name of ["ListenOverflows", "ListenDrops", "TCPSynRetrans"]) {
+    const i = names.indexOf(name)
+    if (i > 0) out[name] = Number(values[i])
+  }
+  return out
 }
 
 /** The Tidings node's counters that say what refused or cut a session during the storm. */
