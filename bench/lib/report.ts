@@ -3,7 +3,7 @@
 // newest storm run (S6) found in bench/results/, so one kind of run never erases another's figures.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { S6_METHOD, S6_RUN, s6Rows } from "../scenarios/s6-report.ts"
+import { S6_METHOD, S6_READING, S6_RUN, s6Rows } from "../scenarios/s6-report.ts"
 
 export interface Results {
   kind: "default" | "scale" | "storm" | "partial"
@@ -333,7 +333,7 @@ export const writeDocs = (root: string, resultsDir: string): Array<string> => {
   }
   if (storm !== undefined) {
     const r = storm.results
-    doc.push("## Results: S6 (reconnect storm)", "", envLine(r), "", `Raw results: \`bench/results/${storm.file}\`; the per-second timeline (sessions back, CPU) is in it.`, "", markdownTable(r), "")
+    doc.push("## Results: S6 (reconnect storm)", "", envLine(r), "", `Raw results: \`bench/results/${storm.file}\`; the per-second timeline (sessions back, CPU) is in it.`, "", markdownTable(r), "", S6_READING, "")
   }
   writeFileSync(join(root, "docs", "BENCHMARKS.md"), `${doc.join("\n")}\n`)
   out.push("docs/BENCHMARKS.md")
