@@ -1,10 +1,12 @@
 // The benchmark of issue 6: Tidings against a floor server, back to back, under the same load
 // from the same generator (separate processes), every figure a ratio against the floor measured
-// in the same run. `npm run bench` runs S1–S4; `npm run bench -- --scale` runs S5.
+// in the same run. `npm run bench` runs S1–S4; `npm run bench -- --scale` runs S5;
+// `npm run bench -- --only S6` runs the reconnect storm (bench/scenarios/s6.ts).
 //   node bench/run.ts [--only S1,S3] [--quick] [--step-s 10] [--rates 1000,5000,20000]
 //                     [--only S2R] [--connections N] [--scale] [--profile] [--heap-snapshots] [--modes http,bus]
 //                     [--churn-s 6] [--churn-rounds 4] [--reference-rounds 3] [--reference-step-s 8] [--no-docs] [--report]
 //                     [--batch 50] (S2's POST /v1/events/batch steps, Tidings only; 0 leaves them out)
+//                     [--s6-sessions 10000] [--s6-workers 2] (S6)
 import { execFileSync } from "node:child_process"
 import { generateKeyPairSync, randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -24,6 +26,7 @@ import {
   cleanups, type Material, RAISED_LIMITS, type Server, startFloor, startRedis, startTidings
 } from "./lib/servers.ts"
 import type { OpenArgs, Target } from "./load/clients.ts"
+import { S6_ENV, s6 } from "./scenarios/s6.ts"
 
 // --- options -----------------------------------------------------------------------------------
 
@@ -50,6 +53,9 @@ const modes = (option("--modes") ?? "http,bus").split(",") as Array<"http" | "bu
 /** Events per request in S2's batch steps (the floor has no batch route: Tidings only). */
 const batchSize = Number(option("--batch") ?? 50)
 const heapSnapshots = flag("--heap-snapshots")
+/** S6: sessions on the restarted node, and the client processes they are spread over. */
+const s6Sessions = Number(option("--s6-sessions") ?? (quick ? 1_000 : 10_000))
+const s6Workers = Number(option("--s6-workers") ?? Math.max(1, Math.ceil(s6Sessions / 5_000)))
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url))
 const RESULTS = join(ROOT, "bench", "results")
@@ -132,14 +138,17 @@ const main = async () => {
     loadPids: [...clients, publisher].map((w) => w.child.pid!), redisPid: redis.pid
   }
   const results: Report.Results = {
-    kind: scale ? "scale" : only.size === 4 && !quick && !flag("--only") ? "default" : "partial",
+    kind: scale ? "scale" : only.size === 4 && !quick && !flag("--only") ? "default"
+      // S6 alone at its full size is the storm run the docs show; smaller ones are partial.
+      : only.size === 1 && only.has("S6") && s6Sessions >= 10_000 ? "storm" : "partial",
     startedAt: new Date(began).toISOString(),
     finishedAt: "",
     wallSeconds: 0,
     env: environment(),
     settings: {
       stepS, rates, batchSize, s1Connections, fanout, churnS, churnRounds, referenceRounds, referenceStepS, churnConcurrency: 50, s4Rate: 5_000,
-      raisedLimits: RAISED_LIMITS, heartbeatS: 25, profile: profileDir !== undefined, quick
+      raisedLimits: RAISED_LIMITS, heartbeatS: 25, profile: profileDir !== undefined, quick,
+      ...(only.has("S6") ? { s6Sessions, s6Workers, s6Env: S6_ENV } : {})
     },
     s1: undefined, s2: undefined, s3: undefined, s4: undefined, s5: undefined, targets: []
   }
@@ -164,6 +173,10 @@ const main = async () => {
   if (only.has("S4")) results.s4 = { tidings: await s4(ctx, "tidings"), floor: await s4(ctx, "floor") }
   if (only.has("S5")) {
     results.s5 = { wanted: s5Wanted, connections: s5Connections, tidings: await s5(ctx, "tidings", s5Connections), floor: await s5(ctx, "floor", s5Connections) }
+  }
+  if (only.has("S6")) {
+    const storm = { root: ROOT, material, redis: { ...ctx.redis, pid: ctx.redisPid }, issuer, runTag: ctx.runTag, spread: SPREAD, target: (s: Server) => target(s, material), say, cpuProfileDir: profileDir }
+    results.s6 = { tidings: await s6(storm, "tidings", s6Sessions, s6Workers), floor: await s6(storm, "floor", s6Sessions, s6Workers) }
   }
 
   results.finishedAt = new Date().toISOString()

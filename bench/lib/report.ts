@@ -1,11 +1,12 @@
 // Turning a run's results into the stdout table, docs/BENCHMARKS.md and docs/bench-latency.svg.
-// The docs are rebuilt from the newest default run (S1–S4) and the newest scale run (S5) found
-// in bench/results/, so a scale run does not erase the default figures and vice versa.
+// The docs are rebuilt from the newest default run (S1–S4), the newest scale run (S5) and the
+// newest storm run (S6) found in bench/results/, so one kind of run never erases another's figures.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { S6_METHOD, S6_READING, S6_RUN, s6Rows } from "../scenarios/s6-report.ts"
 
 export interface Results {
-  kind: "default" | "scale" | "partial"
+  kind: "default" | "scale" | "storm" | "partial"
   startedAt: string
   finishedAt: string
   wallSeconds: number
@@ -18,6 +19,8 @@ export interface Results {
   s2ref?: { tidings: any; floor: any } | undefined
   s4: { tidings: any; floor: any } | undefined
   s5: { wanted: number; connections: number; tidings: any; floor: any } | undefined
+  /** The reconnect storm (bench/scenarios/s6.ts); only `--only S6` runs have it. */
+  s6?: { tidings: any; floor: any } | undefined
   targets: Array<Target>
 }
 
@@ -170,6 +173,7 @@ export const rows = (r: Results): Array<Row> => {
     row("S5 latency p99 at 1,000 events/s, ms", t.latency.p99, f.latency.p99)
     row("S5 lost events", t.lost, f.lost, n0)
   }
+  if (r.s6 !== undefined) out.push(...s6Rows(r.s6))
   return out
 }
 
@@ -278,12 +282,13 @@ const envLine = (r: Results) => {
 export const writeDocs = (root: string, resultsDir: string): Array<string> => {
   const main = newest(resultsDir, "default")
   const scale = newest(resultsDir, "scale")
+  const storm = newest(resultsDir, "storm")
   const out: Array<string> = []
   const doc: Array<string> = []
   doc.push(
     "# Benchmarks",
     "",
-    "_This file is rewritten by `npm run bench` (S1–S4) and `npm run bench -- --scale` (S5) from the newest results in `bench/results/`; edit `bench/lib/report.ts`, not this file._",
+    "_This file is rewritten by `npm run bench` (S1–S4), `npm run bench -- --scale` (S5) and `npm run bench -- --only S6` (S6) from the newest results in `bench/results/`; edit `bench/lib/report.ts`, not this file._",
     "",
     METHOD
   )
@@ -326,6 +331,10 @@ export const writeDocs = (root: string, resultsDir: string): Array<string> => {
       ""
     )
   }
+  if (storm !== undefined) {
+    const r = storm.results
+    doc.push("## Results: S6 (reconnect storm)", "", envLine(r), "", `Raw results: \`bench/results/${storm.file}\`; the per-second timeline (sessions back, CPU) is in it.`, "", markdownTable(r), "", S6_READING, "")
+  }
   writeFileSync(join(root, "docs", "BENCHMARKS.md"), `${doc.join("\n")}\n`)
   out.push("docs/BENCHMARKS.md")
   return out
@@ -339,11 +348,12 @@ npm run bench -- --scale          # S5 only: 100,000 idle sessions (capped by ul
 npm run bench -- --scale --connections 18000
 npm run bench -- --only S2 --quick   # a short partial run; partial runs never rewrite this file
 npm run bench -- --only S2R          # only the S2 reference: the 1k/s steps in alternating rounds
+${S6_RUN}
 npm run bench -- --profile        # servers run with --cpu-prof into bench/results/profiles/
 node bench/tools/cpuprofile-top.ts bench/results/profiles/<file>.cpuprofile
 \`\`\`
 
-Options: \`--step-s N\` (S2/S4 step length), \`--rates 1000,5000,20000\`, \`--connections N\` (S1, or S5 with \`--scale\`), \`--churn-s N\` and \`--churn-rounds N\` (S3), \`--reference-rounds N\` and \`--reference-step-s N\` (the S2 reference), \`--rest-s N\` and \`--publish-s N\` (S5), \`--no-docs\`.
+Options: \`--step-s N\` (S2/S4 step length), \`--rates 1000,5000,20000\`, \`--connections N\` (S1, or S5 with \`--scale\`), \`--churn-s N\` and \`--churn-rounds N\` (S3), \`--reference-rounds N\` and \`--reference-step-s N\` (the S2 reference), \`--rest-s N\` and \`--publish-s N\` (S5), \`--s6-sessions N\` and \`--s6-workers N\` (S6), \`--no-docs\`.
 
 ## What is measured, and how
 
@@ -355,5 +365,6 @@ Options: \`--step-s N\` (S2/S4 step length), \`--rates 1000,5000,20000\`, \`--co
 - **CPU** is utime + stime of the server process(es) from \`/proc/<pid>/stat\` over the step (until delivery drained); **RSS** is VmRSS from \`/proc/<pid>/status\`. Per-connection memory is (after − before) / sessions, both read after a forced full GC (servers run with \`--expose-gc\`), the baseline taken after a warm-up of 200 sessions.
 - **Event-loop delay** is measured the same way in both servers by a probe preloaded with \`--import bench/lib/probe.ts\` (\`perf_hooks.monitorEventLoopDelay\`, 10 ms resolution), read over the IPC channel; Tidings' metrics have no event-loop gauge, and nothing in \`src/\` is changed for the bench.
 - **S1** ramps to 10,000 sessions (100 in flight). **S2**: 2,000 sessions (Tidings: clinicians, each with a care relationship to its patient channel, 10 per channel, 200 channels); steps of 1k/5k/20k events/s, first through \`POST /v1/events\` (64 kept-alive connections, at most 2,000 unanswered, the rest of a step dropped and counted), then straight through the bus (the publish script on Redis); then, Tidings only (the floor has no batch route), the same steps through \`POST /v1/events/batch\`, 50 events a request (\`--batch\`), a batch sent when its last event is due and its events' latency counted from then, and its CPU per delivery reported beside the single route's. **S3**: 50 concurrent clients, each a browser (kept-alive API connection, TLS session resumed on reconnect through an \`https.Agent\`), doing ticket + connect + subscribe + first event (published on the bus right after \`subscribed\`) + close; both servers run at once, a warm-up round each, then alternating rounds (T F, F T, …; 4 × 6 s each by default) so a noisy minute falls on both sides, and CPU per session is each side's median round. **S4**: two nodes on one Redis; 2,000 sessions on node B, 5k events/s through node A's \`POST /v1/events\`. **S5**: idle sessions (each on its own channel), 60 s at rest with 25 s heartbeats, then 1 event/s on each of 1,000 channels via HTTP; memory per idle connection is measured as in S1 (after a 200-session warm-up, both readings after a full GC), the second reading at the end of the rest.
+${S6_METHOD}
 - **Noise.** Everything shares the machine's cores (servers, Redis, load generators, and whatever else runs), which is why every figure sits beside the floor's from the same run. A single 10 s window moves by 10–15 % from run to run, so the two CPU targets are read from alternating rounds with both servers up, each side's median round: S3's churn, and the **S2 reference** (S2's 1k/s steps again, http and bus, after S2, on fresh servers with the same sessions, 3 rounds of 8 s per side). The held-step targets judge the 1k/s step by the same rounds: a side holds it when most of its rounds held (p99 < 50 ms, nothing lost or dropped), as a single window's p99 catches any passing stall of the machine, on either side. Run back to back instead, the two sides' windows lie minutes apart, and the same code measured 1.1× to 1.5× the floor's CPU per delivery.
 `

@@ -178,9 +178,10 @@ export const startTidings = async (
   name: string,
   material: Material,
   redisUrl: string,
-  options: { readonly extraEnv?: Record<string, string>; readonly cpuProfileDir?: string | undefined } = {}
+  options: { readonly extraEnv?: Record<string, string>; readonly cpuProfileDir?: string | undefined; readonly port?: number } = {}
 ): Promise<Server> => {
-  const port = await freePort()
+  // A given port: a node restarted where its clients reconnect to (S6).
+  const port = options.port ?? await freePort()
   const env = {
     TIDINGS_MODE: "production",
     TIDINGS_NODE_ID: name,
@@ -207,9 +208,9 @@ export const startFloor = async (
   name: string,
   material: Material,
   redisUrl: string,
-  options: { readonly heartbeatS?: number; readonly cpuProfileDir?: string | undefined } = {}
+  options: { readonly heartbeatS?: number; readonly cpuProfileDir?: string | undefined; readonly port?: number } = {}
 ): Promise<Server> => {
-  const port = await freePort()
+  const port = options.port ?? await freePort()
   const env = {
     FLOOR_LISTEN: `127.0.0.1:${port}`,
     FLOOR_TLS_CERT_FILE: material.certFile,
