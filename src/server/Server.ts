@@ -41,6 +41,9 @@ export class ServerAddress extends Context.Service<ServerAddress, { readonly hos
   "tidings/ServerAddress"
 ) {}
 
+/** Connections the kernel may queue before the node accepts them. */
+const LISTEN_BACKLOG = 4096
+
 const logDefect = (cause: Cause.Cause<unknown>) =>
   Effect.logError("defect").pipe(
     // Only the error's name and stack frames: its message could hold caller input.
@@ -82,7 +85,10 @@ export const layer = (options: ServerOptions) =>
       yield* Effect.acquireRelease(
         Effect.callback<void, Error>((resume) => {
           server.once("error", (error) => resume(Effect.fail(error)))
-          server.listen(options.port, options.host, () => resume(Effect.void))
+          // A reconnect storm (every client of a restarted node at once) overflowed Node's default
+          // accept queue of 511: dropped connects are retried by the kernel only 1, 3, 7… s later
+          // (bench S6). The kernel still caps it (net.core.somaxconn).
+          server.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG }, () => resume(Effect.void))
         }),
         () =>
           Effect.callback<void>((resume) => {
