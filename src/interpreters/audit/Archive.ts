@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { createInterface } from "node:readline"
 import type { Redis } from "ioredis"
 import { Keys } from "../redis/Keys.ts"
-import { fileName, filesOf } from "./FileSink.ts"
+import { fileName, filesOf, readTail } from "./FileSink.ts"
 import { lineOf } from "./RedisSink.ts"
 import { verifier } from "./Verify.ts"
 import * as Writer from "./Writer.ts"
@@ -44,7 +44,6 @@ export type ArchiveResult =
   | { readonly ok: false; readonly problem: string }
 
 const PAGE = 10_000
-const TAIL_BYTES = 64 * 1024
 
 /** The id right after `id`: `XTRIM MINID` keeps it and all later entries, and drops `id` itself. */
 export const nextId = (id: string): string => {
@@ -59,11 +58,8 @@ const newestArchive = async (directory: string, node: string) => {
   const path = join(directory, name)
   const handle = await open(path, "r")
   try {
-    const { size } = await handle.stat()
-    const start = Math.max(0, size - TAIL_BYTES)
-    const buffer = Buffer.alloc(size - start)
-    await handle.read(buffer, 0, buffer.length, start)
-    const line = buffer.toString("utf8").split("\n").filter((text) => text.length > 0).at(-1)
+    const { text } = await readTail(handle)
+    const line = text.split("\n").filter((text) => text.length > 0).at(-1)
     const head = line === undefined ? undefined : Writer.headOf(line)
     return line === undefined || head === undefined ? { path, line: undefined, head: undefined } : { path, line, head }
   } finally {

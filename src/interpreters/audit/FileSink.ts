@@ -31,6 +31,15 @@ export const filesOf = (directory: string, node: string): Array<string> => {
 /** How much of the newest file is read to find its last record; a record is far smaller. */
 const TAIL_BYTES = 64 * 1024
 
+/** The file's last TAIL_BYTES (the last records), and where they start. */
+export const readTail = async (handle: FileHandle): Promise<{ readonly start: number; readonly text: string }> => {
+  const { size } = await handle.stat()
+  const start = Math.max(0, size - TAIL_BYTES)
+  const buffer = Buffer.alloc(size - start)
+  await handle.read(buffer, 0, buffer.length, start)
+  return { start, text: buffer.toString("utf8") }
+}
+
 /**
  * The last record of the newest file. A crash can leave a torn last line (no newline): it was
  * never a whole record, so it is cut off here, or completed with its newline if it is whole.
@@ -38,11 +47,7 @@ const TAIL_BYTES = 64 * 1024
 const lastRecord = async (path: string) => {
   const handle = await open(path, "r+")
   try {
-    const { size } = await handle.stat()
-    const start = Math.max(0, size - TAIL_BYTES)
-    const buffer = Buffer.alloc(size - start)
-    await handle.read(buffer, 0, buffer.length, start)
-    const text = buffer.toString("utf8")
+    const { start, text } = await readTail(handle)
     const end = text.lastIndexOf("\n")
     const torn = text.slice(end + 1)
     if (torn.length > 0) {
