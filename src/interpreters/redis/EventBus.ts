@@ -173,12 +173,15 @@ export const layer = Layer.effect(
           return { head, history: decodeAll(channel, at.tag, history ?? [], now) }
         })))
 
-    const store = (channel: Channel, at: ChannelKeys): ChannelStore => ({
-      read: read(channel, at, true),
+    // A subscription keeps only its channel's pseudonym: the key names are made again on the rare
+    // catch-up or rotation, not held (a node holds one subscription per followed channel).
+    const store = (channel: Channel, tag: string): ChannelStore => ({
+      read: Effect.suspend(() => read(channel, keys.channelOfTag(tag), true)),
       rotate: (expected) =>
-        call(() => ROTATE.run(redis, [at.epoch, at.seq], [expected, newEpoch(), RETENTION_S])).pipe(
-          Effect.map(([epoch, seq]): Position => ({ epoch, seq }))
-        )
+        Effect.suspend(() => {
+          const at = keys.channelOfTag(tag)
+          return call(() => ROTATE.run(redis, [at.epoch, at.seq], [expected, newEpoch(), RETENTION_S]))
+        }).pipe(Effect.map(([epoch, seq]): Position => ({ epoch, seq })))
     })
 
     return EventBus.of({
@@ -211,15 +214,15 @@ export const layer = Layer.effect(
         }),
       subscribe: (channel, listener) =>
         Effect.gen(function*() {
-          const at = keys.channel(channel)
-          const follower = yield* follow(store(channel, at), listener)
-          yield* subscriber.listen(at.events, (message) => {
-            const decoded = decodeMessage(data.open, channel, at.tag, message)
+          const tag = keys.channelTag(channel)
+          const follower = yield* follow(store(channel, tag), listener)
+          yield* subscriber.listen(keys.channelOfTag(tag).events, (message) => {
+            const decoded = decodeMessage(data.open, channel, tag, message)
             if (decoded !== undefined) follower.receive(decoded.event)
           })
           // Read once the subscription is live: any later event is sure to reach the follower,
           // so this head is one a subscriber can be told without a read of its own.
-          follower.start((yield* read(channel, at, false)).head)
+          follower.start((yield* read(channel, keys.channelOfTag(tag), false)).head)
           yield* subscriber.onReconnect(() => follower.catchUp())
           return () => follower.position()
         }),
