@@ -2,7 +2,7 @@
 // authenticated WebSocket sessions the way an app does (access token → POST /v1/tickets →
 // wss:// with the ticket → subscribe), keeps them, and times every event that arrives against
 // the publish time the publisher wrote into the event id. Also runs the churn scenario.
-import { Agent, request } from "node:https"
+import { Agent } from "node:https"
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls"
 import { WebSocket } from "ws"
 import { ECDH_CURVES } from "../../src/server/Tls.ts"
@@ -11,6 +11,7 @@ import { nowUs, sleep } from "../lib/clock.ts"
 import { Histogram } from "../lib/hist.ts"
 import { type IssuerKey, makeSigner } from "../lib/jwt.ts"
 import { sourceAddress } from "../lib/net.ts"
+import { postTicket } from "../lib/tickets.ts"
 import { note, serve } from "../lib/rpc.ts"
 
 export interface Target {
@@ -109,24 +110,13 @@ const ticketAgent = (target: Target, local: string) => {
   return agent
 }
 
-const ticketFor = (target: Target, role: string, ref: string, agent: Agent): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const token = sign!({ role, ref })
-    const req = request({
-      host: target.host, port: target.port, method: "POST", path: "/v1/tickets", agent,
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": "2" }
-    }, (res) => {
-      let body = ""
-      res.setEncoding("utf8")
-      res.on("data", (chunk: string) => (body += chunk))
-      res.on("end", () => {
-        if (res.statusCode !== 201) return reject(new Error(`ticket_${res.statusCode}`))
-        resolve(JSON.parse(body).ticket)
-      })
-    })
-    req.on("error", (error: NodeJS.ErrnoException) => reject(new Error(`ticket_${error.code ?? "error"}`)))
-    req.end("{}")
+const ticketFor = async (target: Target, role: string, ref: string, agent: Agent): Promise<string> => {
+  const answer = await postTicket(target, sign!({ role, ref }), agent).catch((error: NodeJS.ErrnoException) => {
+    throw new Error(`ticket_${error.code ?? "error"}`)
   })
+  if (answer.status !== 201) throw new Error(`ticket_${answer.status}`)
+  return JSON.parse(answer.body).ticket
+}
 
 interface Opened {
   readonly session: Session

@@ -2,7 +2,7 @@
 // one device: for Tidings the real @tidings/client (client/src) with its backoff, its close
 // table and its resume from positions; for the floor the nearest equivalent (the SDK's backoff
 // function and a resubscribe after every reconnect). A tap on each socket records what S6 judges.
-import { Agent, request } from "node:https"
+import { Agent } from "node:https"
 import { createSecureContext, type SecureContext } from "node:tls"
 import { WebSocket } from "ws"
 import { delayMs } from "../../client/src/backoff.ts"
@@ -12,6 +12,7 @@ import { ECDH_CURVES } from "../../src/server/Tls.ts"
 import { nowUs, sleep } from "../lib/clock.ts"
 import { type IssuerKey, makeSigner } from "../lib/jwt.ts"
 import { sourceAddress } from "../lib/net.ts"
+import { postTicket } from "../lib/tickets.ts"
 import { serve } from "../lib/rpc.ts"
 import { stormChannel } from "../scenarios/s6.ts"
 import type { Target } from "./clients.ts"
@@ -107,35 +108,20 @@ const newSession = (i: number, channel: string): Session => ({
 })
 
 /** POST /v1/tickets as an app's fetch: a refusal throws TicketError (the SDK acts on its status), a network error retries. */
-const ticket = (target: Target, token: string, agent: Agent): Promise<string> =>
-  new Promise((resolve, reject) => {
-    tallies.attempts += 1
-    const asked = nowUs()
-    const req = request({
-      host: target.host, port: target.port, method: "POST", path: "/v1/tickets", agent, timeout: 30_000,
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": "2" }
-    }, (res) => {
-      let body = ""
-      res.setEncoding("utf8")
-      res.on("data", (chunk: string) => (body += chunk))
-      res.on("end", () => {
-        tally(tallies.tickets, String(res.statusCode))
-        if (res.statusCode === 201) {
-          const now = nowUs()
-          tallies.ticketMs.push((now - asked) / 1000)
-          if (tallies.firstTicketUs === 0) tallies.firstTicketUs = now
-        }
-        if (res.statusCode !== 201) return reject(new TicketError(res.statusCode ?? 0))
-        resolve(JSON.parse(body).ticket)
-      })
-    })
-    req.on("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "timeout" })))
-    req.on("error", (error) => {
-      tally(tallies.tickets, causeOf(error))
-      reject(error)
-    })
-    req.end("{}")
+const ticket = async (target: Target, token: string, agent: Agent): Promise<string> => {
+  tallies.attempts += 1
+  const asked = nowUs()
+  const answer = await postTicket(target, token, agent, 30_000).catch((error: Error) => {
+    tally(tallies.tickets, causeOf(error))
+    throw error
   })
+  tally(tallies.tickets, String(answer.status))
+  if (answer.status !== 201) throw new TicketError(answer.status)
+  const now = nowUs()
+  tallies.ticketMs.push((now - asked) / 1000)
+  if (tallies.firstTicketUs === 0) tallies.firstTicketUs = now
+  return JSON.parse(answer.body).ticket
+}
 
 /** A Tidings session: the SDK, fed a ticket fetcher and a `ws` socket bound to this device's address. */
 const tidings = (target: Target, s: Session, ref: string, local: string) => {

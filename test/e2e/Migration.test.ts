@@ -5,31 +5,25 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { roundTrip } from "../support/nodes.ts"
-import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
-import { Redis as IORedis } from "ioredis"
+import { hasRedisServer, skipReason, useRedis } from "../support/redis.ts"
 
 const PATIENT = "pt_migrate_0001"
 const OLD_EPOCH = "k3Jd92LqA1b2C3d4"
 
 describe.skipIf(!hasRedisServer)(`a node on a Redis written before the data key${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
-  let redis: TestRedis
+  const server = useRedis()
   let gateway: Gateway
-  let admin: IORedis
   beforeAll(async () => {
-    redis = await startRedis()
-    admin = new IORedis(redis.adminUrl)
     // What a v1.1 node left: seq, epoch and five history entries under the raw channel name.
     const tag = `{patient:${PATIENT}}`
     const history = [5, 4, 3, 2, 1].map((seq) =>
       `${seq}|${JSON.stringify({ epoch: OLD_EPOCH, id: `evt_old_${seq}`, kind: "result.available", ref: "res_old_00001", at: "2026-12-06T10:00:00.000Z" })}`
     )
-    await admin.multi().set(`tdg:${tag}:seq`, 5).set(`tdg:${tag}:epoch`, OLD_EPOCH).rpush(`tdg:${tag}:history`, ...history).exec()
-    gateway = await startGateway({ TIDINGS_REDIS_URL: redis.url })
+    await server.admin.multi().set(`tdg:${tag}:seq`, 5).set(`tdg:${tag}:epoch`, OLD_EPOCH).rpush(`tdg:${tag}:history`, ...history).exec()
+    gateway = await startGateway({ TIDINGS_REDIS_URL: server.redis.url })
   })
   afterAll(async () => {
-    admin?.disconnect()
     await gateway?.close()
-    await redis?.stop()
   })
 
   it("answers a resume from before the upgrade recovered: false, starts the channel anew, and delivers new events", async () => {
@@ -46,6 +40,6 @@ describe.skipIf(!hasRedisServer)(`a node on a Redis written before the data key$
     await roundTrip(client, "after")
     expect(client.frames.filter((f) => f.type === "event").map((f) => f.ref)).toEqual(["res_new_00001"])
     // The old keys are left as they were (the operator removes them, OPERATIONS.md).
-    expect(await admin.get(`tdg:{patient:${PATIENT}}:seq`)).toBe("5")
+    expect(await server.admin.get(`tdg:{patient:${PATIENT}}:seq`)).toBe("5")
   })
 })
