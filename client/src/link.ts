@@ -26,6 +26,12 @@ export interface LinkOptions {
 
 /** Three upgrades refused in a row with a valid ticket in hand: the gateway refuses this page (Origin), not an outage. */
 export const HANDSHAKE_FAILURES = 3
+/**
+ * A refusal (403 from the gateway or a proxy) comes back at once; an upgrade that fails later
+ * is an overloaded or restarting gateway (a reconnect storm: queued connects, handshake
+ * timeouts) and is retried, never counted toward stopping for good.
+ */
+export const HANDSHAKE_REFUSAL_MS = 5_000
 /** `reauthenticate` closes in a row (no `welcome` between) before the client stops and reports. */
 export const REAUTHENTICATIONS = 2
 export const REFRESH_LEAD_MS = 60_000
@@ -128,6 +134,7 @@ export const makeLink = (options: LinkOptions, out: LinkOutput) => {
     }
     if (mine !== generation || closed) return
     const ws = new options.WebSocket(options.url, ["tidings.v1", "ticket." + ticket])
+    const dialedAt = Date.now()
     let opened = false
     socket = ws
     ws.onopen = () => {
@@ -149,8 +156,9 @@ export const makeLink = (options: LinkOptions, out: LinkOutput) => {
       if (socket !== ws) return
       socket = undefined
       clearSession()
-      if (!opened && ++refusedHandshakes >= HANDSHAKE_FAILURES) {
-        return stop({ code: event.code, action: "stop", cause: "handshake" })
+      if (!opened) {
+        refusedHandshakes = Date.now() - dialedAt <= HANDSHAKE_REFUSAL_MS ? refusedHandshakes + 1 : 0
+        if (refusedHandshakes >= HANDSHAKE_FAILURES) return stop({ code: event.code, action: "stop", cause: "handshake" })
       }
       const { action, slow } = actionForClose(event.code)
       after(event.code, action, slow)

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest"
 import { CloseTable, type CloseRow } from "../../src/domain/Close.ts"
 import { TicketError } from "../../client/src/index.ts"
 import { CAP_MS, SLOW_CAP_MS } from "../../client/src/backoff.ts"
+import { HANDSHAKE_REFUSAL_MS } from "../../client/src/link.ts"
 import { start } from "./fake.ts"
 
 beforeEach(() => void vi.useFakeTimers())
@@ -106,13 +107,27 @@ describe("the client's own limits", () => {
   it("three upgrades refused in a row, ticket in hand (an Origin not allowed), stop and report instead of retrying forever", async () => {
     const { client, socket, sockets, states } = await start()
     for (let i = 0; i < 3; i++) {
-      socket().serverClose(1006) // never opened
-      await vi.advanceTimersByTimeAsync(CAP_MS)
+      // Refused as soon as it is dialed (never opened), as a 403 is.
+      const dialed = sockets()
+      socket().serverClose(1006)
+      if (i < 2) while (sockets() === dialed) await vi.advanceTimersByTimeAsync(10)
     }
+    await vi.advanceTimersByTimeAsync(CAP_MS)
     expect(client.state).toBe("stopped")
     expect(states.at(-1)!.detail).toEqual({ code: 1006, action: "stop", cause: "handshake" })
     await vi.advanceTimersByTimeAsync(60 * 60_000)
     expect(sockets()).toBe(3)
+  })
+
+  it("keeps retrying upgrades that fail slowly (an overloaded or restarting gateway), however many in a row", async () => {
+    const { client, socket, sockets } = await start()
+    for (let i = 0; i < 5; i++) {
+      await vi.advanceTimersByTimeAsync(HANDSHAKE_REFUSAL_MS + 1)
+      socket().serverClose(1006) // never opened, after a long wait
+      await vi.advanceTimersByTimeAsync(CAP_MS)
+    }
+    expect(client.state).not.toBe("stopped")
+    expect(sockets()).toBe(6)
   })
 
   it("a refused ticket request follows the ticket table: 403 stops, 429 and network failures retry", async () => {
