@@ -12,9 +12,12 @@ export class LocalSessions {
     this.keyOf = keyOf
   }
 
-  /** Adds the session; answers its key, for `remove` (a keyed hash need not be made twice). */
-  add(session: LiveSession): string {
-    const key = this.keyOf(session.subject)
+  /**
+   * Adds the session; answers its key, for `remove` (a keyed hash need not be made twice).
+   * `known` is the key when the caller has already made it.
+   */
+  add(session: LiveSession, known?: string): string {
+    const key = known ?? this.keyOf(session.subject)
     const sessions = this.byKey.get(key)
     if (sessions === undefined) this.byKey.set(key, new Set([session]))
     else sessions.add(session)

@@ -69,10 +69,9 @@ export const layer = Layer.effect(
     const keys = named((yield* DataKeys).name)
     const clinicianOf = (clinician: ClinicianRef) => subjectFor("clinician", clinician)
     const fieldOf = (patient: PatientRef) => keys.channelTag(Channel.patient(patient))
-    const announce = (clinician: ClinicianRef, patient: PatientRef) =>
-      control.publish({ t: "care", c: keys.subjectTag(clinicianOf(clinician)), p: fieldOf(patient) }, "care-relationships")
     // Subjects' pseudonyms, remembered: a change is matched against every local session, and
-    // an HMAC each time would cost milliseconds per change on a busy node. Bounded.
+    // the relationships of a clinician are read each cycle; an HMAC each time would cost
+    // milliseconds per change on a busy node. Bounded.
     const tags = new Map<Subject, string>()
     const tagOf = (subject: Subject) => {
       let tag = tags.get(subject)
@@ -83,16 +82,32 @@ export const layer = Layer.effect(
       }
       return tag
     }
+    /** A relationship's hash, field and clinician pseudonym, each named once. */
+    const relationship = (clinician: ClinicianRef, patient: PatientRef) => {
+      const tag = tagOf(clinicianOf(clinician))
+      return { tag, key: keys.careOfTag(tag), field: fieldOf(patient) }
+    }
+    const announce = (at: { readonly tag: string; readonly field: string }) =>
+      control.publish({ t: "care", c: at.tag, p: at.field }, "care-relationships")
 
     return CareRelationships.of({
       grant: (clinician, patient, untilMs, nowMs) =>
-        call(() =>
-          GRANT.run(redis, [keys.care(clinicianOf(clinician))], [fieldOf(patient), untilMs === undefined ? "inf" : String(untilMs), nowMs])
-        ).pipe(Effect.andThen(announce(clinician, patient))),
+        Effect.suspend(() => {
+          const at = relationship(clinician, patient)
+          return call(() => GRANT.run(redis, [at.key], [at.field, untilMs === undefined ? "inf" : String(untilMs), nowMs])).pipe(
+            Effect.andThen(announce(at))
+          )
+        }),
       end: (clinician, patient) =>
-        call(() => redis.hdel(keys.care(clinicianOf(clinician)), fieldOf(patient))).pipe(Effect.andThen(announce(clinician, patient))),
+        Effect.suspend(() => {
+          const at = relationship(clinician, patient)
+          return call(() => redis.hdel(at.key, at.field)).pipe(Effect.andThen(announce(at)))
+        }),
       active: (clinician, patient, nowMs) =>
-        call(() => redis.hget(keys.care(clinicianOf(clinician)), fieldOf(patient))).pipe(
+        Effect.suspend(() => {
+          const at = relationship(clinician, patient)
+          return call(() => redis.hget(at.key, at.field))
+        }).pipe(
           Effect.map((value) => {
             if (value === null) return undefined
             const grant = decodeGrant(value)

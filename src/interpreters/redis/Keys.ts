@@ -71,6 +71,8 @@ export const named = (name: (text: string) => string) => {
     },
     /** A clinician's care relationships: fields are the patients' channel pseudonyms. */
     care: (clinician: string) => `${PREFIX}:care:{${subjectTag(clinician)}}`,
+    /** The same from the clinician's pseudonym, already known. */
+    careOfTag: (tag: string) => `${PREFIX}:care:{${tag}}`,
     rate: (key: string) => `${PREFIX}:rate:${name(`r/${key}`)}`,
     /** A publishing service's storage counts, one hash per hour, all in its pseudonym's slot. */
     quota: (service: string) => {

@@ -187,7 +187,7 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
         const registration: [number, number, number, string, number] = [now, leaseMs, settings.maxSessionsPerSubject, session.id, session.issuedAt]
         // Indexed before the script runs: a revocation announced while it is in flight (stored
         // just after the script read the key) still finds the session and ends it.
-        local.add(session)
+        local.add(session, tag)
         const [outcome, retryAfterMs] = yield* call(() =>
           opening === undefined
             ? OPEN.run(redis, [entry.sessions, entry.revoked], registration)
