@@ -6,11 +6,14 @@ import { Effect, Layer, Redacted } from "effect"
 import * as DataKey from "../../src/interpreters/redis/DataKey.ts"
 import { RETENTION_S } from "../../src/interpreters/redis/EventBus.ts"
 import * as Redis from "../../src/interpreters/redis/Redis.ts"
+import * as Channel from "../../src/domain/Channel.ts"
+import { subjectFor } from "../../src/domain/Principal.ts"
+import { CareRelationships } from "../../src/services/CareRelationships.ts"
 import { EventBus } from "../../src/services/EventBus.ts"
 import * as Settings from "../../src/services/Settings.ts"
 import { TEST_DATA_KEY, testDataKeys, testKeys } from "../support/data-key.ts"
 import { hasRedisServer, skipReason, useRedis } from "../support/redis.ts"
-import { channel, draft } from "./support.ts"
+import { channel, clinicianRef, draft, patientRef } from "./support.ts"
 
 const DAY_MS = RETENTION_S * 1000
 
@@ -54,5 +57,26 @@ describe.skipIf(!hasRedisServer)(`retention on Redis${hasRedisServer ? "" : ` (s
       // What is left still opens, and replays from seq 1.
       expect((yield* bus.since(on, { epoch: first.epoch, seq: 1 }))?.map((e) => e.seq)).toEqual([2])
       expect(DataKey.derive(TEST_DATA_KEY).id).toBe(left[0]!.split("|")[3]!.split(".")[0])
+    }).pipe(Effect.provide(layer())))
+
+  it.live("keeps a clinician's care relationships until the last one's end: run-out ones go at the next grant, and one without an end keeps the hash", () =>
+    Effect.gen(function*() {
+      const care = yield* CareRelationships
+      const [c, early, late, open] = [clinicianRef(), patientRef(), patientRef(), patientRef()]
+      const now = Date.now()
+      const key = testKeys.care(subjectFor("clinician", c))
+      const field = (p: typeof early) => testKeys.channelTag(Channel.patient(p))
+      yield* care.grant(c, early, now + 1_000, now)
+      yield* care.grant(c, late, now + 60_000, now)
+      const ttl = yield* Effect.promise(() => server.admin.pttl(key))
+      expect(ttl).toBeGreaterThan(55_000)
+      expect(ttl).toBeLessThanOrEqual(60_000)
+      // Two seconds on (by the caller's clock): the early one has run out and goes.
+      yield* care.grant(c, open, undefined, now + 2_000)
+      expect((yield* Effect.promise(() => server.admin.hkeys(key))).sort()).toEqual([field(late), field(open)].sort())
+      expect(yield* Effect.promise(() => server.admin.pttl(key))).toBe(-1)
+      yield* care.end(c, open)
+      yield* care.end(c, late)
+      expect(yield* Effect.promise(() => server.admin.exists(key))).toBe(0)
     }).pipe(Effect.provide(layer())))
 })
