@@ -15,7 +15,7 @@ import * as SigningKeys from "./interpreters/jwt/SigningKeys.ts"
 import * as TicketSigner from "./interpreters/jwt/TicketSigner.ts"
 import * as MemoryAudit from "./interpreters/memory/AuditLog.ts"
 import * as Memory from "./interpreters/memory/Memory.ts"
-import type { RedisTarget } from "./interpreters/redis/Client.ts"
+import { readSecret, type RedisTarget } from "./interpreters/redis/Client.ts"
 import * as Redis from "./interpreters/redis/Redis.ts"
 import * as Deadlines from "./programs/Deadlines.ts"
 import * as Hub from "./programs/Hub.ts"
@@ -85,7 +85,7 @@ export const layer = (
   // Read once here; Startup checked the file can be read. Trailing newlines are the editor's.
   const password = config.redisPasswordFile === undefined
     ? {}
-    : { password: Redacted.make(readFileSync(config.redisPasswordFile, "utf8").replace(/\r?\n$/, "")) }
+    : { password: Redacted.make(readSecret(config.redisPasswordFile)) }
   const ca = config.redisCaFile === undefined ? {} : { ca: readFileSync(config.redisCaFile, "utf8") }
   const username = config.redisUser === undefined ? {} : { username: config.redisUser }
   const target: RedisTarget | undefined = config.redisCluster !== undefined

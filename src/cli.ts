@@ -37,14 +37,21 @@ const option = (args: Array<string>, name: string): string | undefined => {
 }
 
 /**
- * A connection to the Redis of `--redis`; its password from TIDINGS_REDIS_PASSWORD_FILE when set,
- * as the gateway reads it, so it need not be in the URL (and in the shell's history).
+ * A connection to the Redis of `--redis`, logged in and verified as a node is: its password from
+ * TIDINGS_REDIS_PASSWORD_FILE (so it need not be in the URL, and the shell's history), the user
+ * the URL names, a rediss:// certificate checked against TIDINGS_REDIS_CA_FILE when set.
  */
 const redisAt = async (url: string) => {
-  const { Redis } = await import("ioredis")
+  const [{ Redis }, { Redacted }, Client] = await Promise.all([import("ioredis"), import("effect"), import("./interpreters/redis/Client.ts")])
   const file = process.env.TIDINGS_REDIS_PASSWORD_FILE
-  const password = file === undefined ? {} : { password: readFileSync(file, "utf8").replace(/\r?\n$/, "") }
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, ...password })
+  const ca = process.env.TIDINGS_REDIS_CA_FILE
+  const target = Client.singleOptions({
+    _tag: "Single",
+    url: Redacted.make(url),
+    ...(file === undefined ? {} : { password: Redacted.make(Client.readSecret(file)) }),
+    ...(ca === undefined ? {} : { ca: readFileSync(ca, "utf8") })
+  })
+  const redis = new Redis(target.url, { ...target.options, lazyConnect: true, maxRetriesPerRequest: 1 })
   redis.on("error", () => undefined)
   await redis.connect()
   return redis

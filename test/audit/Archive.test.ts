@@ -17,7 +17,7 @@ import * as RedisSink from "../../src/interpreters/audit/RedisSink.ts"
 import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import { AuditLog } from "../../src/services/AuditLog.ts"
 import * as Settings from "../../src/services/Settings.ts"
-import { hasRedisServer, skipReason, startRedis, type TestRedis } from "../support/redis.ts"
+import { hasRedisServer, skipReason, startRedis, type TestRedis, USERS } from "../support/redis.ts"
 
 const key = randomBytes(32)
 const dir = mkdtempSync(join(tmpdir(), "tidings-audit-archive-"))
@@ -96,6 +96,13 @@ describe.skipIf(!hasRedisServer)(`tidings audit archive${hasRedisServer ? "" : `
     expect((await cli("verify", "--open", "--key", keyFile, ...archived())).code).toBe(0)
     expect((await cli("verify", "--open", "--partial", "--key", keyFile, "--redis", redis.archivistUrl, "--node", node)).code).toBe(0)
     expect((await cli("verify", "--open", "--key", keyFile, "--redis", redis.archivistUrl, "--node", node)).code).toBe(1)
+    // As OPERATIONS.md has operators do it: the user in the URL, its password in a file.
+    const passwordFile = join(out, "..", "archivist.password")
+    writeFileSync(passwordFile, `${USERS.archivist.password}\n`)
+    vi.stubEnv("TIDINGS_REDIS_PASSWORD_FILE", passwordFile)
+    const userOnly = `redis://${USERS.archivist.name}@127.0.0.1:${redis.port}`
+    expect((await cli("verify", "--open", "--partial", "--key", keyFile, "--redis", userOnly, "--node", node)).code).toBe(0)
+    vi.unstubAllEnvs()
 
     for (let i = 5; i < 25; i++) await live.commit(`jti_live_${i}`)
     await live.close()

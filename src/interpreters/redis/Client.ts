@@ -3,6 +3,7 @@
 // closed (503 / 4503) instead of piling up; the connection reconnects on its own.
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { Cluster, Redis } from "ioredis"
+import { readFileSync } from "node:fs"
 import { isIP } from "node:net"
 import { connect as tlsConnect } from "node:tls"
 import { Unavailable } from "../../domain/Errors.ts"
@@ -124,10 +125,22 @@ const loginOf = (target: Extract<RedisTarget, { _tag: "Single" }>) => {
   return { url: url.href, login: passwordOf(username === undefined ? target : { ...target, username }) }
 }
 
+/**
+ * The URL and options that reach a single Redis as the gateway does (login, TLS): for the
+ * gateway's own connections and the operator's CLI alike.
+ */
+export const singleOptions = (target: Extract<RedisTarget, { _tag: "Single" }>) => {
+  const { url, login } = loginOf(target)
+  return { url, options: { ...PER_CONNECTION, ...login, ...tlsOf(target) } }
+}
+
+/** A secret file's text, without the trailing newline an editor leaves. */
+export const readSecret = (file: string): string => readFileSync(file, "utf8").replace(/\r?\n$/, "")
+
 const create = (target: RedisTarget, { autoResubscribe = true, pipelining = false }: ConnectOptions): Redis => {
   if (target._tag === "Single") {
-    const { url, login } = loginOf(target)
-    return new Redis(url, { ...PER_CONNECTION, ...login, ...tlsOf(target), autoResubscribe, lazyConnect: true, enableAutoPipelining: pipelining })
+    const { url, options } = singleOptions(target)
+    return new Redis(url, { ...options, autoResubscribe, lazyConnect: true, enableAutoPipelining: pipelining })
   }
   return new Cluster([...target.nodes], {
     lazyConnect: true,

@@ -114,16 +114,18 @@ export class Live implements Inbound, LiveSession, Watched {
     // session each cycle, and a patient's answer must cost nothing.
     if (this.user?._tag !== "Clinician") return undefined
     let care: Array<readonly [string, Channel]> | undefined
-    for (const key of this.subscriptions.keys()) {
-      const channel = parse(key)
-      if (channel !== undefined && Policy.canSubscribe(this.user, channel)._tag === "IfCareRelationship") (care ??= []).push([key, channel])
+    for (const [key, subscription] of this.subscriptions) {
+      // A subscribe still in flight checks its own access before it answers.
+      if (!subscription.answered) continue
+      if (Policy.canSubscribe(this.user, subscription.channel)._tag === "IfCareRelationship") (care ??= []).push([key, subscription.channel])
     }
     return care === undefined ? undefined : Effect.provideContext(recheckCare(this, care), this.context)
   }
 
   reauthorize(channel: Channel) {
     const subscription = this.subscriptions.get(print(channel))
-    if (subscription === undefined) return
+    // Unanswered, it belongs to its subscribe, which checks again when it heard a change.
+    if (subscription === undefined || !subscription.answered) return
     // Nothing more reaches the client until the check says it may still see the channel.
     subscription.pause()
     this.fork(reauthorize(this, channel))
@@ -131,13 +133,12 @@ export class Live implements Inbound, LiveSession, Watched {
 
   reauthorizeAll() {
     this.careChanges += 1
-    for (const key of this.subscriptions.keys()) {
-      const channel = parse(key)
-      if (channel !== undefined) this.reauthorize(channel)
-    }
+    for (const subscription of this.subscriptions.values()) this.reauthorize(subscription.channel)
   }
 
   private fork(effect: Effect.Effect<void, never, Requirements>) {
+    // Closing: the close interrupts what was forked before it; nothing may start after.
+    if (this.closing) return
     const fiber = Effect.runForkWith(this.context)(effect)
     const forked = (this.forked ??= new Set())
     forked.add(fiber)

@@ -72,13 +72,15 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
   const { settings, limiter, hub, bus, audit } = live.services
   const outbox = live.transport.outbox
   const key = print(message.channel)
-  // Care changes heard before this check answers would find no subscription to re-check yet.
-  const heard = live.careChanges
+  // Care changes announced from here until `subscribed` find no answered subscription to
+  // re-check: this subscribe checks again itself before it answers (below).
+  let heard = live.careChanges
+  const restsOnCare = Policy.canSubscribe(live.user!, message.channel)._tag === "IfCareRelationship"
   const token = Effect.result(limiter.consume(`subscribe:${live.subject}`, settings.rates.subscribes))
   const check = Effect.result(allowed(live, message.channel))
   // The token and a care relationship's lookup are independent reads: sent together, they are
   // one round trip (answered in this order). A check that needs no lookup forks nothing.
-  const [admitted, access] = Policy.canSubscribe(live.user!, message.channel)._tag === "IfCareRelationship"
+  const [admitted, access] = restsOnCare
     ? yield* Effect.all([token, check], { concurrency: "unbounded" })
     : [yield* token, yield* check]
   if (Result.isFailure(admitted)) {
@@ -100,11 +102,6 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
   if (existing !== undefined) yield* drop(live, key)
   const subscription = new Subscription(live, message.channel)
   live.subscriptions.set(key, subscription)
-  // A change announced while the check was out may have ended the access it answered: check
-  // again (the announcement-driven path; the registry's periodic re-check is the backstop).
-  if (live.careChanges !== heard && Policy.canSubscribe(live.user!, message.channel)._tag === "IfCareRelationship") {
-    live.reauthorize(message.channel)
-  }
   yield* Metric.modify(Metrics.subscriptions, 1)
   const joined = yield* Effect.gen(function*() {
     // Joined and its leave kept in one uninterruptible step, so no interruption in between can
@@ -127,11 +124,34 @@ const subscribe = Effect.fnUntraced(function*(live: Live, message: Wire.Subscrib
     return
   }
   if (joined.success === undefined) return
-  const { head, replay } = joined.success
+  const { head } = joined.success
+  let { replay } = joined.success
+  let until = grant.until
+  // A care change announced while this subscribe was out may have ended the access it was
+  // given: check again, until no change came during the check, before anything is answered.
+  while (restsOnCare && live.careChanges !== heard) {
+    heard = live.careChanges
+    const again = yield* allowed(live, message.channel).pipe(Effect.result)
+    if (live.subscriptions.get(key) !== subscription) return
+    if (Result.isFailure(again) || again.success === undefined) {
+      yield* drop(live, key)
+      if (Result.isFailure(again)) {
+        outbox.offer(Wire.error(message.id, "unavailable"))
+        return
+      }
+      return yield* deny(live, message.id, message.channel)
+    }
+    // A new grant may start later than the one the replay was cut to.
+    replay = withinAccess(replay, again.success.since)
+    until = again.success.until
+  }
+  // Unsubscribed (or replaced) while it was out: the client already has its answer.
+  if (live.subscriptions.get(key) !== subscription) return
+  subscription.answered = true
   outbox.offer(Wire.subscribed(message.id, message.channel, head, replay !== undefined))
   const tally = subscription.settle(head, replay ?? [])
   yield* Metrics.delivered(tally.sent, tally.refused)
-  expireAt(live, subscription, grant.until)
+  expireAt(live, subscription, until)
   yield* audit.append({ event: "subscribe.allowed", subject: live.subject, channel: message.channel, result: "ok" })
 })
 

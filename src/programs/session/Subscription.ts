@@ -35,6 +35,11 @@ export class Subscription implements Subscriber, Watched {
   leave: Effect.Effect<void> | undefined = undefined
   /** When the care relationship it rests on runs out (Infinity: it rests on none). */
   until = Number.POSITIVE_INFINITY
+  /**
+   * Set when `subscribed` goes out. Until then the subscribe in flight owns every check of its
+   * access (re-checks skip it), so nothing can answer the client before it does.
+   */
+  answered = false
 
   readonly channel: Channel
   private readonly session: Live
