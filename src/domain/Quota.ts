@@ -16,8 +16,11 @@ export interface Usage {
 }
 
 export const HOUR_MS = 3_600_000
-/** Hours in the window: the retention of everything an event stores. */
-export const WINDOW_HOURS = 24
+/**
+ * Hours in the window: the day everything an event stores lives, plus the hour it was counted
+ * in (an event written late in an hour is still stored 24 h later, in the 25th hour).
+ */
+export const WINDOW_HOURS = 25
 
 export const hourOf = (nowMs: number): number => Math.floor(nowMs / HOUR_MS)
 

@@ -21,8 +21,9 @@ export const publish = Effect.fnUntraced(function*(principal: Principal, request
   const settings = yield* Settings
   if (!settings.eventKinds.has(request.kind)) return yield* new MalformedInput()
   yield* auditReady
-  yield* admit(`publish:${principal.clientId}`, settings.rates.publishes)
+  // The quota first: it is decided locally, while the rate may take a token from Redis.
   yield* admitStorage(principal.clientId)
+  yield* admit(`publish:${principal.clientId}`, settings.rates.publishes)
   const now = yield* Clock.currentTimeMillis
   const id = request.id ?? Ids.eventId()
   const published = yield* (yield* EventBus).publish({

@@ -39,9 +39,9 @@ export interface IssuerOptions {
  * reconnecting with the same token (tokens live an hour, sessions minutes) or a service
  * publishing thousands of events with one does not pay the signature check again. An entry
  * answers until the earlier of the token's `exp` (with the verifier's tolerance, read on the
- * caller's clock) and 10 minutes after it was checked: that is the age of the cached JWKS
- * (`cacheMaxAge` below), so a key the issuer withdraws keeps a token good no longer than the
- * key cache would keep it anyway. Revocation is not the verifier's business: it is by subject
+ * caller's clock) and 10 minutes after it was checked, the most the JWKS is cached
+ * (`cacheMaxAge` below): a key the issuer withdraws keeps a token good at most 20 minutes (the
+ * key cached 10, then a token checked with it remembered 10). Revocation is not the verifier's business: it is by subject
  * (`Sessions`), checked at ticket and session time whatever answered here.
  * At most 20,000 entries (about 320 bytes each, ~6 MB), least recently used first out: enough
  * for every token a node sees in 10 minutes at 30 connects a second, and a flood of distinct
@@ -167,7 +167,8 @@ export const make = (options: IssuerOptions) => {
   const remembered = new Map<string, Remembered>()
   const rememberMax = options.rememberMax ?? REMEMBER_MAX
   const remember = (digest: string, grant: AccessGrant, nowMs: number) => {
-    if (remembered.size >= rememberMax) remembered.delete(remembered.keys().next().value!)
+    // A token already remembered (two checks of it at once) replaces its entry: nothing to evict.
+    if (!remembered.has(digest) && remembered.size >= rememberMax) remembered.delete(remembered.keys().next().value!)
     remembered.set(digest, { grant, until: nowMs + REMEMBER_MS })
   }
 

@@ -126,14 +126,18 @@ const split = (message: string) => {
   return { seq, epoch, ms, sealed: message.slice(third + 1) }
 }
 
+type Opener = (scope: string, sealed: string) => string | undefined
+
 /** The event in a message, opened under the channel's pseudonym, or undefined when it does not open. */
-export const decodeMessage = (
-  open: (scope: string, sealed: string) => string | undefined,
+export const decodeMessage = (open: Opener, channel: Channel, tag: string, message: string) =>
+  decodeParts(open, channel, tag, split(message))
+
+const decodeParts = (
+  open: Opener,
   channel: Channel,
   tag: string,
-  message: string
+  parts: ReturnType<typeof split>
 ): { readonly event: Event; readonly ms: number } | undefined => {
-  const parts = split(message)
   const text = parts === undefined ? undefined : open(tag, parts.sealed)
   if (parts === undefined || text === undefined) return undefined
   try {
@@ -153,24 +157,31 @@ export const layer = Layer.effect(
     const keys = named(data.name)
     const call = attempt("event-bus")
 
-    /** Events of the messages that open and are within the retention, oldest first as given. */
-    const decodeAll = (channel: Channel, tag: string, messages: ReadonlyArray<string>, now: number): Array<Event> => {
+    /**
+     * Events of the messages that open and are within the retention, in the order given; with
+     * `after`, only those after it in its epoch are opened (a resume needs no more, and a
+     * reconnect storm would otherwise open a channel's whole history per session).
+     */
+    const decodeAll = (channel: Channel, tag: string, messages: ReadonlyArray<string>, now: number, after?: Position): Array<Event> => {
       const cutoff = now - RETENTION_S * 1000
       const events: Array<Event> = []
       for (const message of messages) {
-        const decoded = decodeMessage(data.open, channel, tag, message)
-        if (decoded !== undefined && decoded.ms >= cutoff) events.push(decoded.event)
+        const parts = split(message)
+        if (parts === undefined || parts.ms < cutoff) continue
+        if (after !== undefined && (parts.epoch !== after.epoch || parts.seq <= after.seq)) continue
+        const decoded = decodeParts(data.open, channel, tag, parts)
+        if (decoded !== undefined) events.push(decoded.event)
       }
       return events
     }
 
-    const read = (channel: Channel, at: ChannelKeys, withHistory: boolean) =>
+    const read = (channel: Channel, at: ChannelKeys, withHistory: boolean, after?: Position) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         call(() =>
           HEAD.run(redis, [at.epoch, at.seq, at.history], [newEpoch(), RETENTION_S, withHistory ? "1" : "0", now])
         ).pipe(Effect.map(([epoch, seq, history]) => {
           const head: Position = { epoch, seq }
-          return { head, history: decodeAll(channel, at.tag, history ?? [], now) }
+          return { head, history: decodeAll(channel, at.tag, history ?? [], now, after) }
         })))
 
     // A subscription keeps only its channel's pseudonym: the key names are made again on the rare
@@ -228,7 +239,7 @@ export const layer = Layer.effect(
         }),
       head: (channel) => Effect.map(read(channel, keys.channel(channel), false), ({ head }) => head),
       since: (channel, from) =>
-        Effect.map(read(channel, keys.channel(channel), true), ({ head, history }) => replay(head, history, from))
+        Effect.map(read(channel, keys.channel(channel), true, from), ({ head, history }) => replay(head, history, from))
     })
   })
 )
