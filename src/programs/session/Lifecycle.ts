@@ -240,10 +240,16 @@ const nextSessionId = Ids.sequence("s")
 const nextConnectionId = Ids.correlation("c")
 
 /** Takes the session out of everything that holds it, audits how it ended, tells the edge. */
-const close = (live: Live, exit: Exit.Exit<unknown, SessionEnd>) =>
+// The socket is told last, and always: a defect in the clean-up above it must not leave the
+// socket open and the node's shutdown waiting for it.
+const close = (live: Live, exit: Exit.Exit<unknown, SessionEnd>) => {
+  const error: GatewayError = endOf(exit)
+  return cleanUp(live, error).pipe(Effect.ensuring(Effect.sync(() => live.transport.closed(error, exit))))
+}
+
+const cleanUp = (live: Live, error: GatewayError) =>
   Effect.gen(function*() {
     const { audit, deadlines } = live.services
-    const error: GatewayError = endOf(exit)
     const code = closeFor(error).code
     if (error._tag === "TooSlow" && live.refused !== undefined) {
       yield* Metric.update(Metrics.deliveriesFailed, 1)
@@ -267,5 +273,4 @@ const close = (live: Live, exit: Exit.Exit<unknown, SessionEnd>) =>
       close: code,
       cause: error._tag
     })
-    live.transport.closed(error, exit)
   })
