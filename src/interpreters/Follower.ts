@@ -49,6 +49,12 @@ export class Follower {
   private held: Array<Event> | undefined = []
   /** A reconnect came while a store call was out: catch up again once it is done. */
   private again = false
+  /**
+   * Ids of the events a store read delivered (by seq), until pub/sub delivers past them. Pub/sub
+   * and the store are different connections: the message of an event a catch-up already read
+   * can still arrive after it, and is a repeat, not a store that forgot (a rollback).
+   */
+  private fromStore: Map<number, string> | undefined = undefined
   private closed = false
   private readonly store: ChannelStore
   private readonly listener: BusListener
@@ -93,6 +99,7 @@ export class Follower {
   private live(event: Event) {
     switch (judge(this.last, event, this.retired)) {
       case "deliver":
+        this.fromStore = undefined
         this.last = positionOf(event)
         this.listener.event(event)
         return
@@ -109,6 +116,8 @@ export class Follower {
         this.run(this.catchingUp)
         return
       case "stale":
+        // The message of an event a catch-up already delivered: a repeat, dropped.
+        if (this.fromStore?.get(event.seq) === event.id) return
         // Pub/sub is in order and at most once: a seq at or below one delivered, live, means the
         // store forgot what it had handed out (a restored snapshot, a lagging replica).
         this.held = []
@@ -140,6 +149,7 @@ export class Follower {
   }
 
   private resetTo(head: Position, cause: ResetCause) {
+    this.fromStore = undefined
     if (head.epoch !== this.last.epoch) this.retired = this.last.epoch
     this.last = head
     this.listener.reset(head, cause)
@@ -164,6 +174,7 @@ export class Follower {
       switch (outcome._tag) {
         case "Deliver":
           for (const event of outcome.events) {
+            ;(this.fromStore ??= new Map()).set(event.seq, event.id)
             this.last = positionOf(event)
             this.listener.event(event)
           }
