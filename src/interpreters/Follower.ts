@@ -8,6 +8,7 @@ import type { Event } from "../domain/Event.ts"
 import type { Unavailable } from "../domain/Errors.ts"
 import { catchUp, judge, type Position, type ResetCause } from "../domain/Position.ts"
 import type { BusListener } from "../services/EventBus.ts"
+import * as Random from "../domain/Random.ts"
 
 export interface ChannelStore {
   /** The channel's head and history (any order), read in one atomic step. */
@@ -31,7 +32,7 @@ const EPOCH_LENGTH = 12
 
 /** A fresh random epoch (domain/Position.ts's shape), from the platform's CSPRNG. */
 export const newEpoch = (): string => {
-  const bytes = crypto.getRandomValues(new Uint8Array(EPOCH_LENGTH * 2))
+  const bytes = Random.bytes(EPOCH_LENGTH * 2)
   let out = ""
   // Rejection sampling: 248 = 4 × 62, so every character is equally likely.
   for (const byte of bytes) {

@@ -1,11 +1,12 @@
 // Fresh random identifiers (ticket jti, event id, session id) from the platform's CSPRNG.
 // Web Crypto is a global in Node and browsers alike, so programs stay free of `node:*`.
 import type { EventId, Jti } from "../domain/Ref.ts"
+import * as Random from "../domain/Random.ts"
 
 const base64url = (bytes: Uint8Array): string =>
   btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")
 
-const random = (n: number): string => base64url(crypto.getRandomValues(new Uint8Array(n)))
+const random = (n: number): string => base64url(Random.bytes(n))
 
 export const jti = (): Jti => random(18) as Jti
 export const eventId = (): EventId => `evt_${random(15)}` as EventId

@@ -3,7 +3,8 @@
 // tag and pub/sub name) and a sealing key (AES-256-GCM for every value carrying event content).
 // Values are sealed with the current key and open under any key given (a rotation's overlap).
 import { Context, Effect, Layer, Metric } from "effect"
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync } from "node:crypto"
+import * as Random from "../../domain/Random.ts"
 import { RedisClient, RedisUnreachable } from "./Client.ts"
 import { Keys } from "./Keys.ts"
 
@@ -44,7 +45,7 @@ const TAG_BYTES = 16
  * copied under another channel's key does not open there.
  */
 export const seal = (key: DerivedKey, scope: string, plaintext: string): string => {
-  const nonce = randomBytes(NONCE_BYTES)
+  const nonce = Random.bytes(NONCE_BYTES)
   const cipher = createCipheriv("aes-256-gcm", key.seal, nonce)
   cipher.setAAD(Buffer.from(scope, "utf8"))
   const body = Buffer.concat([nonce, cipher.update(plaintext, "utf8"), cipher.final(), cipher.getAuthTag()])
