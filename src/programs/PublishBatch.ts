@@ -1,15 +1,15 @@
-// A service publishes up to 100 events in one request. Each is decoded, authorized,
-// rate-limited, made idempotent and audited by the single-event program, exactly as if posted
-// alone. Channels run concurrently (on Redis, ioredis pipelines the concurrent publish scripts);
-// the events of one channel run one after another, so they take their seqs in request order.
+// A service publishes up to 100 events in one request. Each is decoded, then admitted and
+// recorded by the single-event program's own steps (Publish.ts), exactly as if posted alone;
+// only the bus step is shared: one `publishAll` in request order, so a channel's events take
+// their seqs in that order (on Redis, one script call per hash slot).
 import { Effect, Exit, Result } from "effect"
-import { print } from "../domain/Channel.ts"
 import type { Accepted, PublishRequest } from "../domain/Event.ts"
-import { Forbidden, type GatewayError } from "../domain/Errors.ts"
-import { hasScope, type Principal, Scope } from "../domain/Principal.ts"
+import type { GatewayError } from "../domain/Errors.ts"
+import type { Principal } from "../domain/Principal.ts"
 import { decodeBatchEvent } from "../domain/Requests.ts"
+import { EventBus, type PublishItem } from "../services/EventBus.ts"
 import { auditReady } from "./Admit.ts"
-import { publish } from "./Publish.ts"
+import { admitted, publisher, recorded } from "./Publish.ts"
 
 export type Outcome = Exit.Exit<Accepted, GatewayError>
 
@@ -20,30 +20,35 @@ export type Outcome = Exit.Exit<Accepted, GatewayError>
  * publishing service (Forbidden), or an audit sink that cannot take records (Unavailable).
  */
 export const publishBatch = Effect.fnUntraced(function*(principal: Principal, items: ReadonlyArray<unknown>) {
-  if (principal._tag !== "Service" || !hasScope(principal, Scope.publish)) return yield* new Forbidden()
+  const { clientId } = yield* publisher(principal)
   yield* auditReady
   const outcomes: Array<Outcome> = new Array(items.length)
-  // Item indices by channel: a channel's events keep their order, channels do not wait on each other.
-  const channels = new Map<string, Array<readonly [number, PublishRequest]>>()
-  items.forEach((item, index) => {
-    const decoded = decodeBatchEvent(item)
+  const admittedItems: Array<{ readonly index: number; readonly request: PublishRequest; readonly item: PublishItem }> = []
+  // Admission runs concurrently (a rate token may be a Redis round trip); the seqs do not
+  // depend on it, as the bus takes the admitted items in request order below.
+  yield* Effect.forEach(items, (raw, index) => {
+    const decoded = decodeBatchEvent(raw)
     if (Result.isFailure(decoded)) {
       outcomes[index] = Exit.fail(decoded.failure)
-      return
+      return Effect.void
     }
-    const key = print(decoded.success.channel)
-    const queue = channels.get(key)
-    if (queue === undefined) channels.set(key, [[index, decoded.success]])
-    else queue.push([index, decoded.success])
-  })
-  yield* Effect.forEach(
-    channels.values(),
-    (queue) =>
-      Effect.forEach(queue, ([index, request]) =>
-        Effect.map(Effect.exit(publish(principal, request)), (outcome) => {
-          outcomes[index] = outcome
-        }), { discard: true }),
-    { concurrency: "unbounded", discard: true }
-  )
+    const request = decoded.success
+    return Effect.map(Effect.exit(admitted(clientId, request)), (exit) => {
+      if (Exit.isSuccess(exit)) admittedItems.push({ index, request, item: exit.value })
+      else outcomes[index] = Exit.failCause(exit.cause)
+    })
+  }, { concurrency: "unbounded", discard: true })
+  admittedItems.sort((a, b) => a.index - b.index)
+  const published = yield* (yield* EventBus).publishAll(admittedItems.map(({ item }) => item))
+  yield* Effect.forEach(admittedItems, ({ index, request }, n) => {
+    const result = published[n]!
+    if (Result.isFailure(result)) {
+      outcomes[index] = Exit.fail(result.failure)
+      return Effect.void
+    }
+    return Effect.map(Effect.exit(recorded(clientId, request, result.success)), (outcome) => {
+      outcomes[index] = outcome
+    })
+  }, { concurrency: "unbounded", discard: true })
   return outcomes
 })

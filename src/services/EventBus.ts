@@ -1,7 +1,7 @@
 // Carries events to every node with a subscriber on their channel, the publishing node
 // included. Publishing is one atomic step: idempotency on `id`, the channel's epoch and next
 // `seq`, the history for `since` recovery, and the fan-out, so `seq` order is delivery order.
-import { Context, type Effect, type Scope } from "effect"
+import { Context, type Effect, type Result, type Scope } from "effect"
 import type { Channel } from "../domain/Channel.ts"
 import type { Accepted, Event, EventDraft } from "../domain/Event.ts"
 import type { Unavailable } from "../domain/Errors.ts"
@@ -12,6 +12,12 @@ export interface Published extends Accepted {
   readonly epoch: string
   /** False when the `id` was already published within the idempotency window. */
   readonly fresh: boolean
+}
+
+/** One draft of a `publishAll`, with the key it is idempotent under. */
+export interface PublishItem {
+  readonly draft: EventDraft
+  readonly idempotencyKey: string
 }
 
 /** What a subscription hands over; neither may block. */
@@ -34,6 +40,13 @@ export class EventBus extends Context.Service<EventBus, {
    * publish that finds no epoch for the channel makes one.
    */
   readonly publish: (draft: EventDraft, idempotencyKey: string) => Effect.Effect<Published, Unavailable>
+  /**
+   * `publish` for each item, one after another in the given order (a channel's events take
+   * their seqs in that order), answered in that order; an item that could not be published is
+   * its `Unavailable`, and never stops the others. Interpreters may take them in fewer steps:
+   * on Redis, the items of one hash slot go in one script call.
+   */
+  readonly publishAll: (items: ReadonlyArray<PublishItem>) => Effect.Effect<ReadonlyArray<Result.Result<Published, Unavailable>>>
   /**
    * Delivers the channel's events to `listener` while the scope is open, and never skips one
    * silently: a seq that goes backwards under the same epoch (the store lost what it had

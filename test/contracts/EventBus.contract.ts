@@ -2,7 +2,7 @@
 // idempotent publishes, delivery in seq order to every open subscription (and none after),
 // bounded `since` history, and no silent loss when the store loses or rolls back its state.
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, type Layer, Scope } from "effect"
+import { Context, Effect, Exit, type Layer, Result, Scope } from "effect"
 import type { Channel } from "../../src/domain/Channel.ts"
 import type { Event, EventDraft } from "../../src/domain/Event.ts"
 import { HISTORY_PER_CHANNEL } from "../../src/domain/Limits.ts"
@@ -113,6 +113,40 @@ export const suite = (name: string, makeLayer: () => Layer.Layer<EventBus | BusF
           // And a repeat on the first channel still gets the first answer, with the first id.
           expect(yield* bus.publish({ ...draft(a) }, key)).toEqual({ id: first.id, channel: a, epoch: anyEpoch, seq: 1, fresh: false })
           expect(yield* seqOf(bus, a)).toBe(1)
+        })
+      ))
+
+    it.live("publishAll answers each item as publish would one after another, in the given order", () =>
+      withBus((bus) =>
+        Effect.gen(function*() {
+          const [a, b] = [channel(), channel()]
+          const seenA = yield* listen(bus, a)
+          const before = draft(a)
+          const beforeKey = fresh("key")
+          yield* bus.publish(before, beforeKey)
+          // Interleaved channels; a key already used (before the call) and one used twice in it.
+          const twice = fresh("key")
+          const items = [
+            { draft: draft(a), idempotencyKey: fresh("key") },
+            { draft: draft(b), idempotencyKey: twice },
+            { draft: { ...draft(a) }, idempotencyKey: beforeKey },
+            { draft: draft(a), idempotencyKey: fresh("key") },
+            { draft: draft(b), idempotencyKey: twice },
+            { draft: draft(b), idempotencyKey: fresh("key") }
+          ]
+          const answers = yield* bus.publishAll(items)
+          expect(answers.map((r) => Result.isSuccess(r) ? [r.success.seq, r.success.fresh, r.success.id] : r.failure)).toEqual([
+            [2, true, items[0]!.draft.id],
+            [1, true, items[1]!.draft.id],
+            [1, false, before.id],
+            [3, true, items[3]!.draft.id],
+            [1, false, items[1]!.draft.id],
+            [2, true, items[5]!.draft.id]
+          ])
+          expect(yield* bus.publishAll([])).toEqual([])
+          yield* until(() => seenA.length >= 3, "channel a's three events are delivered")
+          expect(seenA).toEqual([event(before, 1), event(items[0]!.draft, 2), event(items[3]!.draft, 3)])
+          expect(yield* seqOf(bus, b)).toBe(2)
         })
       ))
 

@@ -1,15 +1,18 @@
 // Two gateway nodes on a real 3-master Redis Cluster: sharded pub/sub carries each channel's
 // events from its slot's shard, hash tags keep each channel's keys (and each subject's) in one
 // slot, and the guarantees of the single-Redis setup hold for channels spread over every shard.
+import calculateSlot from "cluster-key-slot"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { subjectFor } from "../../src/domain/Principal.ts"
 import * as Channel from "../../src/domain/Channel.ts"
 import type { PatientRef } from "../../src/domain/Ref.ts"
+import { PUBLISH, PUBLISH_MANY } from "../../src/interpreters/redis/EventBus.ts"
 import { testKeys } from "../support/data-key.ts"
 import { type Gateway, makeTicketKey, startGateway } from "../support/gateway.ts"
 import { hasRedisServer, skipReason } from "../support/redis.ts"
 import { startCluster, type TestCluster } from "../support/redis-cluster.ts"
+import { recordRedisTraffic } from "../support/redis-traffic.ts"
 
 describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ? "" : ` (skipped: ${skipReason})`}`, () => {
   let cluster: TestCluster
@@ -84,6 +87,34 @@ describe.skipIf(!hasRedisServer)(`two nodes on a Redis Cluster${hasRedisServer ?
     for (const { client } of subscribers) {
       await client.next((f) => f.type === "event" && f.seq === 10)
       expect(client.frames.filter((f) => f.type === "event").map((f) => f.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    }
+    for (const { ws } of subscribers) ws.close()
+  })
+
+  it("takes a batch in one script call per slot, each channel's events in request order", async () => {
+    const refs = Array.from({ length: 9 }, (_, i) => `pt_batch_slot_${String(i).padStart(4, "0")}`)
+    const subscribers = await Promise.all(refs.map((ref) => open(b, ref)))
+    const events = Array.from({ length: 27 }, (_, i) => ({
+      channel: `patient:${refs[i % 9]}`,
+      kind: "task.assigned",
+      ref: `tsk_batch_${String(i).padStart(6, "0")}`
+    }))
+    const slots = new Set(refs.map((ref) => calculateSlot(testKeys.channel(Channel.patient(ref as PatientRef)).seq)))
+    // Stopped in the reverse order: each recorder wraps the one before it.
+    const recorders = cluster.nodes.map((node) => recordRedisTraffic(node.port))
+    try {
+      const reply = await a.publishBatch("svc_cluster_batch", events)
+      expect(reply.status).toBe(200)
+      expect(reply.json().results.map((r: { seq: number }) => r.seq)).toEqual(events.map((_, i) => Math.floor(i / 9) + 1))
+      const scripts = recorders.flatMap((recorder) => recorder.take()).flatMap((write) => write.commands)
+        .filter((command) => command[0] === "EVALSHA" && (command[1] === PUBLISH_MANY.sha || command[1] === PUBLISH.sha))
+      expect(scripts.map((command) => command[1])).toEqual([...slots].map(() => PUBLISH_MANY.sha))
+    } finally {
+      for (const recorder of recorders.reverse()) recorder.stop()
+    }
+    for (const [i, { client }] of subscribers.entries()) {
+      await client.next((f) => f.type === "event" && f.seq === 3)
+      expect(client.frames.filter((f) => f.type === "event").map((f) => f.ref)).toEqual(events.filter((_, n) => n % 9 === i).map((e) => e.ref))
     }
     for (const { ws } of subscribers) ws.close()
   })

@@ -3,6 +3,7 @@
 // command and every write (one write is one round trip's request) the node sends is counted,
 // so a change that adds a command or a round trip to a session fails here.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { PUBLISH, PUBLISH_MANY } from "../../src/interpreters/redis/EventBus.ts"
 import { RENEW } from "../../src/interpreters/redis/Sessions.ts"
 import { Keys } from "../../src/interpreters/redis/Keys.ts"
 import { type Client, type Gateway, startGateway } from "../support/gateway.ts"
@@ -112,5 +113,24 @@ describe.skipIf(!hasRedisServer)(`Redis commands per session${hasRedisServer ? "
     within("care subscribe", cost(traffic.take()), { commands: 2, roundTrips: 1 })
     session.close()
     followed.close()
+  })
+
+  it("publishes a batch over several channels in one script call (a single Redis: one slot for every key)", async () => {
+    // Warm: the scripts are cached and the service's publish rate lease is held.
+    await gateway.publishBatch("svc_trips_batch1", [{ channel: "patient:pt_trips_batch_00", kind: "message.received", ref: "msg_warm_000001" }])
+    const events = Array.from({ length: 20 }, (_, i) => ({
+      channel: `patient:pt_trips_batch_0${i % 5}`,
+      kind: "message.received",
+      ref: `msg_trips_${String(i).padStart(6, "0")}`
+    }))
+    traffic.take()
+    const reply = await gateway.publishBatch("svc_trips_batch1", events)
+    expect(reply.status).toBe(200)
+    expect(reply.json().results.map((r: { seq: number }) => r.seq)).toEqual(events.map((_, i) => Math.floor(i / 5) + 1 + (i % 5 === 0 ? 1 : 0)))
+    const scripts = traffic.take().flatMap((write) => write.commands)
+      .filter((command) => command[0] === "EVALSHA" || command[0] === "EVAL")
+      .map((command) => command[1] === PUBLISH_MANY.sha ? "PUBLISH_MANY" : command[1] === PUBLISH.sha ? "PUBLISH" : "other")
+      .filter((script) => script !== "other")
+    expect(scripts).toEqual(["PUBLISH_MANY"])
   })
 })

@@ -2,9 +2,9 @@
 // fan-out), so seq order is delivery order. Subscriptions follow the channel with the same
 // rules as on Redis (interpreters/Follower.ts). `MemoryBus` lets tests do to the store what a
 // failing Redis would: lose a channel's state, roll its seq back, drop the fan-out for a while.
-import { Clock, Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer, Result } from "effect"
 import { type Channel, print } from "../../domain/Channel.ts"
-import type { Event } from "../../domain/Event.ts"
+import type { Event, EventDraft } from "../../domain/Event.ts"
 import { HISTORY_PER_CHANNEL, IDEMPOTENCY_TTL_S } from "../../domain/Limits.ts"
 import { type Position, replay } from "../../domain/Position.ts"
 import { EventBus, type Published } from "../../services/EventBus.ts"
@@ -58,33 +58,36 @@ export const layer = Layer.effectContext(Effect.sync(() => {
       })
   })
 
+  const publishNow = (draft: EventDraft, idempotencyKey: string, now: number): Published => {
+    if (++publishes % 4096 === 0) {
+      for (const [id, entry] of seen) if (entry.expiresAt <= now) seen.delete(id)
+    }
+    const idem = `${print(draft.channel)}|${idempotencyKey}`
+    const previous = seen.get(idem)
+    if (previous !== undefined && previous.expiresAt > now) return { ...previous.published, fresh: false }
+    const state = stateOf(print(draft.channel))
+    const epoch = headOf(state).epoch
+    const event: Event = { ...draft, epoch, seq: ++state.seq }
+    state.history.push(event)
+    if (state.history.length > HISTORY_PER_CHANNEL) state.history.shift()
+    const published: Published = { id: event.id, channel: event.channel, epoch, seq: event.seq, fresh: true }
+    seen.set(idem, { published, expiresAt: now + IDEMPOTENCY_TTL_S * 1000 })
+    if (!deaf) {
+      for (const follower of state.followers) {
+        try {
+          follower.receive(event)
+        } catch {
+          // A faulty listener must not stop the others or fail the publish.
+        }
+      }
+    }
+    return published
+  }
+
   const bus = EventBus.of({
-    publish: (draft, idempotencyKey) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        if (++publishes % 4096 === 0) {
-          for (const [id, entry] of seen) if (entry.expiresAt <= now) seen.delete(id)
-        }
-        const idem = `${print(draft.channel)}|${idempotencyKey}`
-        const previous = seen.get(idem)
-        if (previous !== undefined && previous.expiresAt > now) return { ...previous.published, fresh: false }
-        const state = stateOf(print(draft.channel))
-        const epoch = headOf(state).epoch
-        const event: Event = { ...draft, epoch, seq: ++state.seq }
-        state.history.push(event)
-        if (state.history.length > HISTORY_PER_CHANNEL) state.history.shift()
-        const published: Published = { id: event.id, channel: event.channel, epoch, seq: event.seq, fresh: true }
-        seen.set(idem, { published, expiresAt: now + IDEMPOTENCY_TTL_S * 1000 })
-        if (!deaf) {
-          for (const follower of state.followers) {
-            try {
-              follower.receive(event)
-            } catch {
-              // A faulty listener must not stop the others or fail the publish.
-            }
-          }
-        }
-        return published
-      }),
+    publish: (draft, idempotencyKey) => Effect.map(Clock.currentTimeMillis, (now) => publishNow(draft, idempotencyKey, now)),
+    publishAll: (items) =>
+      Effect.map(Clock.currentTimeMillis, (now) => items.map(({ draft, idempotencyKey }) => Result.succeed(publishNow(draft, idempotencyKey, now)))),
     subscribe: (channel, listener) =>
       Effect.gen(function*() {
         const state = stateOf(print(channel))

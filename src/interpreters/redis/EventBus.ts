@@ -5,9 +5,10 @@
 // event>", sealed once per publish and opened once per node, bound to the channel's pseudonym.
 // Each subscription follows the channel with the shared rules (interpreters/Follower.ts):
 // after the subscriber connection drops and comes back it catches up from history or resets.
-import { Clock, Effect, Layer } from "effect"
+import calculateSlot from "cluster-key-slot"
+import { Clock, Effect, Layer, Result } from "effect"
 import type { Channel } from "../../domain/Channel.ts"
-import type { Event } from "../../domain/Event.ts"
+import type { Event, EventDraft } from "../../domain/Event.ts"
 import { Unavailable } from "../../domain/Errors.ts"
 import { HISTORY_PER_CHANNEL, IDEMPOTENCY_TTL_S } from "../../domain/Limits.ts"
 import { EPOCH_PATTERN, type Position, replay } from "../../domain/Position.ts"
@@ -50,31 +51,64 @@ end
 // The epoch is made here when missing, in the same step as the seq, so the two never disagree;
 // seq, epoch and history expire a retention after the channel's last event, together, so a
 // channel that comes back after a quiet day starts a new epoch (its clients are reset).
-// SPUBLISH: the pub/sub name carries the channel's hash tag, so it is in the same slot as the keys.
-// Returns {fresh (1|0), seq, sealed id, epoch}: a repeat gets the first publish's seq, id and epoch.
+// One publish, shared by PUBLISH and PUBLISH_MANY. SPUBLISH: the pub/sub name carries the
+// channel's hash tag, so it is in the same slot as the keys. Answers {fresh (1|0), seq, sealed
+// id, epoch}: a repeat gets the first publish's seq, id and epoch.
+const PUBLISH_ONE = PRUNE + `
+local function publish_one(kseq, khistory, kidem, kepoch, name, sealed, size, ttl, id, candidate, now)
+  local previous = redis.call('GET', kidem)
+  if previous then
+    local seq, first, epoch = string.match(previous, '^(%d+)|([^|]*)|(.*)$')
+    if seq then return {0, tonumber(seq), first, epoch} end
+  end
+  local epoch = redis.call('GET', kepoch) or candidate
+  local seq = redis.call('INCR', kseq)
+  redis.call('SET', kepoch, epoch, 'EX', ttl)
+  redis.call('EXPIRE', kseq, ttl)
+  local message = seq .. '|' .. epoch .. '|' .. now .. '|' .. sealed
+  redis.call('LPUSH', khistory, message)
+  redis.call('LTRIM', khistory, 0, size - 1)
+  prune(khistory, tonumber(now) - ttl * 1000)
+  redis.call('EXPIRE', khistory, ttl)
+  redis.call('SET', kidem, seq .. '|' .. id .. '|' .. epoch, 'EX', ttl)
+  redis.call('SPUBLISH', name, message)
+  return {1, seq, id, epoch}
+end
+`
+
 export const PUBLISH = Script.make<
   [seq: string, history: string, idempotency: string, epoch: string],
   [name: string, sealed: string, historySize: number, retention: number, id: string, candidate: string, now: number],
   [number, number, string, string]
->(PRUNE + `
-local previous = redis.call('GET', KEYS[3])
-if previous then
-  local seq, id, epoch = string.match(previous, '^(%d+)|([^|]*)|(.*)$')
-  if seq then return {0, tonumber(seq), id, epoch} end
+>(PUBLISH_ONE + `
+return publish_one(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7])
+`)
+
+/** One draft ready for PUBLISH or PUBLISH_MANY: its keys, and its name, sealed event, sealed id and candidate epoch. */
+interface Prepared {
+  readonly draft: EventDraft
+  readonly tag: string
+  readonly keys: [seq: string, history: string, idempotency: string, epoch: string]
+  readonly args: [name: string, sealed: string, id: string, candidate: string]
+}
+
+/** Keys and arguments of PUBLISH_MANY per item, after its three shared arguments. */
+const KEYS_PER_ITEM = 4
+const ARGS_PER_ITEM = 4
+
+// Several publishes in one call, in the order given (a batch's items of one slot: on a Cluster
+// every key of one call must be in one slot). KEYS: per item seq, history, idempotency, epoch.
+// ARGV: history size, retention (s), now (ms), then per item name, sealed, id, candidate.
+// Answers PUBLISH's four values per item, one after another.
+export const PUBLISH_MANY = Script.make<ReadonlyArray<string>, ReadonlyArray<string | number>, Array<number | string>>(PUBLISH_ONE + `
+local size, ttl, now = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local out = {}
+for i = 0, #KEYS / ${KEYS_PER_ITEM} - 1 do
+  local k, a = i * ${KEYS_PER_ITEM}, 3 + i * ${ARGS_PER_ITEM}
+  local r = publish_one(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], ARGV[a + 1], ARGV[a + 2], size, ttl, ARGV[a + 3], ARGV[a + 4], now)
+  for j = 1, 4 do out[#out + 1] = r[j] end
 end
-local epoch = redis.call('GET', KEYS[4]) or ARGV[6]
-local seq = redis.call('INCR', KEYS[1])
-local ttl = tonumber(ARGV[4])
-redis.call('SET', KEYS[4], epoch, 'EX', ttl)
-redis.call('EXPIRE', KEYS[1], ttl)
-local message = seq .. '|' .. epoch .. '|' .. ARGV[7] .. '|' .. ARGV[2]
-redis.call('LPUSH', KEYS[2], message)
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-prune(KEYS[2], tonumber(ARGV[7]) - ttl * 1000)
-redis.call('EXPIRE', KEYS[2], ttl)
-redis.call('SET', KEYS[3], seq .. '|' .. ARGV[5] .. '|' .. epoch, 'EX', ttl)
-redis.call('SPUBLISH', ARGV[1], message)
-return {1, seq, ARGV[5], epoch}
+return out
 `)
 
 // KEYS: epoch, seq, history. ARGV: candidate epoch, retention (s), "1" to read the history
@@ -151,7 +185,7 @@ const decodeParts = (
 export const layer = Layer.effect(
   EventBus,
   Effect.gen(function*() {
-    const redis = (yield* RedisClient).commands
+    const { commands: redis, cluster } = yield* RedisClient
     const subscriber = yield* RedisSubscriber
     const data = yield* DataKeys
     const keys = named(data.name)
@@ -195,33 +229,82 @@ export const layer = Layer.effect(
         }).pipe(Effect.map(([epoch, seq]): Position => ({ epoch, seq })))
     })
 
+    /** A draft's keys and arguments for the scripts: sealed once, named once. */
+    const prepare = (draft: EventDraft, idempotencyKey: string): Prepared => {
+      const at = keys.channel(draft.channel)
+      const event = JSON.stringify({ id: draft.id, kind: draft.kind, ref: draft.ref, at: draft.at })
+      return {
+        draft,
+        tag: at.tag,
+        keys: [at.seq, at.history, keys.idempotency(at, idempotencyKey), at.epoch],
+        args: [at.events, data.seal(at.tag, event), data.seal(at.tag, draft.id), newEpoch()]
+      }
+    }
+
+    // A repeat answers with the first publish's id, sealed: one that does not open (another data
+    // key) cannot be answered truthfully, so the bus is unavailable for that item.
+    const answered = (item: Prepared, [fresh, seq, sealedId, epoch]: readonly [number, number, string, string]) => {
+      const id = fresh === 1 ? item.draft.id : data.open(item.tag, sealedId)
+      return id === undefined
+        ? Result.fail(new Unavailable({ service: "event-bus" }))
+        : Result.succeed<Published>({ id: id as Published["id"], channel: item.draft.channel, epoch, seq, fresh: fresh === 1 })
+    }
+
+    /**
+     * The items' indices by where one script may take them together, in the given order: by
+     * hash slot on a Cluster (every key of a call in one slot); everything at once on a single
+     * Redis, where a script may touch any key.
+     */
+    const groups = (prepared: ReadonlyArray<Prepared>): Iterable<Array<number>> => {
+      if (!cluster) return prepared.length === 0 ? [] : [prepared.map((_, index) => index)]
+      const bySlot = new Map<number, Array<number>>()
+      prepared.forEach((item, index) => {
+        const slot = calculateSlot(item.keys[0])
+        const group = bySlot.get(slot)
+        if (group === undefined) bySlot.set(slot, [index])
+        else group.push(index)
+      })
+      return bySlot.values()
+    }
+
+    const publishGroup = (
+      prepared: ReadonlyArray<Prepared>,
+      group: ReadonlyArray<number>,
+      now: number,
+      results: Array<Result.Result<Published, Unavailable>>
+    ) =>
+      call(() =>
+        PUBLISH_MANY.run(
+          redis,
+          group.flatMap((index) => prepared[index]!.keys),
+          [HISTORY_PER_CHANNEL, RETENTION_S, now, ...group.flatMap((index) => prepared[index]!.args)]
+        )
+      ).pipe(
+        Effect.match({
+          onFailure: (error) => group.forEach((index) => void (results[index] = Result.fail(error))),
+          onSuccess: (flat) =>
+            group.forEach((index, n) => {
+              const answer = flat.slice(n * 4, n * 4 + 4) as unknown as [number, number, string, string]
+              results[index] = answered(prepared[index]!, answer)
+            })
+        })
+      )
+
     return EventBus.of({
       publish: (draft, idempotencyKey) =>
-        Effect.suspend(() => {
-          const at = keys.channel(draft.channel)
-          const event = JSON.stringify({ id: draft.id, kind: draft.kind, ref: draft.ref, at: draft.at })
-          return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            call(() =>
-              PUBLISH.run(redis, [at.seq, at.history, keys.idempotency(at, idempotencyKey), at.epoch], [
-                at.events,
-                data.seal(at.tag, event),
-                HISTORY_PER_CHANNEL,
-                RETENTION_S,
-                data.seal(at.tag, draft.id),
-                newEpoch(),
-                now
-              ])
-            ))
-            .pipe(
-              Effect.flatMap(([fresh, seq, sealedId, epoch]) => {
-                // A repeat answers with the first publish's id, sealed: one that does not open
-                // (another data key) cannot be answered truthfully, so the bus is unavailable.
-                const id = fresh === 1 ? draft.id : data.open(at.tag, sealedId)
-                return id === undefined
-                  ? Effect.fail(new Unavailable({ service: "event-bus" }))
-                  : Effect.succeed<Published>({ id: id as Published["id"], channel: draft.channel, epoch, seq, fresh: fresh === 1 })
-              })
-            )
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const item = prepare(draft, idempotencyKey)
+          return call(() => PUBLISH.run(redis, item.keys, [item.args[0], item.args[1], HISTORY_PER_CHANNEL, RETENTION_S, item.args[2], item.args[3], now]))
+            .pipe(Effect.flatMap((answer) => Result.match(answered(item, answer), { onSuccess: Effect.succeed, onFailure: Effect.fail })))
+        }),
+      publishAll: (items) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const prepared = items.map(({ draft, idempotencyKey }) => prepare(draft, idempotencyKey))
+          const results: Array<Result.Result<Published, Unavailable>> = new Array(items.length)
+          return Effect.as(
+            Effect.forEach(groups(prepared), (group) => publishGroup(prepared, group, now, results), { concurrency: "unbounded", discard: true }),
+            results
+          )
         }),
       subscribe: (channel, listener) =>
         Effect.gen(function*() {
