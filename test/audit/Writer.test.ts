@@ -124,6 +124,38 @@ describe("the audit writer", () => {
       expect(state.batches.map((batch) => batch.length)).toEqual([1, 100])
     }).pipe(Effect.scoped))
 
+  // Sequential commits, each awaited: without pacing every one is its own batch (the writer
+  // runs as soon as it is woken); paced, those that come while a batch is recent wait and share
+  // the next one. Wall time (it.live): pacing is about the sink's cost, not the Clock.
+  const sequentialBatches = (batchIntervalMs: number) =>
+    Effect.gen(function*() {
+      const { sink, state } = controlledSink()
+      const writer = yield* Writer.make(sink, { key, node: "node-1", batchIntervalMs })
+      yield* writer.audit.commit({ event: "event.published", jti: "jti_first", result: "ok" })
+      const started = performance.now()
+      const rest = yield* Effect.forkChild(Effect.forEach(
+        Array.from({ length: 5 }, (_, i) => i),
+        (i) => Effect.andThen(Effect.yieldNow, writer.audit.append({ event: "event.published", jti: `jti_${i}`, result: "ok" })),
+        { discard: true }
+      ).pipe(Effect.andThen(writer.audit.commit({ event: "event.published", jti: "jti_last", result: "ok" }))))
+      yield* Fiber.join(rest)
+      return { batches: state.batches.map((batch) => batch.length), waitedMs: performance.now() - started }
+    }).pipe(Effect.scoped)
+
+  it.live("begins paced batches at least batchIntervalMs apart: what comes meanwhile shares one batch", () =>
+    Effect.gen(function*() {
+      const paced = yield* sequentialBatches(1_000)
+      // audit.opened and the first commit, then everything after it in one batch.
+      expect(paced.batches).toEqual([2, 6])
+      expect(paced.waitedMs).toBeGreaterThanOrEqual(900)
+    }))
+
+  it.live("without pacing, writes whatever it was woken for at once", () =>
+    Effect.gen(function*() {
+      const unpaced = yield* sequentialBatches(0)
+      expect(unpaced.batches.length).toBeGreaterThan(3)
+    }))
+
   it.effect("fails a waiting commit at the first failed write, keeps its record, and writes it once the sink recovers", () => {
     const { sink, state, events } = controlledSink()
     return Effect.gen(function*() {

@@ -101,7 +101,8 @@ export const sink = (options: FileSinkOptions, node: string): Writer.Sink => {
           }
           const file = current
           try {
-            await file.handle.appendFile(data)
+            // One write call as a rule (appendFile would go through writeFile's loop of awaits).
+            for (let at = 0; at < data.length;) at += (await file.handle.write(data, at, data.length - at)).bytesWritten
             await file.handle.datasync()
           } catch (error) {
             // Nothing of a failed batch may stay behind: cut back to where it began, and start
@@ -125,7 +126,11 @@ export const layer = (options: FileSinkOptions) =>
     AuditLog,
     Effect.gen(function*() {
       const settings = yield* Settings
-      const writer = yield* Writer.make(sink(options, settings.nodeId), { key: options.key, node: settings.nodeId })
+      const writer = yield* Writer.make(sink(options, settings.nodeId), {
+        key: options.key,
+        node: settings.nodeId,
+        batchIntervalMs: Writer.BATCH_INTERVAL_MS
+      })
       return writer.audit
     })
   )

@@ -58,7 +58,11 @@ export const layer = (options: { readonly target: Client.RedisTarget; readonly k
     Effect.gen(function*() {
       const settings = yield* Settings
       const redis = yield* Effect.acquireRelease(Client.connect(options.target), Client.release)
-      const writer = yield* Writer.make(sink(redis, settings.nodeId), { key: options.key, node: settings.nodeId })
+      const writer = yield* Writer.make(sink(redis, settings.nodeId), {
+        key: options.key,
+        node: settings.nodeId,
+        batchIntervalMs: Writer.BATCH_INTERVAL_MS
+      })
       return writer.audit
     })
   )

@@ -41,7 +41,16 @@ export interface WriterOptions {
   readonly maxBuffered?: number
   /** How long shutdown keeps retrying a failing sink before it counts the rest as lost. */
   readonly shutdownGrace?: Duration.Input
+  /**
+   * Batches begin at least this far apart (wall time; 0: at once). A batch's write and sync
+   * cost about the same for one record as for fifty (an fdatasync took ~100 µs of CPU on our
+   * VMs), so under load the writer gathers records for a few ms instead of syncing each one.
+   */
+  readonly batchIntervalMs?: number
 }
+
+/** What the sinks' layers use: at most 200 batches a second, a commit waits 5 ms more at worst. */
+export const BATCH_INTERVAL_MS = 5
 
 // Defined with the contract (services/AuditLog.ts), so the metrics module can export them at 0.
 export const { sinkUp, buffered, written, dropped } = AuditMetrics
@@ -141,9 +150,12 @@ export const make = (sink: Sink, options: WriterOptions) =>
       ).pipe(Effect.annotateLogs({ sink: sink.name }))
     }
 
-    /** One attempt to move everything buffered into the sink. Uninterruptible: a batch is all or nothing. */
-    const drain: Effect.Effect<boolean> = lock.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
-      while (true) {
+    /**
+     * One attempt to move everything buffered into the sink (with `once`, only what is buffered
+     * now: one batch). Uninterruptible: a batch is all or nothing.
+     */
+    const drainWith = (once: boolean): Effect.Effect<boolean> => lock.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
+      for (let batches = 0; !once || batches < 1; batches++) {
         if (pending.length === 0) {
           if (buffer.length === 0) break
           const batch = buffer
@@ -170,14 +182,15 @@ export const make = (sink: Sink, options: WriterOptions) =>
         yield* transition(true)
       }
       yield* logDrops
-      yield* Metric.update(buffered, 0)
+      yield* Metric.update(buffered, buffer.length)
       return true
     })))
+    const drain = drainWith(false)
 
     // Until the sink takes the batch: 100 ms, doubling, at most 5 s apart.
-    const drainUntilTaken = Effect.gen(function*() {
+    const drainUntilTaken = (once: boolean) => Effect.gen(function*() {
       let delay = RETRY_FIRST
-      while (!(yield* drain)) {
+      while (!(yield* drainWith(once))) {
         yield* Effect.race(Effect.sleep(delay), upLatch.await)
         delay = Duration.min(Duration.times(delay, 2), RETRY_MAX)
       }
@@ -187,7 +200,7 @@ export const make = (sink: Sink, options: WriterOptions) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         if (!push({ event: "audit.closed" }, now)) yield* drop(now)
-        const done = yield* drainUntilTaken.pipe(Effect.timeoutOption(options.shutdownGrace ?? Duration.seconds(10)))
+        const done = yield* drainUntilTaken(false).pipe(Effect.timeoutOption(options.shutdownGrace ?? Duration.seconds(10)))
         // From here on nothing is taken: a late commit fails, a late append is counted as dropped.
         closed = true
         if (done._tag === "None") {
@@ -209,10 +222,25 @@ export const make = (sink: Sink, options: WriterOptions) =>
     )
 
     // Registered after the finalizer above, so it stops first and the flush then runs alone.
+    // Wall time, not the Clock: pacing is about the sink's cost, and a test's clock that stands
+    // still must not hold records back.
+    const interval = options.batchIntervalMs ?? 0
+    let nextBatchAt = 0
+    const paced = Effect.suspend(() => {
+      const wait = nextBatchAt - performance.now()
+      return wait <= 0 ? Effect.void : Effect.callback<void>((resume) => {
+        const timer = setTimeout(() => resume(Effect.void), wait)
+        return Effect.sync(() => clearTimeout(timer))
+      })
+    })
     yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
       yield* wake.await
+      if (interval > 0) yield* paced
       Latch.closeUnsafe(wake)
-      yield* drainUntilTaken
+      nextBatchAt = performance.now() + interval
+      // Paced, one batch at a time: what came in meanwhile waits for the next turn.
+      yield* drainUntilTaken(interval > 0)
+      if (buffer.length > 0) wakeWriter()
     })))
 
     const opened = yield* Clock.currentTimeMillis
