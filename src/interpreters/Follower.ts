@@ -156,38 +156,41 @@ export class Follower {
     this.listener.reset(head, cause)
   }
 
-  private readonly catchingUp: Effect.Effect<void> = Effect.suspend(() => this.store.read).pipe(
-    Effect.retry(RETRY),
-    Effect.result,
-    Effect.map((read) => {
-      if (this.closed) return
-      if (read._tag === "Failure") {
-        // Nothing can be promised about the gap: reset just before the first event that shows
-        // one (or where delivery stands), and carry on live from there.
-        const next = (this.held ?? []).find((e) => {
-          const verdict = judge(this.last, e, this.retired)
-          return verdict === "gap" || verdict === "epoch"
-        })
-        this.resetTo(next === undefined ? this.last : { epoch: next.epoch, seq: next.seq - 1 }, "catchup_failed")
-        return this.drain()
-      }
-      const outcome = catchUp(this.last, read.success.head, read.success.history)
-      switch (outcome._tag) {
-        case "Deliver":
-          for (const event of outcome.events) {
-            ;(this.fromStore ??= new Map()).set(event.seq, event.id)
-            this.last = positionOf(event)
-            this.listener.event(event)
-          }
+  // Built when needed (a reconnect, a gap): a node follows many channels that never need it.
+  private get catchingUp(): Effect.Effect<void> {
+    return Effect.suspend(() => this.store.read).pipe(
+      Effect.retry(RETRY),
+      Effect.result,
+      Effect.map((read) => {
+        if (this.closed) return
+        if (read._tag === "Failure") {
+          // Nothing can be promised about the gap: reset just before the first event that shows
+          // one (or where delivery stands), and carry on live from there.
+          const next = (this.held ?? []).find((e) => {
+            const verdict = judge(this.last, e, this.retired)
+            return verdict === "gap" || verdict === "epoch"
+          })
+          this.resetTo(next === undefined ? this.last : { epoch: next.epoch, seq: next.seq - 1 }, "catchup_failed")
           return this.drain()
-        case "Reset":
-          this.resetTo(outcome.head, outcome.cause)
-          return this.drain()
-        case "Rollback":
-          return this.run(this.rollback(this.last.epoch, read.success.head.seq))
-      }
-    })
-  )
+        }
+        const outcome = catchUp(this.last, read.success.head, read.success.history)
+        switch (outcome._tag) {
+          case "Deliver":
+            for (const event of outcome.events) {
+              ;(this.fromStore ??= new Map()).set(event.seq, event.id)
+              this.last = positionOf(event)
+              this.listener.event(event)
+            }
+            return this.drain()
+          case "Reset":
+            this.resetTo(outcome.head, outcome.cause)
+            return this.drain()
+          case "Rollback":
+            return this.run(this.rollback(this.last.epoch, read.success.head.seq))
+        }
+      })
+    )
+  }
 
   private rollback(expected: string, seenSeq: number): Effect.Effect<void> {
     return Effect.suspend(() => this.store.rotate(expected)).pipe(
@@ -204,23 +207,26 @@ export class Follower {
 }
 
 /**
- * A follower whose store calls run as fibers of the current context, interrupted (and the
- * follower silenced) when the scope closes.
+ * A follower whose store calls run as fibers of the current context, and `stop`: silences it
+ * and interrupts them. For a transport that holds one finalizer for all it set up.
  */
-export const follow = (store: ChannelStore, listener: BusListener): Effect.Effect<Follower, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const context = yield* Effect.context<never>()
-    const fibers = new Set<Fiber.Fiber<void>>()
+export const followWithStop = (store: ChannelStore, listener: BusListener): Effect.Effect<{ readonly follower: Follower; readonly stop: Effect.Effect<void> }> =>
+  Effect.map(Effect.context<never>(), (context) => {
+    // Made on the first store call: most channels never need one, and a node follows many.
+    let fibers: Set<Fiber.Fiber<void>> | undefined
     const follower = new Follower(store, listener, (effect) => {
       const fiber = Effect.runForkWith(context)(effect)
-      fibers.add(fiber)
-      fiber.addObserver(() => fibers.delete(fiber))
+      const running = (fibers ??= new Set())
+      running.add(fiber)
+      fiber.addObserver(() => running.delete(fiber))
     })
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        follower.close()
-        return Fiber.interruptAll([...fibers])
-      })
-    )
-    return follower
+    const stop = Effect.suspend(() => {
+      follower.close()
+      return fibers === undefined ? Effect.void : Fiber.interruptAll([...fibers])
+    })
+    return { follower, stop }
   })
+
+/** `followWithStop`, stopped when the scope closes. */
+export const follow = (store: ChannelStore, listener: BusListener): Effect.Effect<Follower, never, Scope.Scope> =>
+  Effect.flatMap(followWithStop(store, listener), ({ follower, stop }) => Effect.as(Effect.addFinalizer(() => stop), follower))

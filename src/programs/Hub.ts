@@ -7,13 +7,14 @@ import { type Channel, print } from "../domain/Channel.ts"
 import type { Event } from "../domain/Event.ts"
 import type { Unavailable } from "../domain/Errors.ts"
 import type { Position, ResetCause } from "../domain/Position.ts"
+import { Members } from "../domain/Members.ts"
 import * as Wire from "../domain/Wire.ts"
 import { type BusListener, EventBus } from "../services/EventBus.ts"
 import { Hub, type Subscriber } from "../services/Hub.ts"
 import * as Metrics from "./Metrics.ts"
 
 interface Entry {
-  readonly subscribers: Set<Subscriber>
+  readonly subscribers: Members<Subscriber>
   /** The channel's position as the bus subscription knows it (set once it is live). */
   position: () => Position
   readonly ready: Deferred.Deferred<void, Unavailable>
@@ -36,11 +37,11 @@ export const layer = Layer.effect(
       const frame = Wire.event(event)
       let sent = 0
       let refused = 0
-      for (const subscriber of entry.subscribers) {
+      entry.subscribers.forEach((subscriber) => {
         const pushed = subscriber.push(event, frame)
         if (pushed === "sent") sent += 1
         else if (pushed === "refused") refused += 1
-      }
+      })
       if (sent + refused > 0) Metrics.recordFanOut(context, sent, refused, Date.now() - Date.parse(event.at))
     }
 
@@ -48,7 +49,7 @@ export const layer = Layer.effect(
     // per node, with the cause and how many subscriptions it reached, never the channel.
     const reset = (channel: Channel, entry: Entry) => (head: Position, cause: ResetCause) => {
       const frame = Wire.reset(channel, head)
-      for (const subscriber of entry.subscribers) subscriber.reset(head, frame)
+      entry.subscribers.forEach((subscriber) => subscriber.reset(head, frame))
       const subscriptions = entry.subscribers.size
       Metrics.recordResets(context, cause, subscriptions)
       Effect.runForkWith(context)(
@@ -77,7 +78,7 @@ export const layer = Layer.effect(
           )
         }
         const entry: Entry = {
-          subscribers: new Set(),
+          subscribers: new Members(),
           position: () => ({ epoch: "", seq: 0 }),
           ready: Deferred.makeUnsafe<void, Unavailable>(),
           scope: Scope.makeUnsafe(),

@@ -157,7 +157,7 @@ export const layer = (options: ServerOptions) =>
       )
 
       const connections = new Set<Connection.Connection>()
-      const startSession = Effect.runSyncWith(context as Context.Context<Session.Requirements>)
+      const startSession = Session.starter(context as Context.Context<Session.Requirements>)
       // Set while shutting down: resolved once the last session has closed (and been audited).
       let drained: (() => void) | undefined
 
@@ -205,7 +205,7 @@ export const layer = (options: ServerOptions) =>
             })
             connections.add(connection)
             // The session runs by itself from here: no fiber waits on it while it is idle.
-            connection.attach(startSession(Session.start(connection)))
+            connection.attach(startSession(connection))
           },
           onRejected: (reason, origin, peer) =>
             runSync(Effect.andThen(

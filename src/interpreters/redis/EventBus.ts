@@ -13,7 +13,7 @@ import { Unavailable } from "../../domain/Errors.ts"
 import { HISTORY_PER_CHANNEL, IDEMPOTENCY_TTL_S } from "../../domain/Limits.ts"
 import { EPOCH_PATTERN, type Position, replay } from "../../domain/Position.ts"
 import { EventBus, type Published } from "../../services/EventBus.ts"
-import { type ChannelStore, follow, newEpoch } from "../Follower.ts"
+import { type ChannelStore, followWithStop, newEpoch } from "../Follower.ts"
 import { attempt, RedisClient } from "./Client.ts"
 import { DataKeys } from "./DataKey.ts"
 import { type ChannelKeys, named } from "./Keys.ts"
@@ -306,20 +306,27 @@ export const layer = Layer.effect(
             results
           )
         }),
+      // One finalizer for everything the subscription set up (the follower, the pub/sub
+      // listener, the reconnect hook): each finalizer is memory an idle channel holds.
       subscribe: (channel, listener) =>
-        Effect.gen(function*() {
-          const tag = keys.channelTag(channel)
-          const follower = yield* follow(store(channel, tag), listener)
-          yield* subscriber.listen(keys.channelOfTag(tag).events, (message) => {
-            const decoded = decodeMessage(data.open, channel, tag, message)
-            if (decoded !== undefined) follower.receive(decoded.event)
+        Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            const tag = keys.channelTag(channel)
+            const { follower, stop } = yield* followWithStop(store(channel, tag), listener)
+            let unlisten: Effect.Effect<void> = Effect.void
+            let unhook = () => {}
+            yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => unhook()), Effect.andThen(stop, unlisten)))
+            unlisten = yield* subscriber.listen(keys.channelOfTag(tag).events, (message) => {
+              const decoded = decodeMessage(data.open, channel, tag, message)
+              if (decoded !== undefined) follower.receive(decoded.event)
+            })
+            // Read once the subscription is live: any later event is sure to reach the follower,
+            // so this head is one a subscriber can be told without a read of its own.
+            follower.start((yield* restore(read(channel, keys.channelOfTag(tag), false))).head)
+            unhook = subscriber.onReconnect(() => follower.catchUp())
+            return () => follower.position()
           })
-          // Read once the subscription is live: any later event is sure to reach the follower,
-          // so this head is one a subscriber can be told without a read of its own.
-          follower.start((yield* read(channel, keys.channelOfTag(tag), false)).head)
-          yield* subscriber.onReconnect(() => follower.catchUp())
-          return () => follower.position()
-        }),
+        ),
       head: (channel) => Effect.map(read(channel, keys.channel(channel), false), ({ head }) => head),
       since: (channel, from) =>
         Effect.map(read(channel, keys.channel(channel), true, from), ({ head, history }) => replay(head, history, from))

@@ -202,12 +202,17 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
           return yield* Effect.fail(refusal(outcome, retryAfterMs))
         }
         entries.set(session, entry)
-        return Effect.suspend(() => {
-          local.remove(tag, session)
-          entries.delete(session)
-          return call(() => redis.zrem(entry.sessions, session.id)).pipe(Effect.ignore)
-        })
+        return releaseOf(session, tag, entry.sessions)
       }))
+
+    // Made apart from `hold`: a closure there would keep its whole scope (the ticket's keys, the
+    // script's arguments) for as long as the session lives.
+    const releaseOf = (session: LiveSession, tag: string, sessionsKey: string) =>
+      Effect.suspend(() => {
+        local.remove(tag, session)
+        entries.delete(session)
+        return call(() => redis.zrem(sessionsKey, session.id)).pipe(Effect.ignore)
+      })
 
     return Sessions.of({
       register: (session) => hold(session, undefined, (outcome) => outcome === -1 ? new SessionRevoked() : new TooManySessions()),

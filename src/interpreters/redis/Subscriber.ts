@@ -6,20 +6,26 @@
 // leaves. After a reconnect to a single Redis the channels are subscribed again here, not by
 // ioredis: it forgets a channel whose re-SSUBSCRIBE is refused and leaves the refusal
 // unhandled (an unhandled rejection ends the process). A refusal here reconnects and retries.
-import { Context, Effect, Layer, type Scope } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type { Unavailable } from "../../domain/Errors.ts"
+import { Members } from "../../domain/Members.ts"
 import { attempt, connect, RedisTargetRef, release } from "./Client.ts"
 
 export type MessageListener = (message: string) => void
 
 export class RedisSubscriber extends Context.Service<RedisSubscriber, {
-  /** Calls `listener` for every message on the sharded channel `name` while the scope is open. */
-  readonly listen: (name: string, listener: MessageListener) => Effect.Effect<void, Unavailable, Scope.Scope>
+  /**
+   * Calls `listener` for every message on the sharded channel `name` until the returned
+   * effect runs. No Scope: a node holds one per followed channel, and each finalizer a Scope
+   * keeps is memory an idle channel holds (the caller runs the release in one of its own).
+   */
+  readonly listen: (name: string, listener: MessageListener) => Effect.Effect<Effect.Effect<void>, Unavailable>
   /**
    * Calls `listener` each time the connection is back after a drop and its channels are
-   * subscribed again: messages published in between were never seen and must be fetched.
+   * subscribed again (messages published in between were never seen and must be fetched),
+   * until the returned function is called.
    */
-  readonly onReconnect: (listener: () => void) => Effect.Effect<void, never, Scope.Scope>
+  readonly onReconnect: (listener: () => void) => () => void
 }>()("tidings/RedisSubscriber") {}
 
 export const layer = Layer.effect(
@@ -29,16 +35,16 @@ export const layer = Layer.effect(
     // A cluster's sharded subscribers re-subscribe per shard by themselves.
     const resubscribeHere = target._tag === "Single"
     const subscriber = yield* Effect.acquireRelease(connect(target, { autoResubscribe: !resubscribeHere }), release)
-    const listeners = new Map<string, Set<MessageListener>>()
+    const listeners = new Map<string, Members<MessageListener>>()
     const reconnectListeners = new Set<() => void>()
     subscriber.on("smessage", (name: string, message: string) => {
-      for (const listener of listeners.get(name) ?? []) {
+      listeners.get(name)?.forEach((listener) => {
         try {
           listener(message)
         } catch {
           // One faulty listener must not starve the others.
         }
-      }
+      })
     })
     // "ready" after a reconnect (the first one was the initial connect, before this listener
     // existed). The listeners fetch what was missed once the channels are subscribed again, not
@@ -59,34 +65,35 @@ export const layer = Layer.effect(
     const command = attempt("event-bus")
 
     return RedisSubscriber.of({
-      onReconnect: (listener) =>
-        Effect.acquireRelease(
-          Effect.sync(() => reconnectListeners.add(listener)),
-          () => Effect.sync(() => void reconnectListeners.delete(listener))
-        ).pipe(Effect.asVoid),
+      onReconnect: (listener) => {
+        reconnectListeners.add(listener)
+        return () => void reconnectListeners.delete(listener)
+      },
       listen: (name, listener) =>
-        Effect.acquireRelease(
-          Effect.suspend(() => {
+        Effect.suspend(() => {
+          let released = false
+          const release = Effect.suspend(() => {
+            if (released) return Effect.void
+            released = true
             const set = listeners.get(name)
-            if (set !== undefined) {
-              set.add(listener)
-              return Effect.void
-            }
-            listeners.set(name, new Set([listener]))
-            return command(() => subscriber.ssubscribe(name)).pipe(
-              Effect.tapError(() => Effect.sync(() => listeners.delete(name))),
-              Effect.asVoid
-            )
-          }),
-          () =>
-            Effect.suspend(() => {
-              const set = listeners.get(name)
-              set?.delete(listener)
-              if (set === undefined || set.size > 0) return Effect.void
-              listeners.delete(name)
-              return command(() => subscriber.sunsubscribe(name)).pipe(Effect.ignore)
-            })
-        )
+            set?.delete(listener)
+            if (set === undefined || set.size > 0) return Effect.void
+            listeners.delete(name)
+            return command(() => subscriber.sunsubscribe(name)).pipe(Effect.ignore)
+          })
+          const set = listeners.get(name)
+          if (set !== undefined) {
+            set.add(listener)
+            return Effect.succeed(release)
+          }
+          const members = new Members<MessageListener>()
+          members.add(listener)
+          listeners.set(name, members)
+          return command(() => subscriber.ssubscribe(name)).pipe(
+            Effect.tapError(() => Effect.sync(() => listeners.delete(name))),
+            Effect.as(release)
+          )
+        })
     })
   })
 )

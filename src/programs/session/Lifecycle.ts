@@ -169,11 +169,18 @@ export class Live implements Inbound, LiveSession, Watched {
  * by itself: ticket, registration, `welcome`, each client message, until it closes.
  */
 export const start = (transport: Transport): Effect.Effect<Inbound, never, Requirements> =>
-  Effect.map(Effect.context<Requirements>(), (context) => {
-    const live = new Live(transport, context)
-    live.run(Effect.andThen(open(live), drain(live)))
-    return live
-  })
+  Effect.map(Effect.context<Requirements>(), (context) => starter(context)(transport))
+
+/**
+ * `start` with a context given once, for the edge: the session keeps that context for its
+ * whole life. A context taken inside a run (`runSync`) would carry that run's own scheduler
+ * and fiber cache, which every idle session would then hold (about 1 KiB each in S1).
+ */
+export const starter = (context: Context.Context<Requirements>) => (transport: Transport): Inbound => {
+  const live = new Live(transport, context)
+  live.run(Effect.andThen(open(live), drain(live)))
+  return live
+}
 
 /** Handles what has arrived, one message at a time; fails with the session's end once ended. */
 const drain = (live: Live): Effect.Effect<void, SessionEnd, Requirements> =>
