@@ -225,7 +225,11 @@ const makeMaterial = (dir: string): Material => {
   writeFileSync(auditKeyFile, randomBytes(32), { mode: 0o600 })
   const dataKeyFile = join(dir, "data-key.bin")
   writeFileSync(dataKeyFile, BENCH_DATA_KEY, { mode: 0o600 })
-  return { dir, certFile, keyFile, ticketKeyFile, auditKeyFile, dataKeyFile, jwksFile: join(dir, "jwks.json"), issuer: ISSUER, audience: AUDIENCE, origin: ORIGIN }
+  // One TLS session resumption key for every start of either server, as a deployment sets it:
+  // a restarted node (S6) resumes its clients' TLS sessions.
+  const resumptionKeyFile = join(dir, "tls-resumption.bin")
+  writeFileSync(resumptionKeyFile, randomBytes(32), { mode: 0o600 })
+  return { dir, certFile, keyFile, ticketKeyFile, auditKeyFile, dataKeyFile, resumptionKeyFile, jwksFile: join(dir, "jwks.json"), issuer: ISSUER, audience: AUDIENCE, origin: ORIGIN }
 }
 
 const makeSelfSignedPem = () => makeSelfSigned({ hosts: ["localhost", "127.0.0.1"], days: 2 })

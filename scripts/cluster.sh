@@ -35,6 +35,7 @@ ticket_key="$data/keys/ticket-key.bin"
 [ -f "$data/keys/ticket-key.pem" ] && ticket_key="$data/keys/ticket-key.pem" # made before HS256 secrets
 export TIDINGS_TICKET_KEY_FILE="$ticket_key" TIDINGS_AUDIT_KEY_FILE="$data/keys/audit-key.bin"
 export TIDINGS_DEV_ISSUER_KEY_FILE="$data/keys/dev-issuer-key.pem" TIDINGS_DATA_KEY_FILE="$data/keys/data-key.bin"
+export TIDINGS_TLS_RESUMPTION_KEY_FILE="$data/keys/tls-resumption.bin"
 export TIDINGS_ALLOWED_ORIGINS="${TIDINGS_ALLOWED_ORIGINS:-https://localhost:8443,https://localhost:8444}"
 
 for node in a:8443 b:8444; do

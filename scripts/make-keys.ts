@@ -1,6 +1,7 @@
 // Makes the files every node of one gateway must share, into a directory: a TLS certificate
 // and key (self-signed, for the given hosts), the ticket key, the audit key, the data key
-// (names and seals what Redis holds), and the dev issuer's key. Existing files are kept, so re-running never rotates a key by accident.
+// (names and seals what Redis holds), the TLS resumption key (session tickets any node
+// resumes), and the dev issuer's key. Existing files are kept, so re-running never rotates a key by accident.
 //   node scripts/make-keys.ts <directory> [host ...]
 import { generateKeyPairSync, randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, writeFileSync } from "node:fs"
@@ -36,3 +37,4 @@ if (!existsSync(join(directory, "ticket-key.pem"))) write("ticket-key.bin", () =
 write("dev-issuer-key.pem", ecKey)
 write("audit-key.bin", () => randomBytes(32))
 write("data-key.bin", () => randomBytes(32))
+write("tls-resumption.bin", () => randomBytes(32))

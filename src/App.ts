@@ -112,6 +112,7 @@ export const layer = (
     tls: certificate(config, options),
     certificate: config.tls._tag === "Files" ? { certFile: config.tls.certFile, keyFile: config.tls.keyFile } : undefined,
     clientCa: config.tlsClientCaFile === undefined ? undefined : readFileSync(config.tlsClientCaFile, "utf8"),
+    ticketKeys: config.tlsResumptionKeyFile === undefined ? undefined : Tls.resumptionKeys(readFileSync(config.tlsResumptionKeyFile)),
     dev: config.auth._tag === "DevIssuer",
     allowedOrigins: config.allowedOrigins,
     heartbeatS: config.heartbeatS,

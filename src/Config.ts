@@ -53,6 +53,12 @@ export interface AppConfig {
   readonly dataKeyFile: string | undefined
   /** Data keys accepted for opening values, never used to seal (a rotation's overlap). */
   readonly previousDataKeyFiles: ReadonlyArray<string>
+  /**
+   * TLS session resumption key (TIDINGS_TLS_RESUMPTION_KEY_FILE): the same file on every node
+   * lets a client resume its TLS session on any node and across restarts; unset, each start
+   * makes its own (resumption only on the node that made the session, until it restarts).
+   */
+  readonly tlsResumptionKeyFile: string | undefined
   /** Dev only: the dev issuer's key, so several dev nodes accept each other's tokens. */
   readonly devIssuerKeyFile: string | undefined
   readonly auditSink: AuditSink
@@ -282,6 +288,7 @@ const parseOrThrow = (env: Env): AppConfig => {
     auditKeyFile,
     dataKeyFile,
     previousDataKeyFiles,
+    tlsResumptionKeyFile: read(env, "TIDINGS_TLS_RESUMPTION_KEY_FILE"),
     devIssuerKeyFile,
     auditSink,
     heartbeatS: int(env, "TIDINGS_HEARTBEAT_S", 25, 1, 3600),

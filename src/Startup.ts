@@ -50,7 +50,8 @@ export const checkFiles = (config: AppConfig): StartProblem | undefined => {
   const keyFiles: Array<readonly [string, string]> = [
     ...(config.auditKeyFile === undefined ? [] : [["TIDINGS_AUDIT_KEY_FILE", config.auditKeyFile] as const]),
     ...(config.dataKeyFile === undefined ? [] : [["TIDINGS_DATA_KEY_FILE", config.dataKeyFile] as const]),
-    ...config.previousDataKeyFiles.map((file) => ["TIDINGS_DATA_PREVIOUS_KEY_FILES", file] as const)
+    ...config.previousDataKeyFiles.map((file) => ["TIDINGS_DATA_PREVIOUS_KEY_FILES", file] as const),
+    ...(config.tlsResumptionKeyFile === undefined ? [] : [["TIDINGS_TLS_RESUMPTION_KEY_FILE", config.tlsResumptionKeyFile] as const])
   ]
   for (const [setting, file] of keyFiles) {
     let key: Buffer

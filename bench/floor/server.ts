@@ -11,7 +11,7 @@ import { createServer } from "node:https"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { WebSocket, WebSocketServer } from "ws"
 import { Redis } from "ioredis"
-import { serverOptions } from "../../src/server/Tls.ts"
+import { resumptionKeys, serverOptions } from "../../src/server/Tls.ts"
 import { connectBus, keys } from "../lib/bus.ts"
 
 const env = (name: string): string => {
@@ -81,10 +81,14 @@ const leave = (client: Client, name: string) => {
   }
 }
 
-const server = createServer(serverOptions({
-  cert: readFileSync(env("FLOOR_TLS_CERT_FILE"), "utf8"),
-  key: readFileSync(env("FLOOR_TLS_KEY_FILE"), "utf8")
-}))
+const server = createServer({
+  ...serverOptions({
+    cert: readFileSync(env("FLOOR_TLS_CERT_FILE"), "utf8"),
+    key: readFileSync(env("FLOOR_TLS_KEY_FILE"), "utf8")
+  }),
+  // The same session ticket keys as Tidings' (TIDINGS_TLS_RESUMPTION_KEY_FILE), every start.
+  ticketKeys: resumptionKeys(readFileSync(env("FLOOR_TLS_RESUMPTION_KEY_FILE")))
+})
 
 const answer = (res: ServerResponse, status: number, body: unknown) => {
   const text = JSON.stringify(body)

@@ -156,6 +156,8 @@ export interface Material {
   readonly ticketKeyFile: string
   readonly auditKeyFile: string
   readonly dataKeyFile: string
+  /** TLS session ticket keys (both servers, every start): TIDINGS_TLS_RESUMPTION_KEY_FILE. */
+  readonly resumptionKeyFile: string
   readonly jwksFile: string
   readonly issuer: string
   readonly audience: string
@@ -196,6 +198,7 @@ export const startTidings = async (
     TIDINGS_TICKET_KEY_FILE: material.ticketKeyFile,
     TIDINGS_AUDIT_KEY_FILE: material.auditKeyFile,
     TIDINGS_DATA_KEY_FILE: material.dataKeyFile,
+    TIDINGS_TLS_RESUMPTION_KEY_FILE: material.resumptionKeyFile,
     TIDINGS_AUDIT_SINK: `file:${join(material.dir, `audit-${name}`)}`,
     TIDINGS_METRICS_LISTEN: `127.0.0.1:${await freePort()}`,
     ...RAISED_LIMITS,
@@ -215,6 +218,7 @@ export const startFloor = async (
     FLOOR_LISTEN: `127.0.0.1:${port}`,
     FLOOR_TLS_CERT_FILE: material.certFile,
     FLOOR_TLS_KEY_FILE: material.keyFile,
+    FLOOR_TLS_RESUMPTION_KEY_FILE: material.resumptionKeyFile,
     FLOOR_REDIS_URL: redisUrl,
     FLOOR_HEARTBEAT_S: String(options.heartbeatS ?? 25)
   }

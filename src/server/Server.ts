@@ -25,6 +25,8 @@ export interface ServerOptions {
   readonly certificate?: { readonly certFile: string; readonly keyFile: string } | undefined
   /** CA of the services' client certificates (TIDINGS_TLS_CLIENT_CA), if services must show one. */
   readonly clientCa?: string | undefined
+  /** Session ticket keys shared by the nodes (TIDINGS_TLS_RESUMPTION_KEY_FILE), or random per start. */
+  readonly ticketKeys?: Buffer | undefined
   readonly dev: boolean
   readonly allowedOrigins: ReadonlySet<string>
   readonly heartbeatS: number
@@ -71,6 +73,7 @@ export const layer = (options: ServerOptions) =>
       const debug = LogLevel.isLessThanOrEqualTo(yield* References.MinimumLogLevel, "Debug")
       const server = createServer({
         ...Tls.serverOptions(options.tls, options.clientCa),
+        ...(options.ticketKeys === undefined ? {} : { ticketKeys: options.ticketKeys }),
         // Slow or silent clients hold nothing for long: the TLS handshake, then the request
         // head (an upgrade request too), each have a deadline, checked every second rather
         // than Node's default 30 s.

@@ -1,7 +1,7 @@
 // The TLS policy of the only listener there is: TLS 1.2 and 1.3, on 1.2 only ECDHE with AEAD
 // ciphers, curves with the hybrid post-quantum group first when OpenSSL has it. Also where the
 // certificate comes from (the configured files, or in dev a self-signed one), and its live reload.
-import { createHash, createPrivateKey, X509Certificate } from "node:crypto"
+import { createHash, createPrivateKey, hkdfSync, X509Certificate } from "node:crypto"
 import { type FSWatcher, readFileSync, watch } from "node:fs"
 import { basename, dirname, resolve } from "node:path"
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from "node:tls"
@@ -176,3 +176,11 @@ export const watchCertificate = (
     if (timer !== undefined) clearTimeout(timer)
   }
 }
+
+/**
+ * The 48 bytes Node encrypts TLS session tickets with (name, HMAC and AES keys), derived from
+ * the resumption key file: nodes given the same file resume each other's sessions, and a
+ * restarted node its own, so a reconnect after a deploy skips the certificate signature.
+ */
+export const resumptionKeys = (secret: Uint8Array): Buffer =>
+  Buffer.from(hkdfSync("sha256", secret, new Uint8Array(0), "tidings tls session tickets", 48))

@@ -200,6 +200,19 @@ describe("node src/main.ts refusing to start", () => {
     expectOneLine(result.stderr, "TIDINGS_DEV_ISSUER ")
   })
 
+  it("exits 78 on a TLS resumption key file under 32 bytes, naming the setting", async () => {
+    const dir = join(process.cwd(), ".data", `resumption-${randomBytes(4).toString("hex")}`)
+    mkdirSync(dir, { recursive: true })
+    try {
+      writeFileSync(join(dir, "short.key"), randomBytes(16))
+      const result = await exitOnly({ TIDINGS_TLS_RESUMPTION_KEY_FILE: join(dir, "short.key") })
+      expect(result.code).toBe(78)
+      expectOneLine(result.stderr, "TIDINGS_TLS_RESUMPTION_KEY_FILE must hold at least 32 bytes")
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("exits 78 on TIDINGS_LISTEN=nonsense without repeating the value", async () => {
     const result = await exitOnly({ TIDINGS_LISTEN: "nonsense" })
     expect(result.code).toBe(78)
