@@ -3,9 +3,10 @@
 // control channel has a connection of its own (Control.ts): this one leaves subscriber mode
 // whenever its last channel is released, which must not take anything else with it.
 // Each name is subscribed when its first listener arrives and unsubscribed after its last
-// leaves. After a reconnect to a single Redis the channels are subscribed again here, not by
+// leaves (gathered with the others released in the same turn: one SUNSUBSCRIBE per slot). After a reconnect to a single Redis the channels are subscribed again here, not by
 // ioredis: it forgets a channel whose re-SSUBSCRIBE is refused and leaves the refusal
 // unhandled (an unhandled rejection ends the process). A refusal here reconnects and retries.
+import calculateSlot from "cluster-key-slot"
 import { Context, Effect, Layer } from "effect"
 import type { Unavailable } from "../../domain/Errors.ts"
 import { Members } from "../../domain/Members.ts"
@@ -64,6 +65,33 @@ export const layer = Layer.effect(
 
     const command = attempt("event-bus")
 
+    // Unsubscribes are gathered until the next turn of the event loop and sent together: one
+    // SUNSUBSCRIBE for all on a single Redis, one per hash slot on a Cluster (a command's
+    // channels must share one there). A node shutting down, or the old sessions of a reconnect
+    // storm, release thousands of channels at once; one write each held the exit back.
+    let leaving: Set<string> | undefined
+    const flushLeaving = () => {
+      // A name listened to again meanwhile stays: its SSUBSCRIBE went out before this would.
+      const names = [...leaving!].filter((name) => !listeners.has(name))
+      leaving = undefined
+      const groups = new Map<number, Array<string>>()
+      for (const name of names) {
+        const slot = resubscribeHere ? 0 : calculateSlot(name)
+        const group = groups.get(slot)
+        if (group === undefined) groups.set(slot, [name])
+        else group.push(name)
+      }
+      // Failing, the connection is down: channels are not subscribed again after it.
+      for (const group of groups.values()) subscriber.sunsubscribe(...group).catch(() => undefined)
+    }
+    const leave = (name: string) => {
+      if (leaving === undefined) {
+        leaving = new Set()
+        setImmediate(flushLeaving)
+      }
+      leaving.add(name)
+    }
+
     return RedisSubscriber.of({
       onReconnect: (listener) => {
         reconnectListeners.add(listener)
@@ -79,7 +107,8 @@ export const layer = Layer.effect(
             set?.delete(listener)
             if (set === undefined || set.size > 0) return Effect.void
             listeners.delete(name)
-            return command(() => subscriber.sunsubscribe(name)).pipe(Effect.ignore)
+            leave(name)
+            return Effect.void
           })
           const set = listeners.get(name)
           if (set !== undefined) {
