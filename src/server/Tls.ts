@@ -31,6 +31,16 @@ const supports = (curves: string): boolean => {
 export const ECDH_CURVES = supports(`X25519MLKEM768:${CLASSIC_CURVES}`) ? `X25519MLKEM768:${CLASSIC_CURVES}` : CLASSIC_CURVES
 
 /**
+ * The TLS session context: OpenSSL resumes only a session made under the same one. Node's
+ * default is a hash of the command line, which differs between releases and hosts, so nodes
+ * sharing TIDINGS_TLS_RESUMPTION_KEY_FILE would silently stop resuming each other's sessions
+ * after a deploy. This one is the same on every node, and changes with the client CA: a node
+ * that trusts another CA resumes no session whose client certificate an older CA verified.
+ */
+export const sessionContext = (clientCa: string | undefined): string =>
+  createHash("sha256").update("tidings tls session context\0").update(clientCa ?? "").digest("hex").slice(0, 32)
+
+/**
  * The TLS policy for one certificate. With `clientCa`, clients are asked for a certificate and
  * those signed by it are marked authorized; a client without one still connects (browsers
  * have none), and the routes that demand one refuse it.
@@ -40,11 +50,13 @@ export const serverOptions = (
   clientCa?: string
 ): SecureContextOptions & {
   honorCipherOrder: boolean
+  sessionIdContext: string
   requestCert?: boolean
   rejectUnauthorized?: boolean
   ALPNCallback: (arg: { servername: string; protocols: Array<string> }) => string | undefined
 } => ({
   ...(clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: false }),
+  sessionIdContext: sessionContext(clientCa),
   // HTTP/1.1 by callback rather than https' default ALPNProtocols list: Node copies that list
   // into a small Buffer for every socket, and each copy pins a 64 KiB pool slab shared with
   // short-lived buffers (6 KiB per idle connection, measured). Clients offering no ALPN are

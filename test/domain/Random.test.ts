@@ -12,7 +12,8 @@ describe("Random.bytes", () => {
   })
 
   it("never hands out the same bytes twice, across many refills of the pool", () => {
-    // 12-byte draws (a nonce's size): 4096 is not a multiple of 12, so draws straddle refills.
+    // 12-byte draws (a nonce's size): 4096 is not a multiple of 12, so each refill leaves a
+    // remainder behind, which is never handed out.
     const seen = new Set<string>()
     for (let i = 0; i < 5_000; i++) seen.add(hex(Random.bytes(12)))
     expect(seen.size).toBe(5_000)

@@ -119,7 +119,12 @@ export const layer = Layer.effect(
           members.add(listener)
           listeners.set(name, members)
           return command(() => subscriber.ssubscribe(name)).pipe(
-            Effect.tapError(() => Effect.sync(() => listeners.delete(name))),
+            // A SUNSUBSCRIBE too: this may have been a channel gathered to leave (skipped as
+            // wanted again), or the SSUBSCRIBE may have gone through without its answer.
+            Effect.tapError(() => Effect.sync(() => {
+              listeners.delete(name)
+              leave(name)
+            })),
             Effect.as(release)
           )
         })
