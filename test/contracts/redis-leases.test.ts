@@ -11,7 +11,7 @@ import { fresh, freshSubject } from "./support.ts"
 
 const LEASE = { leaseMs: 600, refreshMs: 150, graceMs: 450 }
 
-// Renewals go out as one script per slice on a single Redis, one per session on a cluster:
+// Renewals go out as one script per slice on a single Redis, one per hash slot on a cluster:
 // both ways are run.
 const targets = ["single", "cluster"] as const
 

@@ -5,7 +5,6 @@
 // event>", sealed once per publish and opened once per node, bound to the channel's pseudonym.
 // Each subscription follows the channel with the shared rules (interpreters/Follower.ts):
 // after the subscriber connection drops and comes back it catches up from history or resets.
-import calculateSlot from "cluster-key-slot"
 import { Clock, Effect, Layer, Result } from "effect"
 import type { Channel } from "../../domain/Channel.ts"
 import type { Event, EventDraft } from "../../domain/Event.ts"
@@ -18,6 +17,7 @@ import { attempt, RedisClient } from "./Client.ts"
 import { DataKeys } from "./DataKey.ts"
 import { type ChannelKeys, named } from "./Keys.ts"
 import * as Script from "./Script.ts"
+import { groupBySlot } from "./Slots.ts"
 import { RedisSubscriber } from "./Subscriber.ts"
 
 /**
@@ -250,23 +250,6 @@ export const layer = Layer.effect(
         : Result.succeed<Published>({ id: id as Published["id"], channel: item.draft.channel, epoch, seq, fresh: fresh === 1 })
     }
 
-    /**
-     * The items' indices by where one script may take them together, in the given order: by
-     * hash slot on a Cluster (every key of a call in one slot); everything at once on a single
-     * Redis, where a script may touch any key.
-     */
-    const groups = (prepared: ReadonlyArray<Prepared>): Iterable<Array<number>> => {
-      if (!cluster) return prepared.length === 0 ? [] : [prepared.map((_, index) => index)]
-      const bySlot = new Map<number, Array<number>>()
-      prepared.forEach((item, index) => {
-        const slot = calculateSlot(item.keys[0])
-        const group = bySlot.get(slot)
-        if (group === undefined) bySlot.set(slot, [index])
-        else group.push(index)
-      })
-      return bySlot.values()
-    }
-
     const publishGroup = (
       prepared: ReadonlyArray<Prepared>,
       group: ReadonlyArray<number>,
@@ -302,7 +285,11 @@ export const layer = Layer.effect(
           const prepared = items.map(({ draft, idempotencyKey }) => prepare(draft, idempotencyKey))
           const results: Array<Result.Result<Published, Unavailable>> = new Array(items.length)
           return Effect.as(
-            Effect.forEach(groups(prepared), (group) => publishGroup(prepared, group, now, results), { concurrency: "unbounded", discard: true }),
+            Effect.forEach(
+              groupBySlot(cluster, prepared.map((_, index) => index), (index) => prepared[index]!.keys[0]),
+              (group) => publishGroup(prepared, group, now, results),
+              { concurrency: "unbounded", discard: true }
+            ),
             results
           )
         }),

@@ -16,6 +16,7 @@ import { DataKeys } from "./DataKey.ts"
 import { named } from "./Keys.ts"
 import { TAKE_LUA } from "./RateLimiter.ts"
 import * as Script from "./Script.ts"
+import { groupBySlot } from "./Slots.ts"
 
 /**
  * How long a registration lives without its node refreshing it; how often the node renews
@@ -109,19 +110,24 @@ export const layerWith = ({ leaseMs, refreshMs, graceMs }: Lease) => Layer.effec
     })
 
     /** Each session's revocation time ('' for none), or null where the check failed. */
-    const renew = (slice: ReadonlyArray<readonly [LiveSession, Entry]>, now: number): Promise<Array<string | null>> =>
-      // One script per slice on a single Redis; on a cluster the subjects' keys live in many
-      // slots, so one per session (auto-pipelined), each answering for itself.
-      client.cluster
-        ? Promise.all(slice.map(([session, entry]) =>
-          RENEW.run(redis, [entry.sessions, entry.revoked], [now + leaseMs, leaseMs, session.id])
-            .then((answer) => answer[0] ?? null, () => null)
-        ))
-        : RENEW.run(
-          redis,
-          slice.flatMap(([, entry]) => [entry.sessions, entry.revoked]),
-          [now + leaseMs, leaseMs, ...slice.map(([session]) => session.id)]
-        ).then((answers) => slice.map((_, i) => answers[i] ?? null), () => slice.map(() => null))
+    const renewGroup = (group: ReadonlyArray<readonly [LiveSession, Entry]>, now: number): Promise<Array<string | null>> =>
+      RENEW.run(
+        redis,
+        group.flatMap(([, entry]) => [entry.sessions, entry.revoked]),
+        [now + leaseMs, leaseMs, ...group.map(([session]) => session.id)]
+      ).then((answers) => group.map((_, i) => answers[i] ?? null), () => group.map(() => null))
+
+    // One script per slice on a single Redis; on a cluster the subjects' keys live in many
+    // slots, so one per slot (auto-pipelined), each answering for its sessions.
+    const renew = async (slice: ReadonlyArray<readonly [LiveSession, Entry]>, now: number): Promise<Array<string | null>> => {
+      const answers: Array<string | null> = new Array(slice.length)
+      const groups = groupBySlot(client.cluster, slice.map((_, i) => i), (i) => slice[i]![1].sessions)
+      await Promise.all(groups.map(async (group) => {
+        const answered = await renewGroup(group.map((i) => slice[i]!), now)
+        group.forEach((i, k) => (answers[i] = answered[k]!))
+      }))
+      return answers
+    }
 
     // One cycle over every local session, a slice at a time (one burst for 100,000 sessions
     // would hold the event loop, and every socket, for a second): renew its lease, end it if

@@ -6,11 +6,11 @@
 // leaves (gathered with the others released in the same turn: one SUNSUBSCRIBE per slot). After a reconnect to a single Redis the channels are subscribed again here, not by
 // ioredis: it forgets a channel whose re-SSUBSCRIBE is refused and leaves the refusal
 // unhandled (an unhandled rejection ends the process). A refusal here reconnects and retries.
-import calculateSlot from "cluster-key-slot"
 import { Context, Effect, Layer } from "effect"
 import type { Unavailable } from "../../domain/Errors.ts"
 import { Members } from "../../domain/Members.ts"
 import { attempt, connect, RedisTargetRef, release } from "./Client.ts"
+import { groupBySlot } from "./Slots.ts"
 
 export type MessageListener = (message: string) => void
 
@@ -74,15 +74,10 @@ export const layer = Layer.effect(
       // A name listened to again meanwhile stays: its SSUBSCRIBE went out before this would.
       const names = [...leaving!].filter((name) => !listeners.has(name))
       leaving = undefined
-      const groups = new Map<number, Array<string>>()
-      for (const name of names) {
-        const slot = resubscribeHere ? 0 : calculateSlot(name)
-        const group = groups.get(slot)
-        if (group === undefined) groups.set(slot, [name])
-        else group.push(name)
-      }
       // Failing, the connection is down: channels are not subscribed again after it.
-      for (const group of groups.values()) subscriber.sunsubscribe(...group).catch(() => undefined)
+      for (const group of groupBySlot(!resubscribeHere, names, (name) => name)) {
+        subscriber.sunsubscribe(...group).catch(() => undefined)
+      }
     }
     const leave = (name: string) => {
       if (leaving === undefined) {
