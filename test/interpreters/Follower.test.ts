@@ -30,18 +30,26 @@ const storeOf = () => {
 
 const settle = Effect.repeat(Effect.yieldNow, { times: 20 })
 
+/**
+ * A follower at seq 1 whose subscriber reconnected while event 2 was published: its catch-up
+ * has delivered event 2 from history. `seen` holds seqs delivered and reset causes.
+ */
+const caughtUpToTwo = Effect.gen(function*() {
+  const { state, store } = storeOf()
+  const seen: Array<number | string> = []
+  const follower = yield* follow(store, { event: (e) => void seen.push(e.seq), reset: (_, cause) => void seen.push(cause) })
+  follower.start({ epoch: EPOCH, seq: 1 })
+  state.head = { epoch: EPOCH, seq: 2 }
+  state.history = [event(1), event(2)]
+  follower.catchUp()
+  yield* settle
+  return { state, follower, seen }
+})
+
 describe("follow", () => {
   it.effect("drops the late pub/sub message of an event a catch-up delivered, and resets on none", () =>
     Effect.scoped(Effect.gen(function*() {
-      const { state, store } = storeOf()
-      const seen: Array<number | string> = []
-      const follower = yield* follow(store, { event: (e) => void seen.push(e.seq), reset: (_, cause) => void seen.push(cause) })
-      follower.start({ epoch: EPOCH, seq: 1 })
-      // The subscriber reconnected; event 2 was published meanwhile and is in history.
-      state.head = { epoch: EPOCH, seq: 2 }
-      state.history = [event(1), event(2)]
-      follower.catchUp()
-      yield* settle
+      const { state, follower, seen } = yield* caughtUpToTwo
       // Its pub/sub message arrives after the catch-up delivered it, then the next one.
       follower.receive(event(2))
       follower.receive(event(3))
@@ -52,14 +60,7 @@ describe("follow", () => {
 
   it.effect("still takes a delivered seq coming again with another event as a rollback", () =>
     Effect.scoped(Effect.gen(function*() {
-      const { state, store } = storeOf()
-      const seen: Array<number | string> = []
-      const follower = yield* follow(store, { event: (e) => void seen.push(e.seq), reset: (_, cause) => void seen.push(cause) })
-      follower.start({ epoch: EPOCH, seq: 1 })
-      state.head = { epoch: EPOCH, seq: 2 }
-      state.history = [event(1), event(2)]
-      follower.catchUp()
-      yield* settle
+      const { state, follower, seen } = yield* caughtUpToTwo
       // The store forgot event 2 and gave its seq to another event.
       follower.receive(event(2, "evt_other"))
       yield* settle
