@@ -1,7 +1,7 @@
 // The Redis interpreters through an outage (real time, bounded waits): not ready and failing
 // with Unavailable while Redis is away, ready again when it returns, live subscriptions resumed.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Layer, Redacted } from "effect"
+import { Clock, Duration, Effect, Layer, Redacted, Result } from "effect"
 import { Redis as IORedis } from "ioredis"
 import type { Event } from "../../src/domain/Event.ts"
 import type { ClinicianRef, PatientRef } from "../../src/domain/Ref.ts"
@@ -80,6 +80,16 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "TicketStore.put": tickets.put(freshSubject(), jti(), Duration.seconds(60)),
         "TicketStore.take": tickets.take(freshSubject(), jti()),
         "EventBus.publish": bus.publish(draft(channel()), fresh("key")),
+        // Each item answers for itself: all of them Unavailable, or all published.
+        "EventBus.publishAll": Effect.flatMap(
+          bus.publishAll([draft(channel()), draft(channel())].map((d) => ({ draft: d, idempotencyKey: fresh("key") }))),
+          (results) => {
+            const failures = results.filter(Result.isFailure)
+            if (failures.length === 0 && results.length === 2) return Effect.void
+            if (failures.length === results.length) return Effect.fail(failures[0]!.failure)
+            return Effect.die(new Error(`${failures.length} of ${results.length} items failed`))
+          }
+        ),
         "EventBus.subscribe": Effect.scoped(bus.subscribe(channel(), { event: () => undefined, reset: () => undefined })),
         "EventBus.head": bus.head(channel()),
         "EventBus.since": bus.since(channel(), { epoch: "k3Jd92Lq", seq: 0 }),
@@ -101,6 +111,7 @@ describe.skipIf(!canKill)(`the Redis interpreters through an outage${canKill ? "
         "TicketStore.put": "Unavailable:ticket-store",
         "TicketStore.take": "Unavailable:ticket-store",
         "EventBus.publish": "Unavailable:event-bus",
+        "EventBus.publishAll": "Unavailable:event-bus",
         "EventBus.subscribe": "Unavailable:event-bus",
         "EventBus.head": "Unavailable:event-bus",
         "EventBus.since": "Unavailable:event-bus",
